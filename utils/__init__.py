@@ -1,0 +1,1 @@
+"""Project-agnostic helpers: errors, atomic files, CLI parsing, seeding, provenance."""
