@@ -1,0 +1,1 @@
+"""Models: the frozen ResNet feature extractor, linear heads and their losses."""
