@@ -1,0 +1,114 @@
+"""The dataset registry: digits, synthetic, feature files and the offline download errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from data import DataOptions, load_feature_file, load_feature_set
+from data.synthetic import SyntheticConfig, make_synthetic
+from tests.conftest import run_script
+from utils.errors import UserError
+
+
+def test_digits_split_is_stratified_and_reproducible():
+    a, b = load_feature_set("digits"), load_feature_set("digits")
+    np.testing.assert_array_equal(a.train_features, b.train_features)
+    np.testing.assert_array_equal(a.test_labels, b.test_labels)
+    assert a.train_features.shape[0] + a.test_features.shape[0] == 1797
+    assert a.num_classes == 10 and a.dim == 64
+    train_share = np.bincount(a.train_labels) / len(a.train_labels)
+    test_share = np.bincount(a.test_labels) / len(a.test_labels)
+    np.testing.assert_allclose(train_share, test_share, atol=0.005)
+    assert np.isfinite(a.train_features).all() and np.isfinite(a.test_features).all()
+    np.testing.assert_allclose(a.train_features.mean(axis=0), 0.0, atol=1e-5)
+    std = a.train_features.std(axis=0)
+    assert np.all((np.abs(std - 1) < 1e-4) | (std == 0)), "standardised, zero-variance pixels left at 0"
+    assert (std == 0).any(), "digits has constant pixels: the guard is exercised"
+
+
+def test_synthetic_is_deterministic_by_seed():
+    a, b, c = make_synthetic(), make_synthetic(), make_synthetic(SyntheticConfig(seed=1))
+    np.testing.assert_array_equal(a.train_features, b.train_features)
+    assert not np.array_equal(a.train_features, c.train_features)
+    assert a.num_classes == 12 and len(set(a.superclasses)) == 4
+
+
+def test_unknown_dataset_lists_the_valid_names():
+    with pytest.raises(UserError, match="digits, synthetic, cifar10"):
+        load_feature_set("mnist")
+
+
+def _arrays():
+    rng = np.random.default_rng(0)
+    return {
+        "train_features": rng.normal(size=(20, 5)).astype(np.float32),
+        "train_labels": np.arange(20) % 3,
+        "test_features": rng.normal(size=(6, 5)).astype(np.float32),
+        "test_labels": np.arange(6) % 3,
+        "class_names": np.array(["a", "b", "c"]),
+    }
+
+
+def test_feature_file_round_trip_npz_and_pt(tmp_path):
+    arrays = _arrays()
+    np.savez(tmp_path / "f.npz", **arrays)
+    tensors = {k: torch.from_numpy(v) for k, v in arrays.items() if k != "class_names"}
+    torch.save(tensors, tmp_path / "f.pt")
+    for path in (tmp_path / "f.npz", tmp_path / "f.pt"):
+        loaded = load_feature_file(path)
+        np.testing.assert_array_equal(loaded.train_features, arrays["train_features"])
+        np.testing.assert_array_equal(loaded.test_labels, arrays["test_labels"])
+        assert loaded.num_classes == 3
+    assert load_feature_file(tmp_path / "f.npz").class_names == ("a", "b", "c")
+    assert load_feature_file(tmp_path / "f.npz").source != load_feature_file(tmp_path / "f.pt").source
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop("test_labels"), "lacks key"),
+        (lambda a: a.update(train_labels=np.arange(19) % 3), "rows but train_labels"),
+        (lambda a: a.update(test_features=np.zeros((6, 4), np.float32)), "dimension"),
+        (lambda a: a.update(train_features=np.zeros(20, np.float32)), "2-d"),
+        (lambda a: a.update(train_labels=np.arange(20) % 4), "must lie in 0..2"),
+    ],
+)
+def test_feature_file_errors_are_one_line(tmp_path, change, message):
+    arrays = _arrays()
+    change(arrays)
+    np.savez(tmp_path / "bad.npz", **arrays)
+    with pytest.raises(UserError, match=message):
+        load_feature_file(tmp_path / "bad.npz")
+
+
+def test_feature_file_refuses_pickled_objects(tmp_path):
+    arrays = _arrays()
+    arrays["class_names"] = np.array([object(), "b", "c"], dtype=object)
+    np.savez(tmp_path / "pickled.npz", **arrays)
+    with pytest.raises(UserError, match="cannot read"):
+        load_feature_file(tmp_path / "pickled.npz")
+
+
+@pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"), ("caltech256", "256_ObjectCategories"),
+                                          ("flowers102", "flowers-102"), ("food101", "food-101")])
+def test_missing_dataset_names_the_folder_and_layout(tmp_path, name, folder):
+    options = DataOptions(data_root=tmp_path / "empty", download="never")
+    with pytest.raises(UserError) as error:
+        load_feature_set(name, options)
+    text = str(error.value)
+    assert name in text and str(tmp_path / "empty") in text and folder in text and "\n" not in text
+
+
+def test_stanfordcars_says_where_to_get_it(tmp_path):
+    with pytest.raises(UserError, match="cannot download StanfordCars"):
+        load_feature_set("stanfordcars", DataOptions(data_root=tmp_path, download="auto"))
+
+
+def test_cli_offline_error_is_one_line_without_traceback(tmp_path):
+    result = run_script("train_linear.py", "--summary", "-d", "cifar100", "--download", "never",
+                        "--data-root", str(tmp_path / "nothing"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cifar-100-python" in lines[0] and "Traceback" not in result.stderr
