@@ -1,8 +1,10 @@
-"""Linear probing on frozen features with noisy labels.
+"""Linear probing on frozen features with noisy labels: teacher, self-distilled students and the PLL student.
 
-``python train_linear.py --summary`` prints what a run would train on: the dataset's sizes and
-feature shape, the class clusters and, for every seed and corruption rate given, the noise
-transition matrix with the realised corruption rate.
+Without ``--dist`` (and without ``--partial``) one process runs the whole chain — the teacher,
+``--rounds`` students and the PLL student — for every seed and corruption rate, and prints a
+table of test accuracy. ``--dist 0`` trains the teacher only, ``--dist t`` student t from round
+t−1's checkpoint, ``--partial`` the PLL student from the teacher. ``--summary`` prints the data
+summary (sizes, clusters, noise transition matrices) and exits.
 """
 
 from __future__ import annotations
@@ -13,15 +15,24 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from tqdm import tqdm
+
 from data import DATASET_NAMES, DataOptions, FeatureSet, load_feature_file, load_feature_set
 from data.clusters import NOISE_CUT, class_similarity, cluster_classes
 from data.noise import NOISE_TYPES, check_rate, make_noisy_labels
 from data.summary import describe_clusters, describe_features, describe_noise
 from data.synthetic import SyntheticConfig
-from models.backbone import ARCHITECTURES, WEIGHT_CHOICES
-from utils.cli import OneLineParser
-from utils.device import DEVICE_CHOICES
-from utils.errors import exits_cleanly
+from models.choices import DEPTHS, WEIGHT_CHOICES
+from training import results
+from training.chain import chain_table, configs_for, run_chain
+from training.config import PLL, TrainConfig, default_lr_wd, stage_name
+from training.stages import DeviceData, StageOutputs, run_stage
+from utils.cli import OneLineParser, add_bool_flag
+from utils.device import DEVICE_CHOICES, resolve_device
+from utils.errors import UserError, exits_cleanly
+
+DEFAULT_SEEDS = [0, 1, 2]
+DEFAULT_RATES = [0.3, 0.5, 0.7]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,21 +44,78 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
     data.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
     data.add_argument("--download", choices=("auto", "never"), default="auto", help="fetch missing datasets (default auto)")
-    data.add_argument("--depth", type=int, choices=sorted(ARCHITECTURES), default=34, help="ResNet depth (default 34)")
+    data.add_argument("--depth", type=int, choices=DEPTHS, default=34, help="ResNet depth (default 34)")
     data.add_argument("--weights", choices=WEIGHT_CHOICES, default="default",
                       help="backbone weights: torchvision's DEFAULT, or none (random init, for offline tests)")
     data.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
-    data.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
-    data.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
+
     noise = parser.add_argument_group("label noise")
     noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (default cc: superclass)")
-    noise.add_argument("--corruption", type=float, nargs="+", default=[0.5], metavar="ETA",
-                       help="corruption rate(s) η in [0, 1] (default 0.5)")
-    noise.add_argument("--manualSeed", "--seeds", dest="seeds", type=int, nargs="+", default=[0], metavar="SEED",
-                       help="seed(s) (default 0)")
-    parser.add_argument("--summary", action="store_true", help="print the data summary and exit")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    noise.add_argument("--corruption", type=float, nargs="+", default=DEFAULT_RATES, metavar="ETA",
+                       help="corruption rate(s) η in [0, 1] (default 0.3 0.5 0.7)")
+    noise.add_argument("--manualSeed", "--seeds", dest="seeds", type=int, nargs="+", default=DEFAULT_SEEDS,
+                       metavar="SEED", help="seed(s) (default 0 1 2)")
+
+    stage = parser.add_argument_group("stage")
+    stage.add_argument("--dist", type=int, metavar="T",
+                       help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain")
+    add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
+    stage.add_argument("--rounds", type=int, default=4, help="students in the whole chain (default 4)")
+    stage.add_argument("--last", type=int, choices=(0, 1), default=0,
+                       help="teacher checkpoint a student learns from: 0 best, 1 last (default 0)")
+    stage.add_argument("--pll-k", type=int, default=2, help="PLL candidate set: the teacher's top-k classes (default 2)")
+    stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL (default 0.7)")
+
+    optim = parser.add_argument_group("optimisation")
+    optim.add_argument("--lr", "--learning-rate", type=float, help="learning rate (default: per dataset, see README)")
+    optim.add_argument("--wd", "--weight-decay", type=float, help="weight decay λ (default: per dataset, see README)")
+    optim.add_argument("--epochs", type=int, default=200, help="epochs (default 200)")
+    optim.add_argument("--train-batch", type=int, default=128, help="training batch size (default 128)")
+    optim.add_argument("--test-batch", type=int, default=200, help="evaluation batch size (default 200)")
+    optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch (default 0.98)")
+    optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    optim.add_argument("--optimizer", choices=("sgd", "lbfgs"), default="sgd",
+                       help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU")
+    optim.add_argument("--select", choices=("test", "val"), default="test",
+                       help="pick the best epoch on test (reference) or on a validation split of the noisy train set")
+    optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val (default 0.1)")
+    optim.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
+    optim.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
+
+    out = parser.add_argument_group("outputs")
+    out.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"),
+                     help="folder for run folders (default ./checkpoints)")
+    out.add_argument("--results", type=Path, help="results CSV (default ./results/<ctype>.csv)")
+    out.add_argument("--rebuild-results", action="store_true",
+                     help="rewrite the results CSV from the run folders under --checkpoint and exit")
+    out.add_argument("--summary", action="store_true", help="print the data summary and exit")
+    out.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     return parser
+
+
+def check_args(args: argparse.Namespace) -> None:
+    for eta in args.corruption:
+        check_rate(eta)
+    if args.dist is not None and args.dist < 0:
+        raise UserError(f"--dist must be 0 (teacher) or a round t ≥ 1, got {args.dist}")
+    if args.dist is not None and args.partial:
+        raise UserError("give either --dist T or --partial, not both")
+    positive = {"--epochs": args.epochs, "--train-batch": args.train_batch, "--test-batch": args.test_batch,
+                "--pll-k": args.pll_k}
+    for flag, value in positive.items():
+        if value < 1:
+            raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.rounds < 0:
+        raise UserError(f"--rounds must be at least 0, got {args.rounds}")
+    if not 0 < args.q <= 1:
+        raise UserError(f"--q must lie in (0, 1], got {args.q}")
+    if not 0 < args.val_fraction < 1:
+        raise UserError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
+    for flag, value in (("--lr", args.lr), ("--wd", args.wd)):
+        if value is not None and value < 0:
+            raise UserError(f"{flag} must be non-negative, got {value}")
+    if args.lr == 0:
+        raise UserError("--lr must be positive")
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
@@ -65,10 +133,13 @@ def load_features(args: argparse.Namespace) -> FeatureSet:
     return load_feature_set(args.dataset, data_options(args))
 
 
-def summary(args: argparse.Namespace) -> str:
-    features = load_features(args)
+def noise_clusters(features: FeatureSet):
     similarity = class_similarity(features.train_features, features.train_labels, features.num_classes)
-    clusters = cluster_classes(similarity, NOISE_CUT)
+    return cluster_classes(similarity, NOISE_CUT)
+
+
+def summary(args: argparse.Namespace, features: FeatureSet) -> str:
+    clusters = noise_clusters(features)
     parts = [describe_features(features), describe_clusters(clusters, features.class_names, NOISE_CUT)]
     for seed in args.seeds:
         for eta in args.corruption:
@@ -77,13 +148,92 @@ def summary(args: argparse.Namespace) -> str:
     return "\n\n".join(parts)
 
 
+def base_config(args: argparse.Namespace, features: FeatureSet) -> TrainConfig:
+    lr, wd = default_lr_wd(features.name if args.features is None else "")
+    return TrainConfig(
+        dataset=features.name, feature_source=features.source, depth=args.depth, weights=args.weights,
+        ctype=args.ctype, corruption=args.corruption[0], seed=args.seeds[0], stage=0,
+        lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd,
+        epochs=args.epochs, train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma,
+        momentum=args.momentum, optimizer=args.optimizer, last=args.last, select=args.select,
+        val_fraction=args.val_fraction, q=args.q, pll_k=args.pll_k,
+    )
+
+
+def command_for(argv: Sequence[str]):
+    """A function stage → the command line that trains that stage with the same flags as this one."""
+    kept, skip = [], False
+    for i, token in enumerate(argv):
+        if skip:
+            skip = False
+            continue
+        if token in ("--dist", "--rounds"):
+            skip = True
+            continue
+        if token.startswith(("--dist=", "--rounds=", "--partial=")):
+            continue
+        if token == "--partial":
+            following = argv[i + 1] if i + 1 < len(argv) else ""
+            skip = following.lower() in {"true", "false", "1", "0", "yes", "no"}
+            continue
+        kept.append(token)
+
+    def command(stage: int | str) -> str:
+        flag = ["--partial"] if stage == PLL else ["--dist", str(stage)]
+        return " ".join(["python3 train_linear.py", *kept, *flag])
+
+    return command
+
+
+def stage_outputs(args: argparse.Namespace, argv: Sequence[str]) -> StageOutputs:
+    def results_path(config: TrainConfig) -> Path:
+        return args.results if args.results is not None else Path("results") / f"{config.ctype}.csv"
+
+    def progress(description: str):
+        return lambda epochs: tqdm(epochs, desc=description, unit="epoch", leave=False, disable=not sys.stderr.isatty())
+
+    return StageOutputs(args.checkpoint, results_path, command_for(argv), progress)
+
+
+def run_report(finished: list[dict]) -> str:
+    lines = []
+    for run in finished:
+        m, c = run["metrics"], run["config"]
+        lines.append(f"{run['stage']:>9}  η={c['corruption']:g} seed {c['seed']}: test {m['test_acc']:.2f}% "
+                     f"(epoch {m['best_epoch']}), final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  → {run['run']}")
+    return "\n".join(lines)
+
+
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    for eta in args.corruption:
-        check_rate(eta)
-    print(summary(args))
+    check_args(args)
+    if args.rebuild_results:
+        path = args.results or Path("results") / f"{args.ctype}.csv"
+        count = results.rebuild(path, args.checkpoint, ctype=args.ctype)
+        print(f"wrote {count} rows to {path}")
+        return 0
+    features = load_features(args)
+    if args.summary:
+        print(summary(args, features))
+        return 0
+    device = resolve_device(args.device, args.gpu_id)
+    clusters = noise_clusters(features) if args.ctype == "cc" else None
+    data = DeviceData.load(features, device, clusters)
+    base = base_config(args, features)
+    outputs = stage_outputs(args, argv)
+    if args.dist is None and not args.partial:
+        finished = run_chain(base, args.seeds, args.corruption, args.rounds, data, outputs)
+        print(f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
+              f"wd {base.wd:g}, {base.optimizer}, test accuracy (%) selected by {base.select}, mean ± std over seeds")
+        print(chain_table(finished))
+    else:
+        stage = PLL if args.partial else args.dist
+        finished = run_stage(configs_for(base, stage, args.seeds, args.corruption), data, outputs)
+        print(run_report(finished))
+    print(f"runs in {args.checkpoint}/, results in {outputs.results_path(base)}")
     return 0
 
 

@@ -13,18 +13,18 @@ from typing import Callable
 
 import numpy as np
 
-from data import features as feature_cache
 from data.digits import load_digits_features
 from data.feature_set import FeatureSet
-from data.images import IMAGE_SOURCES, TRANSFORM_ID, ImageSplits
 from data.paths import default_data_root, default_feature_root
 from data.synthetic import SyntheticConfig, make_synthetic
-from models.backbone import build_backbone, resolve_weights_name
 from utils.device import resolve_device
 from utils.errors import UserError
 
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
+# Image datasets, built in data.images; torchvision is imported only when one of them is used.
+IMAGE_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "flowers102", "food101", "stanfordcars",
+                  "imagefolder")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,10 @@ def _embedded(build: Callable[[DataOptions], FeatureSet]) -> Callable[[str, Data
 
 
 def _image_features(name: str, options: DataOptions) -> FeatureSet:
+    from data import features as feature_cache
+    from data.images import IMAGE_SOURCES, TRANSFORM_ID, ImageSplits
+    from models.backbone import build_backbone, resolve_weights_name
+
     if options.download not in DOWNLOAD_CHOICES:
         raise UserError(f"--download must be one of {', '.join(DOWNLOAD_CHOICES)}, got {options.download!r}")
     weights_name = resolve_weights_name(options.depth, options.weights)
@@ -89,7 +93,7 @@ def _image_features(name: str, options: DataOptions) -> FeatureSet:
 BUILDERS: dict[str, Callable[[str, DataOptions], FeatureSet]] = {
     "digits": _embedded(lambda options: load_digits_features()),
     "synthetic": _embedded(lambda options: make_synthetic(options.synthetic)),
-    **{name: _image_features for name in IMAGE_SOURCES},
+    **{name: _image_features for name in IMAGE_DATASETS},
 }
 DATASET_NAMES = tuple(BUILDERS)
 

@@ -14,13 +14,12 @@ import torch
 from torch import nn
 from torchvision import models
 
+from models.choices import FEATURE_DIMS, WEIGHT_CHOICES
 from utils.errors import UserError
 
 ARCHITECTURES = {18: (models.resnet18, models.ResNet18_Weights),
                  34: (models.resnet34, models.ResNet34_Weights),
                  50: (models.resnet50, models.ResNet50_Weights)}
-FEATURE_DIMS = {18: 512, 34: 512, 50: 2048}
-WEIGHT_CHOICES = ("default", "none")
 RANDOM_INIT_SEED = 0
 RANDOM_INIT_NAME = f"random-init-seed{RANDOM_INIT_SEED}"
 

@@ -112,3 +112,10 @@ def test_cli_offline_error_is_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cifar-100-python" in lines[0] and "Traceback" not in result.stderr
+
+
+def test_registry_lists_every_image_source():
+    from data.images import IMAGE_SOURCES
+    from data.registry import IMAGE_DATASETS
+
+    assert set(IMAGE_DATASETS) == set(IMAGE_SOURCES)
