@@ -132,7 +132,8 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
         correct = torch.zeros(2, heads, device=device, dtype=torch.float64)
         with torch.no_grad():
             for start in range(0, n, size):
-                inputs = problem.features[rows[:, start:start + size]]  # (H, B, D)
+                batch_rows = rows[:, start:start + size]
+                inputs = problem.features.index_select(0, batch_rows.flatten()).view(*batch_rows.shape, -1)  # (H, B, D)
                 logits = head_logits(weights, inputs)
                 loss, grad = problem.loss(logits, targets[:, start:start + size])
                 count = loss.shape[1]
