@@ -18,15 +18,16 @@ from typing import Sequence
 from tqdm import tqdm
 
 from data import DATASET_NAMES, DataOptions, FeatureSet, load_feature_file, load_feature_set
+from data.registry import feature_source
 from data.clusters import NOISE_CUT, class_similarity, cluster_classes
 from data.noise import NOISE_TYPES, check_rate, make_noisy_labels
 from data.summary import describe_clusters, describe_features, describe_noise
 from data.synthetic import SyntheticConfig
 from models.choices import DEPTHS, WEIGHT_CHOICES
 from training import results
-from training.chain import chain_table, configs_for, run_chain
-from training.config import PLL, TrainConfig, default_lr_wd, stage_name
-from training.stages import DeviceData, StageOutputs, run_stage
+from training.chain import chain_plan, chain_table, configs_for, run_chain
+from training.config import PLL, TrainConfig, default_lr_wd
+from training.stages import DeviceData, StageOutputs, finished_run, run_stage
 from utils.cli import OneLineParser, add_bool_flag
 from utils.device import DEVICE_CHOICES, resolve_device
 from utils.errors import UserError, exits_cleanly
@@ -38,7 +39,8 @@ DEFAULT_RATES = [0.3, 0.5, 0.7]
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="train_linear.py", description=__doc__.split("\n\n")[0])
     data = parser.add_argument_group("data")
-    data.add_argument("-d", "--dataset", default="digits", help=f"one of: {', '.join(DATASET_NAMES)} (default digits)")
+    data.add_argument("-d", "--dataset", nargs="+", default=["digits"], metavar="NAME",
+                      help=f"one or more of: {', '.join(DATASET_NAMES)} (default digits)")
     data.add_argument("--features", type=Path, metavar="FILE",
                       help="precomputed features (.npz or .pt dict); replaces --dataset")
     data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
@@ -88,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--results", type=Path, help="results CSV (default ./results/<ctype>.csv)")
     out.add_argument("--rebuild-results", action="store_true",
                      help="rewrite the results CSV from the run folders under --checkpoint and exit")
+    out.add_argument("--resume", action="store_true",
+                     help="skip runs that already finished (complete folder; a missing CSV row is re-added)")
+    out.add_argument("--dry-run", action="store_true",
+                     help="list the runs this command would train and those already finished, and exit")
     out.add_argument("--summary", action="store_true", help="print the data summary and exit")
     out.add_argument("-v", "--verbose", action="store_true", help="log progress details")
     return parser
@@ -127,10 +133,22 @@ def data_options(args: argparse.Namespace) -> DataOptions:
     )
 
 
-def load_features(args: argparse.Namespace) -> FeatureSet:
+def dataset_names(args: argparse.Namespace) -> list[str]:
+    return [str(args.features)] if args.features is not None else list(dict.fromkeys(args.dataset))
+
+
+def load_features(args: argparse.Namespace, name: str) -> FeatureSet:
     if args.features is not None:
         return load_feature_file(args.features)
-    return load_feature_set(args.dataset, data_options(args))
+    return load_feature_set(name, data_options(args))
+
+
+def describe_source(args: argparse.Namespace, name: str) -> tuple[str, str]:
+    """(dataset name, feature source) without extracting features, for --dry-run."""
+    if args.features is not None:
+        features = load_feature_file(args.features)
+        return features.name, features.source
+    return name, feature_source(name, data_options(args))
 
 
 def noise_clusters(features: FeatureSet):
@@ -148,10 +166,10 @@ def summary(args: argparse.Namespace, features: FeatureSet) -> str:
     return "\n\n".join(parts)
 
 
-def base_config(args: argparse.Namespace, features: FeatureSet) -> TrainConfig:
-    lr, wd = default_lr_wd(features.name if args.features is None else "")
+def base_config(args: argparse.Namespace, name: str, source: str) -> TrainConfig:
+    lr, wd = default_lr_wd(name if args.features is None else "")
     return TrainConfig(
-        dataset=features.name, feature_source=features.source, depth=args.depth, weights=args.weights,
+        dataset=name, feature_source=source, depth=args.depth, weights=args.weights,
         ctype=args.ctype, corruption=args.corruption[0], seed=args.seeds[0], stage=0,
         lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd,
         epochs=args.epochs, train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma,
@@ -170,7 +188,7 @@ def command_for(argv: Sequence[str]):
         if token in ("--dist", "--rounds"):
             skip = True
             continue
-        if token.startswith(("--dist=", "--rounds=", "--partial=")):
+        if token.startswith(("--dist=", "--rounds=", "--partial=")) or token in ("--dry-run", "--summary", "--resume"):
             continue
         if token == "--partial":
             following = argv[i + 1] if i + 1 < len(argv) else ""
@@ -185,9 +203,13 @@ def command_for(argv: Sequence[str]):
     return command
 
 
+def results_file(args: argparse.Namespace, ctype: str) -> Path:
+    return args.results if args.results is not None else Path("results") / f"{ctype}.csv"
+
+
 def stage_outputs(args: argparse.Namespace, argv: Sequence[str]) -> StageOutputs:
     def results_path(config: TrainConfig) -> Path:
-        return args.results if args.results is not None else Path("results") / f"{config.ctype}.csv"
+        return results_file(args, config.ctype)
 
     def progress(description: str):
         return lambda epochs: tqdm(epochs, desc=description, unit="epoch", leave=False, disable=not sys.stderr.isatty())
@@ -204,36 +226,59 @@ def run_report(finished: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def dry_run(args: argparse.Namespace, outputs: StageOutputs, name: str) -> str:
+    dataset, source = describe_source(args, name)
+    base = base_config(args, dataset, source)
+    if args.dist is None and not args.partial:
+        plan = chain_plan(base, args.seeds, args.corruption, args.rounds, outputs)
+    else:
+        stage = PLL if args.partial else args.dist
+        plan = [(c, finished_run(c, outputs, repair=False) is not None)
+                for c in configs_for(base, stage, args.seeds, args.corruption)]
+    lines = [f"{'done' if done else 'to run':<7} {config.run_name()}" for config, done in plan]
+    finished = sum(done for _, done in plan)
+    lines.append(f"{dataset}: {finished} finished, {len(plan) - finished} to run, under {args.checkpoint}/")
+    return "\n".join(lines)
+
+
+def train(args: argparse.Namespace, outputs: StageOutputs, name: str) -> str:
+    """Train the requested stage(s) of one dataset; returns the text to print."""
+    features = load_features(args, name)
+    device = resolve_device(args.device, args.gpu_id)
+    clusters = noise_clusters(features) if args.ctype == "cc" else None
+    data = DeviceData.load(features, device, clusters)
+    base = base_config(args, features.name, features.source)
+    if args.dist is None and not args.partial:
+        finished = run_chain(base, args.seeds, args.corruption, args.rounds, data, outputs, args.resume)
+        header = (f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
+                  f"wd {base.wd:g}, {base.optimizer}, test accuracy (%) selected by {base.select}, "
+                  f"mean ± std over seeds")
+        return f"{header}\n{chain_table(finished)}"
+    stage = PLL if args.partial else args.dist
+    return run_report(run_stage(configs_for(base, stage, args.seeds, args.corruption), data, outputs, args.resume))
+
+
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     check_args(args)
+    outputs = stage_outputs(args, argv)
     if args.rebuild_results:
-        path = args.results or Path("results") / f"{args.ctype}.csv"
+        path = results_file(args, args.ctype)
         count = results.rebuild(path, args.checkpoint, ctype=args.ctype)
         print(f"wrote {count} rows to {path}")
         return 0
-    features = load_features(args)
-    if args.summary:
-        print(summary(args, features))
-        return 0
-    device = resolve_device(args.device, args.gpu_id)
-    clusters = noise_clusters(features) if args.ctype == "cc" else None
-    data = DeviceData.load(features, device, clusters)
-    base = base_config(args, features)
-    outputs = stage_outputs(args, argv)
-    if args.dist is None and not args.partial:
-        finished = run_chain(base, args.seeds, args.corruption, args.rounds, data, outputs)
-        print(f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
-              f"wd {base.wd:g}, {base.optimizer}, test accuracy (%) selected by {base.select}, mean ± std over seeds")
-        print(chain_table(finished))
-    else:
-        stage = PLL if args.partial else args.dist
-        finished = run_stage(configs_for(base, stage, args.seeds, args.corruption), data, outputs)
-        print(run_report(finished))
-    print(f"runs in {args.checkpoint}/, results in {outputs.results_path(base)}")
+    for name in dataset_names(args):
+        if args.dry_run:
+            print(dry_run(args, outputs, name))
+        elif args.summary:
+            print(summary(args, load_features(args, name)))
+        else:
+            print(train(args, outputs, name))
+    if not (args.dry_run or args.summary):
+        print(f"runs in {args.checkpoint}/, results in {results_file(args, args.ctype)}")
     return 0
 
 

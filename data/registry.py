@@ -59,7 +59,7 @@ def _image_features(name: str, options: DataOptions) -> FeatureSet:
     root = Path(options.data_root).expanduser()
     splits: ImageSplits = IMAGE_SOURCES[name].build(root, options.download == "auto")
     device = resolve_device(options.device, options.gpu_id)
-    precision = "amp-fp16" if device.type == "cuda" else "fp32"
+    precision = _precision(device)
     backbone = None
 
     def split_features(split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -82,12 +82,38 @@ def _image_features(name: str, options: DataOptions) -> FeatureSet:
 
     x_train, y_train = split_features("train")
     x_test, y_test = split_features("test")
-    content = f"/{splits.fingerprint}" if splits.fingerprint else ""
     return FeatureSet(
         name=name, train_features=x_train, train_labels=y_train, test_features=x_test, test_labels=y_test,
-        class_names=splits.class_names,
-        source=f"{name}/resnet{options.depth}/{weights_name}/{TRANSFORM_ID}/{precision}{content}",
+        class_names=splits.class_names, source=_image_source(name, options, precision, splits.fingerprint),
     )
+
+
+def _precision(device) -> str:
+    return "amp-fp16" if device.type == "cuda" else "fp32"
+
+
+def _image_source(name: str, options: DataOptions, precision: str, fingerprint: str) -> str:
+    """The ``FeatureSet.source`` of an image dataset: everything that determines its features."""
+    from data.images import TRANSFORM_ID
+    from models.backbone import resolve_weights_name
+
+    content = f"/{fingerprint}" if fingerprint else ""
+    return f"{name}/resnet{options.depth}/{resolve_weights_name(options.depth, options.weights)}/{TRANSFORM_ID}/{precision}{content}"
+
+
+def feature_source(name: str, options: DataOptions | None = None) -> str:
+    """The source string ``load_feature_set(name, options)`` would give, without extracting any features."""
+    options = options or DataOptions()
+    if name not in BUILDERS:
+        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+    if name not in IMAGE_DATASETS:
+        return BUILDERS[name](name, options).source
+    fingerprint = ""
+    if name == "imagefolder":
+        from data.images import IMAGE_SOURCES
+
+        fingerprint = IMAGE_SOURCES[name].build(Path(options.data_root).expanduser(), False).fingerprint
+    return _image_source(name, options, _precision(resolve_device(options.device, options.gpu_id)), fingerprint)
 
 
 BUILDERS: dict[str, Callable[[str, DataOptions], FeatureSet]] = {

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 
 from training.config import PLL, TrainConfig
-from training.stages import DeviceData, StageOutputs, run_stage
+from training.stages import DeviceData, StageOutputs, finished_run, run_stage
 
 
 def chain_stages(rounds: int, pll: bool = True) -> list[int | str]:
@@ -19,12 +19,19 @@ def configs_for(base: TrainConfig, stage: int | str, seeds: list[int], rates: li
 
 
 def run_chain(base: TrainConfig, seeds: list[int], rates: list[float], rounds: int, data: DeviceData,
-              outputs: StageOutputs) -> list[dict]:
+              outputs: StageOutputs, resume: bool = False) -> list[dict]:
     """Every stage in order, each stage's heads stacked; later stages read the checkpoints the earlier ones wrote."""
     finished: list[dict] = []
     for stage in chain_stages(rounds):
-        finished += run_stage(configs_for(base, stage, seeds, rates), data, outputs)
+        finished += run_stage(configs_for(base, stage, seeds, rates), data, outputs, resume)
     return finished
+
+
+def chain_plan(base: TrainConfig, seeds: list[int], rates: list[float], rounds: int, outputs: StageOutputs
+               ) -> list[tuple[TrainConfig, bool]]:
+    """Every run of the chain with whether it is finished (a complete folder); writes nothing."""
+    return [(config, finished_run(config, outputs, repair=False) is not None)
+            for stage in chain_stages(rounds) for config in configs_for(base, stage, seeds, rates)]
 
 
 def row_label(stage: int | str) -> str:

@@ -27,7 +27,7 @@ from training import runs
 from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
 from training.exact import train_exact
-from training.results import result_row, upsert_rows
+from training.results import read_rows, result_row, upsert_rows
 from training.targets import one_hot_targets, partial_label_targets, soft_targets
 from utils import atomic
 from utils.provenance import provenance
@@ -173,15 +173,36 @@ def save_run(head: HeadInputs, result: HeadResult, outputs: StageOutputs, extra:
     return run
 
 
-def run_stage(configs: list[TrainConfig], data: DeviceData, outputs: StageOutputs) -> list[dict]:
-    """Train ``configs`` (one stage, shared settings) as stacked heads; returns their run.json contents."""
+def finished_run(config: TrainConfig, outputs: StageOutputs, repair: bool = True) -> dict | None:
+    """The run.json of ``config`` if its folder is complete, else None; with ``repair`` a missing CSV row is re-added.
+
+    A folder without run.json is an interrupted run: it is not finished and will be trained again.
+    """
+    folder = runs.run_dir(outputs.checkpoint_root, config)
+    if not runs.is_complete(folder):
+        return None
+    run = runs.read_run(folder)
+    if TrainConfig.from_dict(run["config"]).identity() != config.identity():
+        return None
+    path = outputs.results_path(config)
+    if repair and run["run"] not in {row.get("Run") for row in read_rows(path)}:
+        upsert_rows(path, [result_row(run)])
+    return run
+
+
+def run_stage(configs: list[TrainConfig], data: DeviceData, outputs: StageOutputs, resume: bool = False) -> list[dict]:
+    """Train ``configs`` (one stage, shared settings) as stacked heads; returns their run.json contents.
+
+    With ``resume``, runs that already finished are read back instead of trained again.
+    """
     assert len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) == 1, \
         "heads trained together share their stage and settings"
-    heads = [prepare_head(config, data, outputs) for config in configs]
+    runs_out: list[dict | None] = [finished_run(c, outputs) if resume else None for c in configs]
+    todo = [i for i, run in enumerate(runs_out) if run is None]
+    heads = {i: prepare_head(configs[i], data, outputs) for i in todo}
     groups: dict[tuple[int, int], list[int]] = {}
-    for i, head in enumerate(heads):  # heads stack when their row counts agree
+    for i, head in heads.items():  # heads stack when their row counts agree
         groups.setdefault((head.train_index.size, head.val_index.size), []).append(i)
-    runs_out: list[dict] = [{}] * len(heads)
     for members in groups.values():
         start = time.perf_counter()
         results = train_heads([heads[i] for i in members], data, outputs.progress(configs[0].stage_name))
