@@ -1,0 +1,37 @@
+"""The CLI's flags parse as the reference's scripts write them."""
+
+from __future__ import annotations
+
+import pytest
+
+import train_linear
+
+
+@pytest.mark.parametrize("argv, partial", [([], False), (["--partial"], True), (["--partial", "True"], True),
+                                           (["--partial", "False"], False), (["--partial", "1"], True),
+                                           (["--partial", "0"], False)])
+def test_partial_is_a_real_boolean(argv, partial):
+    assert train_linear.build_parser().parse_args(argv).partial is partial
+
+
+def test_lists_and_aliases():
+    args = train_linear.build_parser().parse_args(["--seeds", "4", "5", "--corruption", "0.1", "0.9",
+                                                   "--weight-decay", "1e-3", "--learning-rate", "0.2"])
+    assert args.seeds == [4, 5] and args.corruption == [0.1, 0.9] and args.wd == 1e-3 and args.lr == 0.2
+    assert train_linear.build_parser().parse_args(["--manualSeed", "7"]).seeds == [7]
+    assert train_linear.build_parser().parse_args([]).dist is None
+
+
+def test_bad_boolean_and_unknown_flag_are_one_line(capsys):
+    for argv in (["--partial", "maybe"], ["--no-such-flag"], ["--last", "2"]):
+        with pytest.raises(SystemExit) as exit_info:
+            train_linear.build_parser().parse_args(argv)
+        assert exit_info.value.code == 2
+        assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_command_for_replaces_the_stage_flags():
+    command = train_linear.command_for(["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run"])
+    assert command(2) == "python3 train_linear.py -d synthetic --lr 0.2 --dist 2"
+    assert command("p") == "python3 train_linear.py -d synthetic --lr 0.2 --partial"
+    assert train_linear.command_for(["--partial", "True", "--wd", "1"])(0) == "python3 train_linear.py --wd 1 --dist 0"
