@@ -119,3 +119,38 @@ def test_registry_lists_every_image_source():
     from data.registry import IMAGE_DATASETS
 
     assert set(IMAGE_DATASETS) == set(IMAGE_SOURCES)
+
+
+def _fake_caltech(root, folder, classes, excluded, per_class=5):
+    rng = np.random.default_rng(0)
+    from PIL import Image
+
+    for index, name in reversed(list(enumerate([*classes, excluded]))):  # creation order must not matter
+        target = root / folder / name
+        target.mkdir(parents=True)
+        for i in reversed(range(per_class)):
+            mode, shape = ("L", (9, 7)) if index == 0 else ("RGB", (9, 7, 3))
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(target / f"image_{i + 1:04d}.jpg")
+
+
+@pytest.mark.parametrize("name, folder, classes, excluded, names", [
+    ("caltech101", "caltech101/101_ObjectCategories", ["accordion", "airplanes", "anchor"], "BACKGROUND_Google",
+     ("accordion", "airplanes", "anchor")),
+    ("caltech256", "caltech256/256_ObjectCategories", ["001.ak47", "002.american-flag", "003.backpack"], "257.clutter",
+     ("ak47", "american-flag", "backpack")),
+])
+def test_caltech_split_is_over_the_sorted_list_without_the_background_class(tmp_path, name, folder, classes,
+                                                                             excluded, names):
+    from sklearn.model_selection import train_test_split
+
+    from data.images import IMAGE_SOURCES
+
+    _fake_caltech(tmp_path, folder, classes, excluded)
+    splits = IMAGE_SOURCES[name].build(tmp_path, False)
+    assert splits.class_names == names
+    assert len(splits.train) == 12 and len(splits.test) == 3
+    ordered = [tmp_path / folder / c / f"image_{i:04d}.jpg" for c in classes for i in range(1, 6)]
+    expected_train, expected_test = train_test_split(ordered, test_size=0.2, random_state=42)
+    assert splits.train.paths == expected_train and splits.test.paths == expected_test
+    image, label = splits.test[0]
+    assert image.shape == (3, 224, 224) and label == classes.index(expected_test[0].parent.name)
