@@ -122,6 +122,8 @@ def check_args(args: argparse.Namespace) -> None:
             raise UserError(f"{flag} must be non-negative, got {value}")
     if args.lr == 0:
         raise UserError("--lr must be positive")
+    if args.optimizer == "lbfgs" and args.wd == 0:
+        raise UserError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:

@@ -14,12 +14,13 @@ import scipy.optimize
 import torch
 
 from training.engine import HeadProblem, HeadResult, evaluate
+from utils.errors import UserError
 
 GRADIENT_TOL = 1e-9  # max-norm of the objective's gradient at the solution
 MAX_ITERATIONS = 20_000
 
 
-class ExactSolveError(RuntimeError):
+class ExactSolveError(UserError):
     """L-BFGS stopped before the gradient norm reached its tolerance."""
 
 
@@ -47,8 +48,9 @@ def solve_head(features: torch.Tensor, targets: torch.Tensor, loss, wd: float, i
     )
     gradient = np.abs(objective(result.x, x, t, loss, wd)[1]).max()
     if gradient > 100 * GRADIENT_TOL:
-        raise ExactSolveError(f"L-BFGS stopped after {result.nit} iterations ({result.message}) "
-                              f"with gradient max-norm {gradient:.2e}")
+        raise ExactSolveError(f"L-BFGS stopped after {result.nit} iterations ({result.message}) with gradient "
+                              f"max-norm {gradient:.2e} > {100 * GRADIENT_TOL:.0e}; a larger --wd makes the problem "
+                              f"better conditioned, or use --optimizer sgd")
     weights = torch.from_numpy(result.x.reshape(init.shape))
     return weights, int(result.nit), float(gradient)
 

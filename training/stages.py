@@ -30,6 +30,7 @@ from training.exact import train_exact
 from training.results import read_rows, result_row, upsert_rows
 from training.targets import one_hot_targets, partial_label_targets, soft_targets
 from utils import atomic
+from utils.errors import UserError
 from utils.provenance import provenance
 from utils.seeding import derived_seed
 
@@ -88,7 +89,8 @@ def _labels_for(config: TrainConfig, data: DeviceData, outputs: StageOutputs) ->
     else:
         noisy, train_index, val_index = runs.load_labels(runs.run_dir(outputs.checkpoint_root, config.with_stage(0)))
         if noisy.shape != true.shape:
-            raise ValueError("the teacher's labels do not match the dataset")
+            raise UserError(f"the teacher's labels ({noisy.shape[0]}) do not match the dataset's {true.shape[0]} "
+                            f"training samples; retrain the teacher with: {outputs.command_for(0)}")
     return noisy, train_index, val_index, float(np.mean(noisy != true))
 
 
