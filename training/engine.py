@@ -120,16 +120,16 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
     best_epoch = [0] * heads
     histories: list[list[dict[str, float]]] = [[] for _ in range(heads)]
     size = settings.batch_size
+    both_labels = torch.stack([problem.true_labels, problem.noisy_labels])
     epochs = range(1, settings.epochs + 1)
     for epoch in progress(epochs) if progress else epochs:
         lr = scheduler.get_last_lr()[0]
         perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
         rows = torch.gather(problem.train_index, 1, perm)
         targets = torch.gather(problem.targets, 1, perm[..., None].expand(-1, -1, problem.targets.shape[-1]))
-        true_labels = torch.gather(problem.true_labels, 1, perm)
-        noisy_labels = torch.gather(problem.noisy_labels, 1, perm)
+        labels = torch.gather(both_labels, 2, perm.expand(2, -1, -1))  # (2, H, N): true, noisy
         loss_sum = torch.zeros(heads, device=device, dtype=torch.float64)
-        correct = torch.zeros(2, heads, device=device, dtype=torch.float64)
+        correct = torch.zeros(2, heads, device=device, dtype=torch.int64)
         with torch.no_grad():
             for start in range(0, n, size):
                 batch_rows = rows[:, start:start + size]
@@ -139,14 +139,13 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
                 count = loss.shape[1]
                 weights.grad = torch.bmm(grad.transpose(1, 2), inputs).div_(count)  # ∂(mean loss)/∂W per head
                 optimizer.step()
-                predicted = logits.argmax(dim=-1)
                 loss_sum += loss.sum(dim=1, dtype=torch.float64)
-                correct[0] += (predicted == true_labels[:, start:start + size]).sum(dim=1)
-                correct[1] += (predicted == noisy_labels[:, start:start + size]).sum(dim=1)
+                correct += (logits.argmax(dim=-1) == labels[:, :, start:start + size]).sum(dim=2)
         scheduler.step()
         detached = weights.detach()
         test_loss, test_acc = evaluate(detached, problem.test_features, problem.test_labels, settings.eval_batch)
-        columns = [loss_sum / n, 100.0 * correct[0] / n, 100.0 * correct[1] / n, test_loss, test_acc]
+        accuracy = 100.0 * correct.double() / n
+        columns = [loss_sum / n, accuracy[0], accuracy[1], test_loss, test_acc]
         names = ["train_loss", "train_acc_true", "train_acc_noisy", "test_loss", "test_acc"]
         if val_features is not None:
             val_loss, val_acc = evaluate(detached, val_features, problem.val_labels, settings.eval_batch)
