@@ -10,7 +10,6 @@ import pytest
 
 import models.backbone as backbone_module
 from data import DataOptions, load_feature_set
-from data import registry
 from data.features import cache_path
 from models.backbone import build_backbone
 from utils.errors import UserError
@@ -29,7 +28,7 @@ def count_builds(monkeypatch):
         calls.append(depth)
         return build_backbone(depth, weights)
 
-    monkeypatch.setattr(registry, "build_backbone", counting)
+    monkeypatch.setattr(backbone_module, "build_backbone", counting)
     return calls
 
 

@@ -14,10 +14,9 @@ from typing import Iterable
 
 from training.config import TrainConfig, distill_label
 from training.runs import RUN_JSON, is_complete, read_run
+from training.schema import COLUMNS
 from utils import atomic
 
-COLUMNS = ("Dataset", "Depth", "CType", "Corruption", "Seed", "LR", "WD", "Distill", "Train Acc.", "Test Acc.",
-           "Final Acc.", "Realized Corruption", "Epochs", "Optimizer", "Last", "Selection", "Run")
 
 
 def result_row(run: dict) -> dict[str, object]:
