@@ -1,0 +1,178 @@
+"""Appendix G.3 tables and distillation gains: mean ± std (ddof 0) over seeds, as Markdown and LaTeX.
+
+Accuracy tables have rows teacher, students and PLL, labelled as the paper's G.3 export does
+("1 (Teacher)", "2", …, "PLL": student t is row t+1), and one column per η; the best mean per
+column is bold. A gain is student − teacher of the same seed; a seed missing either side is left
+out. A cell without runs is shown as missing ("—"), never as zero, and a cell over fewer seeds
+than the dataset's others says how many it holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Iterable, Sequence
+
+import numpy as np
+
+from analysis.selection import DatasetResults, Stage, eta_key, format_value, stage_label
+from training.config import PLL
+
+MISSING = "—"
+DECIMALS = 2
+TABLE_ROUNDS = 4  # the paper's tables: the teacher, four students, PLL
+GAIN_STAGES: tuple[Stage, ...] = (1, 2, 3, 4, PLL)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    mean: float
+    std: float  # population standard deviation (ddof 0), as the paper's tables
+    n: int
+
+
+Cells = dict[tuple[Stage, float], Cell | None]  # (stage, η) → summary; None where there is no run
+
+
+def summarise(values: Iterable[float]) -> Cell | None:
+    """Mean ± std (ddof 0) of ``values``; ``None`` when there are none."""
+    array = np.asarray(list(values), dtype=float)
+    if array.size == 0:
+        return None
+    return Cell(float(array.mean()), float(array.std(ddof=0)), int(array.size))
+
+
+def seed_gains(results: DatasetResults, stage: Stage, eta: float) -> list[float]:
+    """Student − teacher accuracy for every seed that has both, in seed order."""
+    teacher = results.accuracy.get((0, eta_key(eta)), {})
+    student = results.accuracy.get((stage, eta_key(eta)), {})
+    return [student[seed] - teacher[seed] for seed in sorted(teacher.keys() & student.keys())]
+
+
+def gain_cells(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]) -> Cells:
+    return {(stage, eta): summarise(seed_gains(results, stage, eta)) for stage in stages for eta in etas}
+
+
+def accuracy_cells(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]) -> Cells:
+    return {(stage, eta): summarise(results.accuracy.get((stage, eta_key(eta)), {}).values())
+            for stage in stages for eta in etas}
+
+
+def table_stages(results: DatasetResults) -> list[Stage]:
+    """The teacher, students 1..max(4, the last round present), and PLL."""
+    return [*range(max(TABLE_ROUNDS, results.rounds) + 1), PLL]
+
+
+def g3_label(stage: Stage) -> str:
+    """The paper's Appendix G.3 row label: the teacher is "1 (Teacher)", student t is "t+1"."""
+    if stage == PLL:
+        return "PLL"
+    return "1 (Teacher)" if stage == 0 else str(int(stage) + 1)
+
+
+def best_per_column(cells: Cells) -> set[tuple[Stage, float]]:
+    """The cells with the highest mean in their column; ties at the printed precision are all best."""
+    best: set[tuple[Stage, float]] = set()
+    for eta in {eta for _, eta in cells}:
+        column = {key: round(cell.mean, DECIMALS) for key, cell in cells.items() if key[1] == eta and cell}
+        if column:
+            top = max(column.values())
+            best |= {key for key, mean in column.items() if mean == top}
+    return best
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A table before rendering: one row per stage, one column per η."""
+
+    title: str
+    note: str
+    row_header: str
+    stages: tuple[Stage, ...]
+    etas: tuple[float, ...]
+    cells: Cells
+    labels: dict[Stage, str]
+    bold: frozenset[tuple[Stage, float]]
+    seeds: int  # a cell over fewer seeds says so
+    signed: bool = False
+
+
+def accuracy_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
+    stages = table_stages(results)
+    cells = accuracy_cells(results, stages, etas)
+    return Table(title=f"{results.dataset}: {metric_name} (%)",
+                 note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; best per column in bold",
+                 row_header="Round", stages=tuple(stages), etas=tuple(etas), cells=cells,
+                 labels={stage: g3_label(stage) for stage in stages}, bold=frozenset(best_per_column(cells)),
+                 seeds=len(results.seeds))
+
+
+def gain_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
+    cells = gain_cells(results, GAIN_STAGES, etas)
+    return Table(title=f"{results.dataset}: distillation gain in {metric_name} (points)",
+                 note="Student − teacher of the same seed, mean ± std (ddof 0) over seeds",
+                 row_header="Stage", stages=GAIN_STAGES, etas=tuple(etas), cells=cells,
+                 labels={stage: stage_label(stage) for stage in GAIN_STAGES}, bold=frozenset(),
+                 seeds=len(results.seeds), signed=True)
+
+
+def describe_setting(results: DatasetResults) -> str:
+    return ", ".join(f"{column} {format_value(value)}" for column, value in results.setting.items())
+
+
+def _number(value: float, signed: bool) -> str:
+    return f"{value:+.{DECIMALS}f}" if signed else f"{value:.{DECIMALS}f}"
+
+
+def _cell_text(table: Table, key: tuple[Stage, float], plus_minus: str, count: str) -> str | None:
+    cell = table.cells[key]
+    if cell is None:
+        return None
+    text = f"{_number(cell.mean, table.signed)}{plus_minus}{cell.std:.{DECIMALS}f}"
+    return text + (count.format(n=cell.n) if cell.n < table.seeds else "")
+
+
+def _legend(table: Table, missing: str, count: str) -> str:
+    """What the marks in this table mean: a missing cell, and a cell over fewer seeds than the others."""
+    cells = table.cells.values()
+    marks = [f"{missing}: no runs"] if None in cells else []
+    marks += [f"{count}: over k seeds only"] if any(c and c.n < table.seeds for c in cells) else []
+    return "".join(f"; {mark}" for mark in marks)
+
+
+def to_markdown(table: Table, setting: str) -> str:
+    header = [table.row_header, *(f"η = {eta:g}" for eta in table.etas)]
+    lines = [f"### {table.title}", "", f"{table.note}{_legend(table, MISSING, '(n=k)')}. Setting: {setting}.", "",
+             "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(table.etas)]
+    for stage in table.stages:
+        row = [table.labels[stage]]
+        for eta in table.etas:
+            text = _cell_text(table, (stage, eta), " ± ", " (n={n})")
+            row.append(MISSING if text is None else f"**{text}**" if (stage, eta) in table.bold else text)
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
+def _latex_escape(text: str) -> str:
+    # One pass, so the braces of an escape are not escaped again.
+    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def to_latex(table: Table, setting: str, label: str) -> str:
+    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``)."""
+    caption = _latex_escape(f"{table.title}. {table.note}{_legend(table, '--', '(n = k)')}. Setting: {setting}.")
+    caption = caption.replace("±", r"$\pm$")
+    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
+             r"\begin{tabular}{l" + "c" * len(table.etas) + "}", r"\toprule",
+             " & ".join([table.row_header, *(rf"$\eta = {eta:g}$" for eta in table.etas)]) + r" \\", r"\midrule"]
+    for stage in table.stages:
+        row = [_latex_escape(table.labels[stage])]
+        for eta in table.etas:
+            text = _cell_text(table, (stage, eta), r" $\pm$ ", r" ($n = {n}$)")
+            row.append("--" if text is None else rf"\textbf{{{text}}}" if (stage, eta) in table.bold else text)
+        lines.append(" & ".join(row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
