@@ -16,15 +16,15 @@ from pathlib import Path
 from typing import Sequence
 
 from training.config import PLL
+from training.schema import COLUMNS
 from utils.errors import UserError
 
 log = logging.getLogger(__name__)
 
 Stage = int | str  # 0 the teacher, t ≥ 1 student t, PLL the PLL student
 
-# The results CSV's columns the report reads (training/results.py writes these and more).
-REQUIRED_COLUMNS = ("Dataset", "Depth", "CType", "Corruption", "Seed", "LR", "WD", "Distill", "Train Acc.",
-                    "Test Acc.", "Final Acc.", "Epochs", "Optimizer", "Last", "Selection", "Run")
+# The results CSV's columns the report reads: all of those training/results.py writes but one.
+REQUIRED_COLUMNS = tuple(column for column in COLUMNS if column != "Realized Corruption")
 METRICS = {"test": "Test Acc.", "final": "Final Acc.", "train": "Train Acc."}
 
 # Columns whose values make a setting, with the flag that filters on each and the type of its values.
