@@ -1,0 +1,1 @@
+"""Reports and figures from results, features and checkpoints."""
