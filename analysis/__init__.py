@@ -1,1 +1,1 @@
-"""Analysis of results: tables, plots and diagnostics."""
+"""Reports and figures from results, features and checkpoints."""
