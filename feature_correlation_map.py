@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from analysis import correlation as corr
-from analysis.cli_support import add_data_arguments, load_feature_sets, save_figure
+from analysis.cli_support import load_feature_sets, save_figure
+from data.arguments import add_data_arguments
 from utils.atomic import write_text
 from utils.cli import OneLineParser
 from utils.errors import UserError, exits_cleanly
@@ -26,7 +27,7 @@ STATS_FILE = "correlation_stats.md"
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="feature_correlation_map.py", description=__doc__.split("\n\n")[0])
-    add_data_arguments(parser, several=True)
+    add_data_arguments(parser, many_datasets=True, many_files=True, default_dataset=None)
     gram = parser.add_argument_group("Gram matrix")
     gram.add_argument("--per-class", type=int, default=20, metavar="N",
                       help="training instances sampled per class for the Gram image and spectrum (default 20)")

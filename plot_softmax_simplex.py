@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from analysis import simplex
-from analysis.cli_support import add_data_arguments, load_one_feature_set, save_figure
+from analysis.cli_support import load_one_feature_set, save_figure
+from data.arguments import add_data_arguments
 from data.noise import NOISE_TYPES, check_rate
 from training.config import PLL
 from utils.cli import OneLineParser
@@ -35,7 +36,7 @@ SETTING_FLAGS: dict[str, tuple[type, tuple | None]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="plot_softmax_simplex.py", description=__doc__.split("\n\n")[0])
-    add_data_arguments(parser, several=False)
+    add_data_arguments(parser)
     pick = parser.add_argument_group("which runs (as train_linear.py)")
     pick.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (default cc)")
     pick.add_argument("--corruption", type=float, nargs="+", metavar="ETA",

@@ -17,19 +17,18 @@ from typing import Sequence
 
 from tqdm import tqdm
 
-from data import DATASET_NAMES, DataOptions, FeatureSet, load_feature_file, load_feature_set
+from data import FeatureSet, load_feature_file, load_feature_set
+from data.arguments import add_data_arguments, data_options
 from data.registry import feature_source
 from data.clusters import NOISE_CUT, class_similarity, cluster_classes
 from data.noise import NOISE_TYPES, check_rate, make_noisy_labels
 from data.summary import describe_clusters, describe_features, describe_noise
-from data.synthetic import SyntheticConfig
-from models.choices import DEPTHS, WEIGHT_CHOICES
 from training import results
 from training.chain import chain_plan, chain_table, configs_for, run_chain
 from training.config import PLL, TrainConfig, default_lr_wd
 from training.stages import DeviceData, StageOutputs, finished_run, run_stage
 from utils.cli import OneLineParser, add_bool_flag
-from utils.device import DEVICE_CHOICES, resolve_device
+from utils.device import resolve_device
 from utils.errors import UserError, exits_cleanly
 
 DEFAULT_SEEDS = [0, 1, 2]
@@ -38,18 +37,7 @@ DEFAULT_RATES = [0.3, 0.5, 0.7]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog="train_linear.py", description=__doc__.split("\n\n")[0])
-    data = parser.add_argument_group("data")
-    data.add_argument("-d", "--dataset", nargs="+", default=["digits"], metavar="NAME",
-                      help=f"one or more of: {', '.join(DATASET_NAMES)} (default digits)")
-    data.add_argument("--features", type=Path, metavar="FILE",
-                      help="precomputed features (.npz or .pt dict); replaces --dataset")
-    data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
-    data.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
-    data.add_argument("--download", choices=("auto", "never"), default="auto", help="fetch missing datasets (default auto)")
-    data.add_argument("--depth", type=int, choices=DEPTHS, default=34, help="ResNet depth (default 34)")
-    data.add_argument("--weights", choices=WEIGHT_CHOICES, default="default",
-                      help="backbone weights: torchvision's DEFAULT, or none (random init, for offline tests)")
-    data.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
+    add_data_arguments(parser, many_datasets=True)
 
     noise = parser.add_argument_group("label noise")
     noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (default cc: superclass)")
@@ -81,8 +69,6 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--select", choices=("test", "val"), default="test",
                        help="pick the best epoch on test (reference) or on a validation split of the noisy train set")
     optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val (default 0.1)")
-    optim.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
-    optim.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
 
     out = parser.add_argument_group("outputs")
     out.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"),
@@ -124,15 +110,6 @@ def check_args(args: argparse.Namespace) -> None:
         raise UserError("--lr must be positive")
     if args.optimizer == "lbfgs" and args.wd == 0:
         raise UserError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
-
-
-def data_options(args: argparse.Namespace) -> DataOptions:
-    overrides = {"data_root": args.data_root, "feature_root": args.feature_root}
-    return DataOptions(
-        **{key: value for key, value in overrides.items() if value is not None},
-        download=args.download, depth=args.depth, weights=args.weights, device=args.device,
-        gpu_id=args.gpu_id, workers=args.workers, progress=sys.stderr.isatty(), synthetic=SyntheticConfig(),
-    )
 
 
 def dataset_names(args: argparse.Namespace) -> list[str]:

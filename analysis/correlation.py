@@ -29,7 +29,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from scipy.cluster import hierarchy
 
-from data.clusters import NOISE_CUT, TABLE_CUT, class_similarity, cluster_classes, groups, linkage_of
+from data.clusters import (NOISE_CUT, TABLE_CUT, centred_unit_rows, class_similarity, cluster_classes, groups,
+                           linkage_of)
 from data.feature_set import FeatureSet
 from utils.seeding import numpy_rng
 
@@ -99,13 +100,6 @@ def stats_table(rows: list[CorrelationStats]) -> str:
     lines += [f"| {r.dataset} | {r.num_classes} | {r.num_train} | {r.dim} | {r.num_clusters} | "
               f"{number(r.intra_class)} | {number(r.intra_superclass)} | {number(r.inter_superclass)} |" for r in rows]
     return "\n".join(lines)
-
-
-def centred_unit_rows(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """(rows − mean) with each row scaled to unit L2 norm, (n, D) float64; a zero row stays zero."""
-    x = np.asarray(rows, dtype=np.float64) - mean
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
 
 
 def sample_per_class(labels: np.ndarray, per_class: int, rng: np.random.Generator,

@@ -18,6 +18,13 @@ NOISE_CUT = 0.8
 TABLE_CUT = 0.9
 
 
+def centred_unit_rows(rows: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """(rows − mean) with each row scaled to unit L2 norm, (n, D) float64; a zero row stays zero."""
+    x = np.asarray(rows, dtype=np.float64) - mean
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+
+
 def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
     """M (K, K): mean cosine similarity of centred features between classes, self-pairs excluded.
 
@@ -25,9 +32,7 @@ def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int)
     M[i, i] = (‖s_i‖² − Σ‖x‖²) / (n_i (n_i − 1)). A class with one sample gets M[i, i] = 1.
     """
     x = np.asarray(features, dtype=np.float64)
-    x = x - x.mean(axis=0)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+    x = centred_unit_rows(x, x.mean(axis=0))
     one_hot = np.zeros((x.shape[0], num_classes))
     one_hot[np.arange(x.shape[0]), labels] = 1.0
     counts = one_hot.sum(axis=0)
