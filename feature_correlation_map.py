@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 from analysis import correlation as corr
-from analysis.cli_support import load_feature_sets, save_figure
+from analysis.cli_support import load_feature_sets
+from analysis.figures import save_figure
 from data.arguments import add_data_arguments
 from utils.atomic import write_text
 from utils.cli import OneLineParser

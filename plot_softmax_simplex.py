@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from analysis import simplex
-from analysis.cli_support import load_one_feature_set, save_figure
+from analysis.cli_support import load_one_feature_set
+from analysis.figures import save_figure
 from data.arguments import add_data_arguments
 from data.noise import NOISE_TYPES, check_rate
 from training.config import PLL

@@ -1,4 +1,4 @@
-"""Distillation-gain bar plots: student − teacher accuracy per η, one panel per dataset, saved as PNG and PDF.
+"""Distillation-gain bar plots: student − teacher accuracy per η, one panel per dataset.
 
 Each bar is the mean of the per-seed differences with their standard deviation (ddof 0) as the
 error bar. A cell without a seed that has both sides gets no bar but a visible "n/a", so a
@@ -9,7 +9,6 @@ missing experiment never reads as a zero gain. Figures are built on ``matplotlib
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 from matplotlib import colormaps
@@ -19,7 +18,6 @@ from matplotlib.patches import Patch
 from analysis.report_tables import Cells, gain_cells
 from analysis.selection import DatasetResults, Stage, stage_label
 from training.config import PLL
-from utils.atomic import atomic_path
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
 PANELS_PER_ROW = 3
@@ -75,14 +73,3 @@ def gain_figure(datasets: Sequence[DatasetResults], etas: Sequence[float], stage
               for stage, colour in zip(stages, colours)]
     figure.legend(handles=legend, loc="outside right upper", frameon=False, fontsize="small")
     return figure
-
-
-def save_figure(figure: Figure, stem: Path) -> list[Path]:
-    """Write ``stem``.png and ``stem``.pdf atomically; the PDF carries no creation date, so reruns give equal files."""
-    written = []
-    for suffix, options in ((".png", {"dpi": 150}), (".pdf", {"metadata": {"CreationDate": None}})):
-        path = stem.with_name(stem.name + suffix)
-        with atomic_path(path) as temp:
-            figure.savefig(temp, format=suffix[1:], **options)
-        written.append(path)
-    return written

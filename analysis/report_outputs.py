@@ -8,7 +8,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure, save_figure
+from analysis.figures import save_figure
+from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
 from analysis.report_tables import GAIN_STAGES, accuracy_table, describe_setting, gain_table, to_latex, to_markdown
 from analysis.selection import Filters, PerDataset, format_value, read_results, select
 from utils.atomic import write_text
