@@ -28,7 +28,7 @@ from training.chain import chain_plan, chain_table, configs_for, run_chain
 from training.config import PLL, TrainConfig, default_lr_wd
 from training.stages import DeviceData, StageOutputs, finished_run, run_stage
 from utils.cli import OneLineParser, add_bool_flag
-from utils.device import resolve_device
+from utils.device import resolve_device, set_cpu_threads
 from utils.errors import UserError, exits_cleanly
 
 DEFAULT_SEEDS = [0, 1, 2]
@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--test-batch", type=int, default=200, help="evaluation batch size (default 200)")
     optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch (default 0.98)")
     optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
+    optim.add_argument("--threads", type=int, default=0,
+                       help="CPU threads for training (default 0: one thread for small problems, else torch's default)")
     optim.add_argument("--optimizer", choices=("sgd", "lbfgs"), default="sgd",
                        help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU")
     optim.add_argument("--select", choices=("test", "val"), default="test",
@@ -97,6 +99,8 @@ def check_args(args: argparse.Namespace) -> None:
     for flag, value in positive.items():
         if value < 1:
             raise UserError(f"{flag} must be at least 1, got {value}")
+    if args.threads < 0:
+        raise UserError(f"--threads must be 0 (automatic) or more, got {args.threads}")
     if args.rounds < 0:
         raise UserError(f"--rounds must be at least 0, got {args.rounds}")
     if not 0 < args.q <= 1:
@@ -224,6 +228,9 @@ def train(args: argparse.Namespace, outputs: StageOutputs, name: str) -> str:
     """Train the requested stage(s) of one dataset; returns the text to print."""
     features = load_features(args, name)
     device = resolve_device(args.device, args.gpu_id)
+    if device.type == "cpu":
+        heads = len(args.seeds) * len(args.corruption)
+        set_cpu_threads(args.threads, args.train_batch * features.dim * features.num_classes * heads)
     clusters = noise_clusters(features) if args.ctype == "cc" else None
     data = DeviceData.load(features, device, clusters)
     base = base_config(args, features.name, features.source)
