@@ -89,13 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(config.lbd) * len(config.eta) * config.max_dist
     with tqdm(total=total, desc="rounds", unit="round", disable=None) as bar:
         points = experiment.run(config, setup, on_round=lambda record: bar.update())
-    if config.sweep:
-        for row in points:
-            print(report.sweep_table(row))
-            print()
-    else:
-        print(report.point_table(points[0][0]))
-        print()
+    for row in points:
+        print(report.sweep_table(row) if config.sweep else report.point_table(row[0]))
+        note = report.undetermined_note(row)
+        print(f"{note}\n" if note else "")
     if not config.exact:
         missed = sum(int((~p.converged[1:]).sum()) for row in points for p in row)
         print(f"{missed} of {total} rounds missed tol {config.tol:g} (converged: false in the file)")

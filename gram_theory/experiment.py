@@ -156,7 +156,8 @@ def prepare(config: Config) -> Setup:
 @dataclasses.dataclass(frozen=True)
 class RoundRecord:
     """One solved round: outputs (N, K), max-norm residual, seconds, converged, iterations (Newton
-    iterations or Adam steps; 0 for the closed form), accuracy (3,) and softmax statistics (2, 3, 2)."""
+    iterations or Adam steps; 0 for the closed form), accuracy (3,), softmax statistics (2, 3, 2) and
+    the number of samples whose argmax the solve leaves undetermined (``stats.undetermined``)."""
 
     lbd: float
     eta: float
@@ -168,6 +169,7 @@ class RoundRecord:
     iterations: int
     accuracy: np.ndarray
     softmax: np.ndarray
+    undetermined: int
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,6 +186,7 @@ class PointResult:
     iterations: np.ndarray
     accuracy: np.ndarray
     softmax: np.ndarray
+    undetermined: np.ndarray
 
 
 def _exact_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float
@@ -253,7 +256,8 @@ def run_point(config: Config, setup: Setup, lbd: float, eta: float,
                 f"(outputs up to {np.abs(outputs).max():.3g}); raise --tol")
         record = RoundRecord(lbd, eta, t, outputs, res, seconds, converged, iterations,
                              stats.accuracy(outputs, setup.labels, given_labels),
-                             stats.softmax_statistics(outputs, setup.labels, given_labels))
+                             stats.softmax_statistics(outputs, setup.labels, given_labels),
+                             stats.undetermined(outputs, config.tol))
         log.debug("eta %g lbd %g round %d: residual %.2e, %.3f s", eta, lbd, t, res, seconds)
         records.append(record)
         if on_round is not None:
@@ -268,6 +272,7 @@ def run_point(config: Config, setup: Setup, lbd: float, eta: float,
         iterations=np.array([r.iterations for r in records]),
         accuracy=np.stack([r.accuracy for r in records]),
         softmax=np.stack([r.softmax for r in records]),
+        undetermined=np.array([r.undetermined for r in records]),
     )
 
 
@@ -276,7 +281,7 @@ def _given_record(config: Config, setup: Setup, given: np.ndarray, given_labels:
     """Index 0: the given labels themselves, residual 0 by definition."""
     return RoundRecord(lbd, eta, 0, given, 0.0, 0.0, True, 0,
                        stats.accuracy(given, setup.labels, given_labels),
-                       stats.softmax_statistics(given, setup.labels, given_labels))
+                       stats.softmax_statistics(given, setup.labels, given_labels), 0)
 
 
 def run(config: Config, setup: Setup, on_round: Callable[[RoundRecord], None] | None = None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from gram_theory.experiment import PointResult
 
 
@@ -30,6 +32,18 @@ def point_table(point: PointResult) -> str:
         s = point.softmax[t]
         lines.append(f"{round_name(t):<11}{_pm(*s[0, 0]):>14}{_pm(*s[0, 2]):>14} |"
                      f"{_pm(*s[1, 0]):>14}{_pm(*s[1, 1]):>14}{_pm(*s[1, 2]):>14}")
+    return "\n".join(lines)
+
+
+def undetermined_note(points: list[PointResult]) -> str:
+    """A warning line per point where some samples' argmax is below the solve's resolution, or ''."""
+    lines = []
+    for p in points:
+        rounds = np.flatnonzero(p.undetermined)
+        if rounds.size:
+            lines.append(f"note: eta = {p.eta:g}, lbd = {p.lbd:g}: up to {p.undetermined.max()} samples have "
+                         f"their two largest outputs within tol (rounds {rounds.min()}-{rounds.max()}); "
+                         "their argmax, and so the accuracy, reflects rounding")
     return "\n".join(lines)
 
 

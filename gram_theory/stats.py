@@ -26,6 +26,17 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray, given: np.ndarray) -> np.n
     return np.array([_percent(hits[clean]), _percent(hits[~clean]), _percent(hits)])
 
 
+def undetermined(outputs: np.ndarray, tol: float) -> int:
+    """How many samples have their two largest outputs within ``tol`` of each other.
+
+    A solve to residual ``tol`` does not resolve differences that small, so those samples' argmax (and
+    their share of the accuracy) reflects rounding: it happens when the outputs are uniform to
+    machine precision, e.g. for a very large lambda or after many rounds.
+    """
+    top = np.sort(outputs, axis=1)[:, -2:]
+    return int(np.sum(top[:, 1] - top[:, 0] <= tol))
+
+
 def _mean_std(values: np.ndarray) -> tuple[float, float]:
     if values.size == 0:
         return float("nan"), float("nan")

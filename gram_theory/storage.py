@@ -12,6 +12,7 @@ Arrays of a single point (R = max_dist, N = k n):
     converged (R + 1,)     residual <= tol
     iterations (R + 1,)    Newton iterations or Adam steps (0 for the closed form)
     softmax (R + 1, 2, 3, 2)  [round, clean|noisy, true|given|other label, mean|std]
+    undetermined (R + 1,)  samples whose two largest outputs are within tol (argmax not resolved)
     eta (E,), lbd (L,)     the sweep values
 
 In a sweep (more than one eta or lbd) ``given`` is (E, N) and every per-round array gets leading
@@ -22,6 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import platform
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,9 @@ import numpy as np
 
 from gram_theory.experiment import Config, PointResult, Setup
 from utils.atomic import atomic_path, write_json
-from utils.provenance import provenance
+from utils.provenance import git_commit, package_versions
 
-PER_ROUND = ("outputs", "residual", "accuracy", "time", "converged", "iterations", "softmax")
+PER_ROUND = ("outputs", "residual", "accuracy", "time", "converged", "iterations", "softmax", "undetermined")
 
 
 def _values(name: str, values: tuple[float, ...]) -> str:
@@ -65,6 +68,7 @@ def arrays(config: Config, setup: Setup, points: list[list[PointResult]]) -> dic
         "converged": stack("converged"),
         "iterations": stack("iterations"),
         "softmax": stack("softmax"),
+        "undetermined": stack("undetermined"),
         "eta": np.array(config.eta, dtype=np.float64),
         "lbd": np.array(config.lbd, dtype=np.float64),
     }
@@ -73,6 +77,13 @@ def arrays(config: Config, setup: Setup, points: list[list[PointResult]]) -> dic
         for name in PER_ROUND:
             result[name] = result[name][0, 0]
     return result
+
+
+def _provenance() -> dict[str, Any]:
+    """Versions, machine and commit. (``utils.provenance.provenance`` would import torch, which the
+    solver never needs: importing it costs seconds.)"""
+    return {"versions": package_versions(("numpy", "scipy", "matplotlib", "tqdm")),
+            "platform": platform.platform(), "cpu_count": os.cpu_count(), "git_commit": git_commit()}
 
 
 def save(config: Config, setup: Setup, points: list[list[PointResult]], extra: dict[str, Any] | None = None
@@ -91,7 +102,7 @@ def save(config: Config, setup: Setup, points: list[list[PointResult]], extra: d
         "symmetric_gram": setup.symmetric,
         "realised_noise_rate": realised,
         "setup_seconds": setup.seconds,
-        "provenance": provenance(),
+        "provenance": _provenance(),
         **(extra or {}),
     })
     return path

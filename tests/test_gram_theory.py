@@ -140,6 +140,7 @@ def test_very_large_lambda_gives_uniform_outputs():
     config = dataclasses.replace(SMALL, lbd=(1e8,))
     point = experiment.run_point(config, experiment.prepare(config), 1e8, 0.4)
     assert np.abs(point.outputs[1:] - 1.0 / K).max() < 1e-7
+    assert point.undetermined[-1] == K * N_PER   # uniform to within tol: argmax is not resolved
 
 
 def test_clean_labels_stay_fully_accurate_every_round():
@@ -225,3 +226,9 @@ def test_accuracy_and_softmax_statistics_by_group():
     np.testing.assert_allclose(table[1, 0, 0], np.mean([0.8, 0.2]))
     np.testing.assert_allclose(table[1, 1, 0], np.mean([0.1, 0.3]))
     np.testing.assert_allclose(table[1, 2], [np.mean([0.1, 0.5]), np.std([0.1, 0.5])])
+
+
+def test_undetermined_counts_ties_within_tol():
+    outputs = np.array([[0.5, 0.5 - 1e-12, 0.0], [0.6, 0.3, 0.1], [1 / 3, 1 / 3, 1 / 3]])
+    assert stats.undetermined(outputs, 1e-10) == 2
+    assert stats.undetermined(outputs, 1e-13) == 1

@@ -152,3 +152,12 @@ def test_config_json_sits_beside_the_npz(tmp_path):
     record = json.loads(npz.with_suffix(".json").read_text())
     assert record["config"]["eta"] == [0.3] and record["config"]["k"] == 3
     assert "eta0.3" in npz.name and "k3" in npz.name and "seed0" in npz.name
+
+
+def test_the_solver_never_imports_torch(tmp_path):
+    code = ("import sys, numerical_solving; "
+            f"numerical_solving.main(['--k', '2', '--n', '5', '--max_dist', '1', '--plots', '--out', {str(tmp_path)!r}]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
