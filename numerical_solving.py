@@ -12,6 +12,8 @@ results (or a round x eta table for a sweep) and the path of the saved ``.npz``;
 from __future__ import annotations
 
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -89,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = len(config.lbd) * len(config.eta) * config.max_dist
     with tqdm(total=total, desc="rounds", unit="round", disable=None) as bar:
         points = experiment.run(config, setup, on_round=lambda record: bar.update())
+    path = storage.save(config, setup, points)
+    figures = write_plots(config, setup, points, path) if config.plots else []
     for row in points:
         print(report.sweep_table(row) if config.sweep else report.point_table(row[0]))
         note = report.undetermined_note(row)
@@ -96,13 +100,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not config.exact:
         missed = sum(int((~p.converged[1:]).sum()) for row in points for p in row)
         print(f"{missed} of {total} rounds missed tol {config.tol:g} (converged: false in the file)")
-    path = storage.save(config, setup, points)
-    print(f"saved {path}")
-    if config.plots:
-        for figure in write_plots(config, setup, points, path):
-            print(f"saved {figure}")
+    for saved in (path, *figures):
+        print(f"saved {saved}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    try:
+        raise SystemExit(main())
+    except BrokenPipeError:
+        # Output piped into e.g. `head`: the results are already saved; stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1)

@@ -23,7 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
-from gram_theory import adam, data, experiment, newton
+from gram_theory import adam, data, experiment, newton, stats
 from gram_theory.fixed_point import residual, squared_residual
 from utils.provenance import package_versions
 from utils.seeding import numpy_rng
@@ -78,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     setup = experiment.prepare(config)
     setup_seconds = time.perf_counter() - start
-    given = data.one_hot(data.corrupt(setup.labels, args.eta, setup.uniforms, setup.other), args.k)
+    given_labels = data.corrupt(setup.labels, args.eta, setup.uniforms, setup.other)
+    given = data.one_hot(given_labels, args.k)
+
+    def accuracy(outputs: np.ndarray) -> str:
+        return "accuracy clean/noisy/all {:.2f}/{:.2f}/{:.2f} %".format(
+            *stats.accuracy(outputs, setup.labels, given_labels))
+
     gram = setup.gram
     print(f"problem: K={args.k} n={args.n} N={given.shape[0]} eta={args.eta:g} lbd={args.lbd:g} gram={args.gram} "
           f"seed={args.seed}; setup (Phi, labels, eigenpairs) {setup_seconds:.2f} s, shared by both methods")
@@ -91,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     exact_seconds = time.perf_counter() - start
     exact_max = residual(gram, given, exact.outputs, args.lbd)
     print(row("newton (default)", str(exact.iterations), f"{exact_seconds:.3f}",
-              squared_residual(gram, given, exact.outputs, args.lbd), exact_max, "one round (teacher)"))
+              squared_residual(gram, given, exact.outputs, args.lbd), exact_max,
+              f"one round (teacher); {accuracy(exact.outputs)}"))
 
     gram32 = gram.astype(np.float32)
     settings = adam.AdamSettings(max_steps=args.adam_steps)
@@ -103,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = "met" if result.stopped else "not met"
     print(row("adam (reference-style)", str(result.steps), f"{adam_seconds:.2f}",
               squared_residual(gram, given, outputs, args.lbd), adam_max,
-              f"measured; stopping rule (loss < {settings.stop_loss:g}) {stop}, last loss {result.loss:.3e}"))
+              f"measured; stopping rule (loss < {settings.stop_loss:g}) {stop}; {accuracy(outputs)}"))
     per_round = adam_seconds
     if not result.stopped and result.steps < args.reference_steps:
         per_round = adam_seconds * args.reference_steps / result.steps

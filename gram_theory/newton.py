@@ -58,6 +58,11 @@ _MIN_STEP = 1e-10
 _STALL_STEPS = 20
 _ROUNDING = 1e-10
 _MAX_CG = 300
+# Relative CG tolerance. Looser directions err along Phi's top eigenvectors, where M is ~1e4 - 1e6
+# times larger than in the bulk: the line search on p then cuts steps to ~1e-3 and the damped phase
+# takes hundreds of iterations at small lambda (measured: 526 iterations at n = 200, lambda = 1e-7,
+# against 10 with this value). 1e-6 is near the float32 products' resolution.
+_FORCING = 1e-6
 
 
 class ConvergenceError(UserError):
@@ -214,7 +219,7 @@ def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Sp
         if iteration == max_iter:
             break
         if symmetric:
-            delta, m_delta, steps = _cg_direction(gram32, scale, p, r, max(min(1e-2, 0.1 * res), 1e-7), top)
+            delta, m_delta, steps = _cg_direction(gram32, scale, p, r, _FORCING, top)
         else:
             delta, m_delta, steps = _dense_direction(gram, scale, p, r)
         inner += steps

@@ -232,3 +232,13 @@ def test_undetermined_counts_ties_within_tol():
     outputs = np.array([[0.5, 0.5 - 1e-12, 0.0], [0.6, 0.3, 0.1], [1 / 3, 1 / 3, 1 / 3]])
     assert stats.undetermined(outputs, 1e-10) == 2
     assert stats.undetermined(outputs, 1e-13) == 1
+
+
+def test_small_lambda_converges_in_few_newton_steps():
+    """Accurate Newton directions keep the damped phase short even when M = Phi / (N lambda) is huge."""
+    labels = data.class_labels(4, 50)
+    phi = data.feature_gram(labels, 4, 0.4, 0.1, 0.05, numpy_rng(0, "gram"))
+    y0 = data.one_hot(data.corrupt(labels, 0.5, *data.label_noise(labels, 4, numpy_rng(0, "labels"))), 4)
+    solution = newton.solve_round(phi, y0, 1e-8, full_spectrum(phi), tol=1e-10, max_iter=40)
+    assert solution.iterations <= 20
+    assert residual(phi, y0, solution.outputs, 1e-8) <= 1e-10
