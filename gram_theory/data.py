@@ -20,8 +20,7 @@ def block_gram(labels: np.ndarray, c: float, d: float) -> np.ndarray:
     Its eigenvalues are 1 - c (N - K times), 1 - c + n (c - d) (K - 1 times) and
     1 - c + n (c - d) + N d (once), so it is positive definite when 0 <= d < c < 1.
     """
-    same = labels[:, None] == labels[None, :]
-    gram = np.where(same, c, d).astype(np.float64)
+    gram = np.where(labels[:, None] == labels[None, :], np.float64(c), np.float64(d))
     np.fill_diagonal(gram, 1.0)
     return gram
 
@@ -43,17 +42,23 @@ def feature_gram(labels: np.ndarray, k: int, c: float, d: float, epsilon: float,
     (B the block matrix, F0 the clean features) so that at epsilon = 0 it equals ``block_gram``
     exactly, not only up to rounding.
     """
-    gram = block_gram(labels, c, d)
     if epsilon == 0:
-        return gram
+        return block_gram(labels, c, d)
     n_samples = labels.size
-    noise = rng.standard_normal((n_samples, n_samples + k + 1)) / np.sqrt(n_samples + k + 1)
-    # X[i, j] = <clean phi_i, g_j>, read off the coordinates of g_j along e_i, a_{y_i} and b.
-    cross = (np.sqrt(1.0 - c) * noise[:, :n_samples].T
-             + np.sqrt(c - d) * noise[:, n_samples + labels].T
-             + np.sqrt(d) * noise[:, n_samples + k][None, :])
-    noise_gram = noise @ noise.T
-    gram += epsilon * (cross + cross.T) + epsilon**2 * 0.5 * (noise_gram + noise_gram.T)
+    noise = rng.standard_normal((n_samples, n_samples + k + 1))
+    noise *= 1.0 / np.sqrt(n_samples + k + 1)
+    # Few N x N temporaries: allocating (page-faulting) each one costs as much as the arithmetic.
+    gram = noise @ noise.T  # numpy computes A A^T with syrk: exactly symmetric
+    gram *= epsilon**2
+    gram += block_gram(labels, c, d)
+    # X^T[j, i] = <g_j, clean phi_i>: the coordinates of g_j along e_i, a_{y_i} and b.
+    cross_t = noise[:, n_samples:n_samples + k][:, labels]
+    cross_t *= np.sqrt(c - d)
+    cross_t += np.sqrt(1.0 - c) * noise[:, :n_samples]
+    cross_t += np.sqrt(d) * noise[:, n_samples + k:]
+    cross_t += cross_t.T  # x_ij + x_ji is exactly symmetric; adding the two to gram in turn is not
+    cross_t *= epsilon
+    gram += cross_t
     scale = 1.0 / np.sqrt(np.diag(gram).copy())
     gram *= np.outer(scale, scale)  # s_i s_j == s_j s_i, so the result stays exactly symmetric
     np.fill_diagonal(gram, 1.0)

@@ -195,13 +195,21 @@ def _exact_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float
 
     The teacher starts from the given labels when Phi is symmetric (the first Newton step is then the
     linearised closed form), and from uniform outputs otherwise, where starting at the one-hot labels
-    tends to stall the non-convex solve.
+    tends to stall the non-convex solve; a non-convex round that stalls is retried by continuation
+    in lambda.
     """
     previous = given
     start = None if setup.symmetric else np.full_like(given, 1.0 / given.shape[1])
     while True:
-        solution = newton.solve_round(setup.gram, previous, lbd, setup.spectrum, tol=config.tol,
-                                      max_iter=config.max_iter, start=start, symmetric=setup.symmetric)
+        try:
+            solution = newton.solve_round(setup.gram, previous, lbd, setup.spectrum, tol=config.tol,
+                                          max_iter=config.max_iter, start=start, symmetric=setup.symmetric)
+        except newton.ConvergenceError as error:
+            if setup.symmetric:
+                raise
+            log.info("%s; continuing in lambda from %g", error, 100 * lbd)
+            solution = newton.solve_by_continuation(setup.gram, previous, lbd, tol=config.tol,
+                                                    max_iter=config.max_iter)
         yield solution.outputs, solution.iterations
         start = 2.0 * solution.outputs - previous
         previous = solution.outputs

@@ -32,8 +32,10 @@ Non-symmetric Phi (``--gram reference``). No potential exists and the problem is
 solver takes exact Newton directions from a dense LU of the Jacobian reduced to the N (K - 1)
 row-sum-zero coordinates and backtracks on |R|_F^2. A fixed point exists (F maps the product of
 simplices into itself; Brouwer) but need not be unique, and the line search can stall at a local
-minimum of |R|: then the round fails with an error. What the solver guarantees in every case: a
-round it returns satisfies max |Y - F(Y)| <= tol, recomputed with the plain float64 map.
+minimum of |R|. The caller then follows the solution from a 100 times larger lambda down to the
+target (``solve_by_continuation``); if that stalls too, the round fails with an error. What the
+solver guarantees in every case: a round it returns satisfies max |Y - F(Y)| <= tol, recomputed with
+the plain float64 map.
 """
 
 from __future__ import annotations
@@ -226,6 +228,26 @@ def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Sp
         outputs, decrease = _line_search(previous, outputs, z, r, delta, m_delta, symmetric, res, tol)
         progress = symmetric and decrease > _ROUNDING
     raise ConvergenceError(f"residual {res:.3e} > tol {tol:g} after --max_iter {max_iter} Newton iterations")
+
+
+def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *, tol: float, max_iter: int,
+                          factor: float = 100.0, steps: int = 8) -> RoundSolution:
+    """The round at ``lbd`` reached through lambda_0 = factor lbd > lambda_1 > ... > lbd (geometric).
+
+    For a non-symmetric Phi, where Newton from a fixed start can stall: a larger lambda shrinks M, so
+    the first problem is nearly linear, and each solution starts the next. Every intermediate round
+    is solved to ``tol``; the last one is the answer (its ``iterations`` count the whole path).
+    """
+    outputs = np.full_like(previous, 1.0 / previous.shape[1])
+    iterations = 0
+    for value in np.geomspace(factor * lbd, lbd, steps + 1):
+        try:
+            solution = solve_round(gram, previous, float(value), None, tol=tol, max_iter=max_iter,
+                                   start=outputs, symmetric=False)
+        except ConvergenceError as error:
+            raise ConvergenceError(f"{error} (continuation in lambda, at lbd={value:.3g})") from None
+        outputs, iterations = solution.outputs, iterations + solution.iterations
+    return dataclasses.replace(solution, iterations=iterations)
 
 
 def _line_search(previous: np.ndarray, outputs: np.ndarray, z: np.ndarray, r: np.ndarray,

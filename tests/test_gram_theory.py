@@ -128,6 +128,13 @@ def test_reference_gram_round_meets_tol():
     assert residual(phi, y0, solution.outputs, 1e-3) <= 1e-10
 
 
+def test_continuation_in_lambda_reaches_the_same_kind_of_round():
+    labels, phi, given, y0 = _problem(gram="reference", n=15)
+    solution = newton.solve_by_continuation(phi, y0, 1e-3, tol=1e-10, max_iter=100, steps=3)
+    assert residual(phi, y0, solution.outputs, 1e-3) <= 1e-10
+    assert solution.iterations >= 4
+
+
 def test_unreachable_tol_fails_with_the_residual_reached():
     labels, phi, given, y0 = _problem()
     with pytest.raises(newton.ConvergenceError, match=r"residual \d\.\d+e"):
