@@ -111,4 +111,4 @@ if __name__ == "__main__":
     except BrokenPipeError:
         # Output piped into e.g. `head`: the results are already saved; stop quietly.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise SystemExit(1)
+        raise SystemExit(1) from None

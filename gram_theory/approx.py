@@ -60,4 +60,3 @@ def direct(gram: np.ndarray, given: np.ndarray, lbd: float) -> Iterator[np.ndarr
             centred += scipy.linalg.lu_solve(factor, target - shifted @ centred)
         yield 1.0 / k + centred
         previous = centred
-    return outputs

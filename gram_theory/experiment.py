@@ -85,9 +85,9 @@ def validate(config: Config) -> None:
         raise UserError(f"--k must be at least 2 classes (got {config.k})")
     if config.n < 1:
         raise UserError(f"--n must be at least 1 sample per class (got {config.n})")
-    numbers = {"--c": config.c, "--d": config.d, "--epsilon": config.epsilon, "--tol": config.tol,
-               **{"--eta": e for e in config.eta}, **{"--lbd": v for v in config.lbd}}
-    for flag, value in numbers.items():
+    numbers = [("--c", config.c), ("--d", config.d), ("--epsilon", config.epsilon), ("--tol", config.tol),
+               *(("--eta", value) for value in config.eta), *(("--lbd", value) for value in config.lbd)]
+    for flag, value in numbers:
         if not math.isfinite(value):
             raise UserError(f"{flag} must be a finite number (got {value})")
     if config.d < 0:

@@ -83,7 +83,7 @@ def simplex(point: PointResult, labels: np.ndarray, path: Path) -> Path:
     vertices = np.column_stack([np.cos(angles), np.sin(angles)])
     fig = Figure(figsize=(4 * len(shown), 4))
     axes = fig.subplots(1, len(shown), squeeze=False)
-    for ax, t in zip(axes[0], shown):
+    for ax, t in zip(axes[0], shown, strict=True):
         xy = point.outputs[t] @ vertices
         ax.fill(vertices[:, 0], vertices[:, 1], fill=False, lw=0.8)
         ax.scatter(xy[:, 0], xy[:, 1], c=labels, cmap="tab10", vmin=0, vmax=9, s=4, alpha=0.6)

@@ -111,6 +111,7 @@ BAD = [
     (["--lbd", "0"], "--lbd must be positive"),
     (["--lbd", "1e-3", "-1"], "--lbd must be positive"),
     (["--lbd", "nan"], "--lbd must be a finite number"),
+    (["--eta", "inf", "0.5"], "--eta must be a finite number"),
     (["--tol", "0"], "--tol must be positive"),
 ]
 
@@ -155,8 +156,8 @@ def test_config_json_sits_beside_the_npz(tmp_path):
 
 
 def test_the_solver_never_imports_torch(tmp_path):
-    code = ("import sys, numerical_solving; "
-            f"numerical_solving.main(['--k', '2', '--n', '5', '--max_dist', '1', '--plots', '--out', {str(tmp_path)!r}]); "
+    argv = ["--k", "2", "--n", "5", "--max_dist", "1", "--plots", "--out", str(tmp_path)]
+    code = (f"import sys, numerical_solving; numerical_solving.main({argv!r}); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] == 'torch'))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
