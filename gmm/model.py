@@ -108,18 +108,6 @@ def pseudo_targets(logits, beta: float, labels: str, loss: str):
     return (beta * logits + 1.0) * 0.5
 
 
-def loss_derivatives(logits: np.ndarray, targets: np.ndarray, loss: str) -> tuple[np.ndarray, np.ndarray]:
-    """First and second derivative of the per-sample loss in the logit u.
-
-    BCE ℓ = log(1 + eᵘ) − τu: ℓ' = σ(u) − τ, ℓ'' = σ(u)(1 − σ(u)) (not 1/cosh², which overflows).
-    MSE ℓ = ((u + 1)/2 − τ)²: ℓ' = (u + 1)/2 − τ, ℓ'' = 1/2.
-    """
-    if loss == "bce":
-        sig = expit(logits)
-        return sig - targets, sig * (1.0 - sig)
-    return (logits + 1.0) * 0.5 - targets, np.full(np.shape(logits), 0.5)
-
-
 def hebbian_error(alpha: float, delta: float, theta: float) -> float:
     """0-SD error in the λ → ∞ (Hebbian, w ∝ Σ_μ s̃_μ x_μ) limit at ρ = 1/2.
 
