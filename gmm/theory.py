@@ -68,10 +68,8 @@ class NotConverged(Exception):
         self.iterations = iterations
         self.last_update = last_update
         self.reason = reason
-        super().__init__(
-            f"RS saddle point, stage {stage}: {reason} after {iterations} iterations "
-            f"(last update {last_update:.3g})"
-        )
+        progress = f" after {iterations} iterations (last update {last_update:.3g})" if iterations else ""
+        super().__init__(f"RS saddle point, stage {stage}: {reason}{progress}")
 
 
 @dataclass(frozen=True)
@@ -144,6 +142,8 @@ def solve_rs(
         targets = channel.observed if t == 0 else pseudo_targets(
             logits[t - 1], problem.betas[t - 1], problem.labels, problem.loss
         )
+        if problem.labels == "hard" and t > 0:
+            _check_label_balance(t, channel, targets)
         state.initialise(t, problem, channel, targets, start)
         iterations, last, u = _solve_stage(t, problem, options, channel, state, targets)
         logits.append(u)
@@ -229,6 +229,16 @@ class _State:
         return {name: getattr(self, name).copy() for name in names}
 
 
+def _check_label_balance(t: int, channel: "_Expectations", targets) -> None:
+    """Hard pseudo-labels that are (almost) all one class leave the student's bias diverging
+    (b → ±∞ to predict a single class); the draws then cannot represent the other class at all."""
+    ones = channel.mean(targets)
+    minority = min(ones, 1.0 - ones) * channel.size
+    if minority < 8:
+        raise NotConverged(t + 1, 0, math.nan, f"stage {t}'s hard labels are all one class "
+                           f"(fraction of ones {ones:.2g}), so the student is degenerate")
+
+
 def _solve_stage(t: int, problem: Problem, options: SolverOptions, channel: "_Expectations", state: _State, targets):
     """Fixed-point iteration for stage t's conjugates; returns (iterations, last update, logits u_t).
 
@@ -283,6 +293,8 @@ def _stage_map(t, problem: Problem, channel: "_Expectations", state: _State, tar
     slope = channel.mean(curvature)  # E[∂ℓ'/∂h], exact
     if problem.bias == "learn" and not slope > 0:
         return "the loss is flat in the bias (separable data: raise λ)"
+    if abs(state.b[t]) > 30.0 + 10.0 * math.sqrt(max(state.Q[t, t], 0.0) * delta):
+        return "the bias diverges (every sample gets the same label)"
     stein = channel.mean_xi(grad, t + 1)
     stein[t] = upper[t, t] * slope
     new = np.concatenate([
