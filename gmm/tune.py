@@ -234,7 +234,7 @@ def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.
 
     Stage t's (λ_t, β_{t−1}) minimise the 0-1 error on (val_X, val_labels) of the stage-t model
     given the stages already chosen. Labels are 0/1 and noisy in both splits, as in practice;
-    ties go to the first grid point (smallest λ, then smallest β).
+    ties go to the stronger ridge (larger λ), then to the smaller β.
     """
     learn_bias = bias == "learn"
     solver = RidgeSolver(train_X, learn_bias) if loss == "mse" else None
@@ -250,9 +250,10 @@ def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.
                 targets = pseudo_targets(logits, beta, labels, loss)
             else:
                 targets = train_labels
-            for lam in lambda_grid:
+            fit = fits[-1] if fits else None
+            for lam in lambda_grid[::-1]:  # strong to weak ridge: each BCE fit warm-starts the next
                 fit = solver.fit(targets, lam) if solver is not None else fit_bce(
-                    train_X, targets, lam, learn_bias, fits[-1] if fits else None)
+                    train_X, targets, lam, learn_bias, fit)
                 error = float(np.mean(((val_X @ fit[0] / sqrt_n + fit[1]) > 0) != (val_labels > 0.5)))
                 if best is None or error < best[0]:
                     best = (error, lam, beta, fit)

@@ -81,12 +81,14 @@ def test_ridge_solver_solves_the_normal_equations(M, learn_bias):
         assert abs(residual.sum()) < 1e-10
 
 
-def test_bce_fit_is_stationary():
+@pytest.mark.parametrize("N", [60, 300])  # Newton, L-BFGS
+@pytest.mark.parametrize("lam", [1e-3, 0.2])
+def test_bce_fit_is_stationary(N, lam):
     rng = np.random.default_rng(1)
-    mixture = draw_mixture(60, 150, 0.3, 1.0, 0.2, rng)
-    w, bias = fit_bce(mixture.X, mixture.observed, 0.2, learn_bias=True)
-    residual = expit(mixture.X @ w / np.sqrt(60) + bias) - mixture.observed
-    assert np.max(np.abs(mixture.X.T @ residual / np.sqrt(60) + 0.2 * w)) < 1e-5
+    mixture = draw_mixture(N, 150, 0.3, 1.0, 0.2, rng)
+    w, bias = fit_bce(mixture.X, mixture.observed, lam, learn_bias=True)
+    residual = expit(mixture.X @ w / np.sqrt(N) + bias) - mixture.observed
+    assert np.max(np.abs(mixture.X.T @ residual / np.sqrt(N) + lam * w)) < 1e-5
     assert abs(residual.sum()) < 1e-5
 
 
