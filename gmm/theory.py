@@ -178,14 +178,20 @@ class _State:
                    np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), [])
 
     def initialise(self, t: int, problem: Problem, channel: "_Expectations", targets, start: TheoryResult | None):
-        """Stage t's first conjugates: from ``start`` if given, else those of w = 0 (ℓ' = 1/2 − τ)."""
+        """Stage t's first conjugates: from ``start`` if given, else those of w = 0 (ℓ' = 1/2 − τ).
+
+        A warm start is used only if its χ̂ column keeps χ̂ positive semidefinite together with
+        this solution's earlier stages (else Q would be infeasible from the first iteration).
+        """
         if start is not None and start.problem.stages > t:
             order = start.order
-            self.mhat[t] = order["mhat"][t]
-            self.Qhat[: t + 1, t] = order["Qhat"][: t + 1, t]
             self.chihat[: t + 1, t] = self.chihat[t, : t + 1] = order["chihat"][t, : t + 1]
-            self.b[t] = order["b"][t] if problem.bias == "learn" else 0.0
-            return
+            block = self.chihat[: t + 1, : t + 1]
+            if np.linalg.eigvalsh(block)[0] >= -1e-10 * max(1.0, np.trace(block)):
+                self.mhat[t] = order["mhat"][t]
+                self.Qhat[: t + 1, t] = order["Qhat"][: t + 1, t]
+                self.b[t] = order["b"][t] if problem.bias == "learn" else 0.0
+                return
         scale = problem.alpha * problem.delta
         at_zero = 0.5 - targets  # ℓ' at u = 0 for both losses
         self.mhat[t] = -problem.alpha * channel.mean_product(channel.sign, at_zero)
