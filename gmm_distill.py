@@ -12,6 +12,7 @@ figure with --plot. docs/gmm.md explains the model, the equations and the option
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -27,6 +28,8 @@ from gmm.runs import Config, check_config, run_real, run_simulate, run_theory, r
 from utils.atomic import write_json
 from utils.cli import OneLineParser, add_bool_flag
 from utils.errors import exits_cleanly
+
+DEFAULT = Config(command="")  # flag defaults come from the config's
 
 TABLES = {
     "theory": ("labels", "alpha", "stage", "error", "m", "q", "b", "iterations", "last_update"),
@@ -45,25 +48,29 @@ def build_parser() -> OneLineParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
     common = OneLineParser(add_help=False)
     model = common.add_argument_group("model")
-    model.add_argument("--alpha", type=float, nargs="+", default=[2.0], help="sample ratios α = M/N (a list)")
-    model.add_argument("--rho", type=float, default=0.5, help="P(y = 1), in (0, 1)")
-    model.add_argument("--delta", type=float, default=1.0, help="noise variance Δ > 0")
-    model.add_argument("--theta", type=float, default=0.2, help="label-flip probability, in [0, 0.5)")
-    model.add_argument("--stages", type=int, default=2, help="T: number of trained models (T = 1 is 0-SD)")
+    model.add_argument("--alpha", dest="alphas", type=float, nargs="+", default=DEFAULT.alphas,
+                       help="sample ratios α = M/N (a list)")
+    model.add_argument("--rho", type=float, default=DEFAULT.rho, help="P(y = 1), in (0, 1)")
+    model.add_argument("--delta", type=float, default=DEFAULT.delta, help="noise variance Δ > 0")
+    model.add_argument("--theta", type=float, default=DEFAULT.theta, help="label-flip probability, in [0, 0.5)")
+    model.add_argument("--stages", type=int, default=DEFAULT.stages, help="T: number of trained models (T = 1 is 0-SD)")
     model.add_argument("--lambdas", type=float, nargs="+", default=[], help="ridge λ_t per stage (T values; default 1)")
     model.add_argument("--betas", type=float, nargs="+", default=[],
                        help="inverse temperature β_t per soft pseudo-label (T − 1 values; default 1)")
-    model.add_argument("--labels", nargs="+", choices=LABELS, default=["soft"], help="pseudo-labels: soft, hard or both")
-    model.add_argument("--loss", choices=LOSSES, default="bce", help="bce (logistic) or mse")
-    model.add_argument("--bias", choices=BIASES, default="fix",
+    model.add_argument("--labels", nargs="+", choices=LABELS, default=DEFAULT.labels,
+                       help="pseudo-labels: soft, hard or both")
+    model.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help="bce (logistic) or mse")
+    model.add_argument("--bias", choices=BIASES, default=DEFAULT.bias,
                        help="learn every stage's bias, or fix it at 0 (see docs/gmm.md)")
     numerics = common.add_argument_group("numerics")
-    numerics.add_argument("--samples", type=int, default=16384, help="Monte Carlo draws of the theory")
-    numerics.add_argument("--seed", type=int, default=0, help="seed of every random draw")
-    numerics.add_argument("--tol", type=float, default=1e-8, help="saddle-point tolerance (relative update)")
-    numerics.add_argument("--damping", type=float, default=0.0, help="fraction of the old iterate kept, in [0, 1)")
-    numerics.add_argument("--max-iter", type=int, default=2000, help="iterations per stage before giving up")
-    numerics.add_argument("--threads", type=int, default=1, help="BLAS threads for simulations")
+    numerics.add_argument("--samples", type=int, default=DEFAULT.samples, help="Monte Carlo draws of the theory")
+    numerics.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of every random draw")
+    numerics.add_argument("--tol", type=float, default=DEFAULT.tol, help="saddle-point tolerance (relative update)")
+    numerics.add_argument("--damping", type=float, default=DEFAULT.damping,
+                          help="fraction of the old iterate kept, in [0, 1)")
+    numerics.add_argument("--max-iter", type=int, default=DEFAULT.max_iter,
+                          help="iterations per stage before giving up")
+    numerics.add_argument("--threads", type=int, default=DEFAULT.threads, help="BLAS threads for simulations")
     output = common.add_argument_group("output")
     add_bool_flag(output, "--json", help="print the JSON document instead of a table")
     output.add_argument("--out", help="write the JSON document (config, provenance, results) here")
@@ -72,18 +79,19 @@ def build_parser() -> OneLineParser:
 
     tuning = OneLineParser(add_help=False)
     group = tuning.add_argument_group("tuning")
-    group.add_argument("--lambda-range", type=float, nargs=2, default=[1e-3, 1e3], metavar=("LOW", "HIGH"))
-    group.add_argument("--beta-range", type=float, nargs=2, default=[1e-2, 1e2], metavar=("LOW", "HIGH"))
-    group.add_argument("--stop-tol", type=float, default=1e-4,
+    group.add_argument("--lambda-range", type=float, nargs=2, default=DEFAULT.lambda_range, metavar=("LOW", "HIGH"))
+    group.add_argument("--beta-range", type=float, nargs=2, default=DEFAULT.beta_range, metavar=("LOW", "HIGH"))
+    group.add_argument("--stop-tol", type=float, default=DEFAULT.stop_tol,
                        help="early stopping: a further stage must lower the error by more than this")
-    group.add_argument("--search-samples", type=int, default=2048, help="theory draws during the search")
-    group.add_argument("--grid-points", type=int, default=7, help="grid points per new parameter")
+    group.add_argument("--search-samples", type=int, default=DEFAULT.search_samples,
+                       help="theory draws during the search")
+    group.add_argument("--grid-points", type=int, default=DEFAULT.grid_points, help="grid points per new parameter")
 
     sizes = OneLineParser(add_help=False)
     group = sizes.add_argument_group("simulation")
     group.add_argument("--N", type=int, default=None,
                        help="dimension of the simulations (simulate: 1000; tune: simulate only if given)")
-    group.add_argument("--trials", type=int, default=20, help="independent training sets")
+    group.add_argument("--trials", type=int, default=DEFAULT.trials, help="independent training sets")
 
     commands.add_parser("theory", parents=[common], help="RS saddle point per α and stage")
     simulate = commands.add_parser("simulate", parents=[common, sizes, tuning], help="finite-N experiments")
@@ -96,29 +104,18 @@ def build_parser() -> OneLineParser:
     source.add_argument("--dataset", help="a feature set the data layer can load by name, e.g. digits")
     source.add_argument("--features", help="a feature file written by the training pipeline")
     real.add_argument("--classes", type=int, nargs=2, required=True, metavar=("A", "B"), help="the two class indices")
-    real.add_argument("--M", type=int, default=200, help="training samples (balanced over the two classes)")
+    real.add_argument("--M", type=int, default=DEFAULT.M, help="training samples (balanced over the two classes)")
     real.add_argument("--trials", type=int, default=10, help="independent draws of the training set and noise")
     real.add_argument("--validation", type=float, default=0.25, help="fraction of M held out for tuning")
     return parser
 
 
 def config_from_args(args) -> Config:
-    return check_config(Config(
-        command=args.command,
-        alphas=tuple(args.alpha),
-        rho=args.rho, delta=args.delta, theta=args.theta, stages=args.stages,
-        lambdas=tuple(args.lambdas), betas=tuple(args.betas), labels=tuple(dict.fromkeys(args.labels)),
-        loss=args.loss, bias=args.bias, samples=args.samples, seed=args.seed, tol=args.tol,
-        damping=args.damping, max_iter=args.max_iter, threads=args.threads,
-        N=getattr(args, "N", None), trials=getattr(args, "trials", 20),
-        validation=getattr(args, "validation", 0.0),
-        lambda_range=tuple(getattr(args, "lambda_range", (1e-3, 1e3))),
-        beta_range=tuple(getattr(args, "beta_range", (1e-2, 1e2))),
-        stop_tol=getattr(args, "stop_tol", 1e-4), search_samples=getattr(args, "search_samples", 2048),
-        grid_points=getattr(args, "grid_points", 7),
-        dataset=getattr(args, "dataset", None), features=getattr(args, "features", None),
-        classes=tuple(args.classes) if getattr(args, "classes", None) else None, M=getattr(args, "M", 200),
-    ))
+    """The Config of the flags this subcommand has (flag names are Config field names); lists become tuples."""
+    names = [field.name for field in dataclasses.fields(Config) if hasattr(args, field.name)]
+    values = {name: tuple(v) if isinstance(v, list) else v for name, v in ((n, getattr(args, n)) for n in names)}
+    values["labels"] = tuple(dict.fromkeys(values["labels"]))  # "--labels hard hard" means hard once
+    return check_config(Config(**values))
 
 
 @exits_cleanly
@@ -143,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = run_real(config, progress)
         tables, results, figure = [("real", rows)], {"rows": rows}, functools.partial(plot_real, rows)
 
-    payload = document(config, **results)
+    payload = document(config, **results) if args.out or args.json else None
     if args.out:
         write_json(args.out, payload)
     if args.plot:
