@@ -144,8 +144,15 @@ def solve_rs(
         )
         if problem.labels == "hard" and t > 0:
             _check_label_balance(t, channel, targets)
-        state.initialise(t, problem, channel, targets, start)
-        iterations, last, u = _solve_stage(t, problem, options, channel, state, targets)
+        warm = state.initialise(t, problem, channel, targets, start)
+        try:
+            iterations, last, u = _solve_stage(t, problem, options, channel, state, targets)
+        except NotConverged:
+            if not warm:
+                raise
+            # a warm start from another point can be infeasible or far off here: start cold
+            state.initialise(t, problem, channel, targets, None)
+            iterations, last, u = _solve_stage(t, problem, options, channel, state, targets)
         logits.append(u)
         error = float(generalisation_error(problem.rho, problem.delta, state.m[t], state.Q[t, t], state.b[t]))
         stage_results.append(
@@ -177,11 +184,13 @@ class _State:
         return cls(*(np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), np.zeros(T)),
                    np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), [])
 
-    def initialise(self, t: int, problem: Problem, channel: "_Expectations", targets, start: TheoryResult | None):
+    def initialise(self, t: int, problem: Problem, channel: "_Expectations", targets,
+                   start: TheoryResult | None) -> bool:
         """Stage t's first conjugates: from ``start`` if given, else those of w = 0 (ℓ' = 1/2 − τ).
 
         A warm start is used only if its χ̂ column keeps χ̂ positive semidefinite together with
         this solution's earlier stages (else Q would be infeasible from the first iteration).
+        Returns whether the warm start was used.
         """
         if start is not None and start.problem.stages > t:
             order = start.order
@@ -191,7 +200,7 @@ class _State:
                 self.mhat[t] = order["mhat"][t]
                 self.Qhat[: t + 1, t] = order["Qhat"][: t + 1, t]
                 self.b[t] = order["b"][t] if problem.bias == "learn" else 0.0
-                return
+                return True
         scale = problem.alpha * problem.delta
         at_zero = 0.5 - targets  # ℓ' at u = 0 for both losses
         self.mhat[t] = -problem.alpha * channel.mean_product(channel.sign, at_zero)
@@ -201,6 +210,7 @@ class _State:
         self.Qhat[:t, t] = 0.0
         self.Qhat[t, t] = scale * (0.25 if problem.loss == "bce" else 0.5)
         self.b[t] = 0.0
+        return False
 
     def weight_channel(self, t: int, lam: float) -> None:
         """Row t of χ = A⁻¹, m = χ m̂ and Q = m mᵀ + χ χ̂ χᵀ (rows < t are already final)."""

@@ -156,9 +156,10 @@ def _tune_stage_count(problem, T, previous: Optimum | None, solver, options, sea
     coarse = _nelder_mead(search, start, bounds, step=0.5, max_evaluations=150 * len(start))
     polish = _Objective(template, solver, final_draws)
     fine = _nelder_mead(polish, coarse, bounds, step=0.1, max_evaluations=25 * len(start))
+    polish.warm = None  # the reported theory is a cold solve at the reported hyperparameters
     theory = polish.solve(fine)
     if theory is None:
-        raise NotConverged(T, solver.max_iter, math.nan, f"the polished optimum is infeasible: {polish.last_failure}")
+        raise NotConverged(T, 0, math.nan, f"the tuned optimum does not converge ({polish.last_failure})")
     chosen = polish.problem_at(fine)
     return Optimum(
         stages=T,
