@@ -128,3 +128,17 @@ def test_bad_input_in_a_subprocess_is_one_line_without_traceback():
     assert result.returncode == 2
     assert result.stderr == "error: --rho must be in (0, 1), got 1.5\n"
     assert result.stdout == ""
+
+
+def test_validation_and_benchmark_scripts_print_their_rows(capsys):
+    from benchmarks.bench_gmm import main as bench
+    from scripts.validate_gmm import main as validate
+
+    assert validate(["--N", "60", "80", "--trials", "2", "--samples", "256", "--configs", "bce-soft-fix",
+                     "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert len(document["rows"]) == 2 * 3 and len(document["summary"]) == 2
+    assert bench(["--repeats", "1", "--skip-sweep", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [row["benchmark"] for row in rows] == ["BCE theory point, T=3, soft", "BCE theory point, T=3, hard"]
+    assert all(row["wall_s"] > 0 and row["draws"] == 16384 for row in rows)
