@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from data.features import extract  # noqa: E402
 from models.backbone import build_backbone  # noqa: E402
 from models.heads import init_head  # noqa: E402
-from models.losses import soft_cross_entropy  # noqa: E402
+from models.losses import SoftCrossEntropy  # noqa: E402
 from training.engine import HeadProblem, SGDSettings, train_sgd  # noqa: E402
 
 # (train images, test images, classes) of each dataset with the paper's splits.
@@ -60,7 +60,7 @@ def epoch_seconds(n: int, m: int, k: int, heads: int, epochs: int = 1) -> float:
         targets=torch.nn.functional.one_hot(y, k).float().expand(heads, n, k).contiguous(),
         true_labels=y.expand(heads, n).contiguous(), noisy_labels=y.expand(heads, n).contiguous(),
         init=torch.stack([init_head(k, 512, torch.Generator().manual_seed(h)) for h in range(heads)]),
-        batch_seeds=list(range(heads)), loss=soft_cross_entropy)
+        batch_seeds=list(range(heads)), loss=SoftCrossEntropy())
     settings = SGDSettings(lr=0.05, wd=5e-5, epochs=epochs, batch_size=128, gamma=0.98, momentum=0.9, select="test")
     start = time.perf_counter()
     train_sgd(problem, settings)

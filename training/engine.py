@@ -3,25 +3,28 @@
 Every stage uses it; stages differ only in their targets (computed once, up front) and their loss.
 Features stay on the device; each head draws its own batches by random permutation of its own
 training rows (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
-loss's closed-form gradient (one matmul, no autograd graph), so each head follows exactly the
-trajectory it would follow alone. ``torch.optim.SGD`` applies momentum and weight decay; lr × gamma
-after every epoch (``ExponentialLR``).
-Metrics are synced to the host once per epoch. Training accuracy is the running accuracy of the
-batch logits seen during the epoch (as the reference computes it), which costs no extra pass.
+loss's closed-form gradient (no autograd graph), so each head follows exactly the trajectory it
+would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied in three
+in-place ops on preallocated buffers (``momentum_step_``; a test holds it to ``SGD.step``);
+``ExponentialLR`` multiplies the optimizer's lr by gamma after every epoch.
+Training loss and accuracy are those of the batch logits seen during the epoch (as the reference
+computes them), kept for the epoch and reduced in one pass at its end; metrics reach the host
+once per epoch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 
 from models.heads import head_logits, shared_logits
+from models.losses import Loss
+from training.sgd import HeadSGD
 
-LossFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # (loss, ∂loss/∂logits)
 Progress = Callable[[Iterable[int]], Iterable[int]]
 
 
@@ -33,14 +36,18 @@ class HeadProblem:
     test_features: torch.Tensor  # (M, D)
     test_labels: torch.Tensor  # (M,)
     train_index: torch.Tensor  # (H, N) rows each head trains on
-    targets: torch.Tensor  # (H, N, K) aligned with train_index
+    targets: torch.Tensor  # (H, N, K) probability vectors aligned with train_index
     true_labels: torch.Tensor  # (H, N) true labels of those rows
     noisy_labels: torch.Tensor  # (H, N) the labels the teacher saw
     init: torch.Tensor  # (H, K, D)
     batch_seeds: list[int]  # one permutation stream per head
-    loss: LossFn
+    loss: Loss
     val_index: torch.Tensor | None = None  # (H, V) held-out rows of the noisy training set
     val_labels: torch.Tensor | None = None  # (H, V) their noisy labels
+
+    def __post_init__(self):
+        mass = self.targets.sum(dim=-1)
+        assert torch.allclose(mass, torch.ones_like(mass), atol=1e-4), "target rows must be probability vectors"
 
     @property
     def num_heads(self) -> int:
@@ -56,7 +63,7 @@ class SGDSettings:
     gamma: float
     momentum: float
     select: str  # "test" or "val": which accuracy picks the best epoch
-    eval_batch: int = 200
+    eval_batch: int = 4096  # rows per evaluation matmul
 
 
 @dataclasses.dataclass
@@ -101,54 +108,115 @@ def evaluate(weights: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
         else:
             logits = head_logits(weights, features[:, start:start + chunk])
             target = labels[:, start:start + chunk]
-        loss += F.cross_entropy(logits.transpose(1, 2), target, reduction="none").sum(dim=1).double()
+        loss -= torch.log_softmax(logits, dim=-1).gather(-1, target[..., None]).sum(dim=(1, 2), dtype=torch.float64)
         correct += (logits.argmax(dim=-1) == target).sum(dim=1).double()
     return loss / max(total, 1), 100.0 * correct / max(total, 1)
+
+
+BLOCK_ELEMENTS = 1 << 20  # floats per logits (and targets) buffer: 4 MiB each, whatever the grid's size
+
+
+@dataclasses.dataclass
+class _Buffers:
+    """What the batches of one block shape reuse every epoch."""
+
+    inputs: torch.Tensor  # (H, size, D)
+    grad: torch.Tensor  # (H, size, K)
+    logits: torch.Tensor  # (count, H, size, K): every batch's logits, kept until the block ends
+    targets: torch.Tensor  # (count, H, size, K)
+
+
+@dataclasses.dataclass
+class _Block:
+    """``count`` consecutive batches of ``size`` rows starting at row ``start`` of the epoch's order.
+
+    Index tensors are laid out batch-major, (count, H·size), so that each batch's rows for all
+    heads are one contiguous slice. The block keeps the logits and targets of its batches: their
+    training loss and accuracy are computed in one vectorised pass when the block ends.
+    """
+
+    start: int
+    count: int
+    size: int
+    buffers: _Buffers
+
+    def batch_major(self, per_head: torch.Tensor) -> torch.Tensor:
+        """(..., H, N) in epoch order → (..., count, H, size): this block's batches."""
+        part = per_head[..., self.start:self.start + self.count * self.size]
+        return part.unflatten(-1, (self.count, self.size)).movedim(-2, -3).contiguous()
+
+
+def _blocks(n: int, size: int, heads: int, dim: int, classes: int, device) -> list[_Block]:
+    """Cut an epoch of ``n`` rows into blocks of whole batches (and a last, short batch), sharing buffers."""
+    full, rest = divmod(n, size)
+    per_block = max(1, BLOCK_ELEMENTS // (heads * size * classes))
+    shapes = [(start, min(per_block, full - start), size) for start in range(0, full, per_block)]
+    shapes += [(full, 1, rest)] if rest else []
+    buffers: dict[tuple[int, int], _Buffers] = {}
+    blocks = []
+    for first_batch, count, rows in shapes:
+        if (count, rows) not in buffers:
+            empty = functools.partial(torch.empty, device=device)
+            buffers[count, rows] = _Buffers(empty(heads, rows, dim), empty(heads, rows, classes),
+                                            empty(count, heads, rows, classes), empty(count, heads, rows, classes))
+        blocks.append(_Block(first_batch * size, count, rows, buffers[count, rows]))
+    return blocks
+
+
+def _train_epoch(problem: HeadProblem, blocks: list[_Block], optimizer: HeadSGD, perm: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """One pass over every head's rows in the order ``perm`` (H, N); returns the summed batch losses (H,)
+    and the numbers of batch predictions that match the true and the noisy labels (2, H)."""
+    heads, n = perm.shape
+    classes, dim = problem.targets.shape[-1], problem.features.shape[-1]
+    weights_t = optimizer.weights.transpose(1, 2)
+    rows = torch.gather(problem.train_index, 1, perm)
+    target_rows = perm + (torch.arange(heads, device=perm.device) * n)[:, None]  # rows of the flattened targets
+    labels = torch.gather(torch.stack([problem.true_labels, problem.noisy_labels]), 2, perm.expand(2, -1, -1))
+    targets = problem.targets.reshape(heads * n, classes)
+    loss_sum = torch.zeros(heads, device=perm.device, dtype=torch.float64)
+    correct = torch.zeros(2, heads, device=perm.device, dtype=torch.int64)
+    for block in blocks:
+        buf = block.buffers
+        torch.index_select(targets, 0, block.batch_major(target_rows).flatten(), out=buf.targets.view(-1, classes))
+        inputs_flat, grad_t = buf.inputs.view(-1, dim), buf.grad.transpose(1, 2)
+        batches = zip(block.batch_major(rows).flatten(1).unbind(0), buf.logits.unbind(0), buf.targets.unbind(0))
+        for batch_rows, logits, batch_targets in batches:
+            torch.index_select(problem.features, 0, batch_rows, out=inputs_flat)
+            torch.bmm(buf.inputs, weights_t, out=logits)
+            problem.loss.gradient(logits, batch_targets, out=buf.grad)
+            optimizer.step(grad_t, buf.inputs)
+        loss_sum += problem.loss.value(buf.logits, buf.targets).sum(dim=(0, 2), dtype=torch.float64)
+        correct += (buf.logits.argmax(dim=-1) == block.batch_major(labels)).sum(dim=(1, 3))
+    return loss_sum, correct
 
 
 def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | None = None) -> list[HeadResult]:
     """Train every head for ``settings.epochs`` epochs; return each head's best and last weights and history."""
     device = problem.features.device
     heads, n = problem.train_index.shape
-    weights = problem.init.detach().clone().to(device).requires_grad_(True)
-    optimizer = torch.optim.SGD([weights], lr=settings.lr, momentum=settings.momentum, weight_decay=settings.wd)
+    weights = problem.init.detach().clone().to(device)
+    optimizer = HeadSGD(weights, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.wd)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
     generators = [torch.Generator().manual_seed(seed) for seed in problem.batch_seeds]
+    blocks = _blocks(n, settings.batch_size, heads, problem.features.shape[-1], problem.targets.shape[-1], device)
     val_features = problem.features[problem.val_index] if problem.val_index is not None else None
     best_score = torch.full((heads,), -math.inf)
-    best_weights = weights.detach().clone()
+    best_weights = weights.clone()
     best_epoch = [0] * heads
     histories: list[list[dict[str, float]]] = [[] for _ in range(heads)]
-    size = settings.batch_size
-    both_labels = torch.stack([problem.true_labels, problem.noisy_labels])
     epochs = range(1, settings.epochs + 1)
     for epoch in progress(epochs) if progress else epochs:
-        lr = scheduler.get_last_lr()[0]
+        lr = optimizer.param_groups[0]["lr"]
         perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
-        rows = torch.gather(problem.train_index, 1, perm)
-        targets = torch.gather(problem.targets, 1, perm[..., None].expand(-1, -1, problem.targets.shape[-1]))
-        labels = torch.gather(both_labels, 2, perm.expand(2, -1, -1))  # (2, H, N): true, noisy
-        loss_sum = torch.zeros(heads, device=device, dtype=torch.float64)
-        correct = torch.zeros(2, heads, device=device, dtype=torch.int64)
-        with torch.no_grad():
-            for start in range(0, n, size):
-                batch_rows = rows[:, start:start + size]
-                inputs = problem.features.index_select(0, batch_rows.flatten()).view(*batch_rows.shape, -1)  # (H, B, D)
-                logits = head_logits(weights, inputs)
-                loss, grad = problem.loss(logits, targets[:, start:start + size])
-                count = loss.shape[1]
-                weights.grad = torch.bmm(grad.transpose(1, 2), inputs).div_(count)  # ∂(mean loss)/∂W per head
-                optimizer.step()
-                loss_sum += loss.sum(dim=1, dtype=torch.float64)
-                correct += (logits.argmax(dim=-1) == labels[:, :, start:start + size]).sum(dim=2)
+        loss_sum, correct = _train_epoch(problem, blocks, optimizer, perm)
         scheduler.step()
-        detached = weights.detach()
-        test_loss, test_acc = evaluate(detached, problem.test_features, problem.test_labels, settings.eval_batch)
+        test_loss, test_acc = evaluate(weights, problem.test_features, problem.test_labels, settings.eval_batch)
         accuracy = 100.0 * correct.double() / n
         columns = [loss_sum / n, accuracy[0], accuracy[1], test_loss, test_acc]
         names = ["train_loss", "train_acc_true", "train_acc_noisy", "test_loss", "test_acc"]
         if val_features is not None:
-            val_loss, val_acc = evaluate(detached, val_features, problem.val_labels, settings.eval_batch)
+            val_loss, val_acc = evaluate(weights, val_features, problem.val_labels, settings.eval_batch)
             columns += [val_loss, val_acc]
             names += ["val_loss", "val_acc"]
         table = torch.stack(columns, dim=1).cpu().tolist()  # the one host sync of the epoch
@@ -156,11 +224,11 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
         improved = score > best_score
         if improved.any():
             mask = improved.to(device)
-            best_weights[mask] = detached[mask]
+            best_weights[mask] = weights[mask]
             best_score = torch.where(improved, score, best_score)
             for h in torch.nonzero(improved).flatten().tolist():
                 best_epoch[h] = epoch
         for h in range(heads):
             histories[h].append({"epoch": epoch, "lr": lr, **dict(zip(names, table[h]))})
-    last = weights.detach().cpu()
+    last = weights.cpu()
     return [HeadResult(best_weights[h].cpu(), last[h].clone(), best_epoch[h], histories[h]) for h in range(heads)]

@@ -22,7 +22,7 @@ from data.feature_set import FeatureSet
 from data.noise import make_noisy_labels
 from data.validation import validation_split
 from models.heads import init_head
-from models.losses import partial_label_gce, soft_cross_entropy
+from models.losses import PartialLabelGCE, SoftCrossEntropy
 from training import runs
 from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
@@ -120,13 +120,18 @@ def prepare_head(config: TrainConfig, data: DeviceData, outputs: StageOutputs) -
 
 
 def loss_for(config: TrainConfig):
-    return functools.partial(partial_label_gce, q=config.q) if config.is_pll else soft_cross_entropy
+    return PartialLabelGCE(q=config.q) if config.is_pll else SoftCrossEntropy()
+
+
+def eval_chunk(config: TrainConfig) -> int:
+    """Rows per evaluation matmul: ``--test-batch`` or more; chunking changes no metric beyond float rounding."""
+    return max(config.test_batch, 4096)
 
 
 def sgd_settings(config: TrainConfig) -> SGDSettings:
     return SGDSettings(lr=config.lr, wd=config.wd, epochs=config.epochs, batch_size=config.train_batch,
                        gamma=config.gamma, momentum=config.momentum, select=config.select,
-                       eval_batch=config.test_batch)
+                       eval_batch=eval_chunk(config))
 
 
 def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
@@ -152,7 +157,7 @@ def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | 
     config = heads[0].config
     problem = build_problem(heads, data)
     if config.optimizer == "lbfgs":
-        return train_exact(problem, config.wd, eval_batch=max(config.test_batch, 4096))
+        return train_exact(problem, config.wd, eval_batch=eval_chunk(config))
     return train_sgd(problem, sgd_settings(config), progress)
 
 

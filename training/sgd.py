@@ -1,0 +1,35 @@
+"""SGD with momentum and weight decay for a stack of linear heads, as a ``torch.optim.Optimizer``.
+
+The update is ``torch.optim.SGD``'s (dampening 0, no Nesterov):
+
+    v ← m·v + (∂L/∂W + wd·W),    W ← W − lr·v,
+
+with v starting at zero (SGD's first step sets v to the gradient, which is the same thing). For a
+linear head the mean-loss gradient of a batch is a product, ∂L/∂W = gᵀ·x / B with g = ∂loss/∂logits
+(H, B, K) and x the inputs (H, B, D), so ``step`` takes the two factors and lets the matmul
+accumulate straight into v: three in-place ops on preallocated tensors, where ``SGD.step`` runs a
+dozen and first needs the gradient materialised. Being an ``Optimizer``, it takes torch's lr
+schedulers (the engine uses ``ExponentialLR``) and keeps SGD's state layout (``momentum_buffer``).
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class HeadSGD(torch.optim.Optimizer):
+    def __init__(self, weights: torch.Tensor, lr: float, momentum: float, weight_decay: float):
+        if weights.ndim != 3:
+            raise ValueError(f"HeadSGD expects stacked head weights (H, K, D), got shape {tuple(weights.shape)}")
+        super().__init__([weights], {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
+        self.weights = weights
+        self.velocity = self.state[weights].setdefault("momentum_buffer", torch.zeros_like(weights))
+
+    @torch.no_grad()
+    def step(self, grad_t: torch.Tensor, inputs: torch.Tensor) -> None:  # type: ignore[override]
+        """One update from the batch gradient ``grad_t @ inputs / B``: grad_t (H, K, B), inputs (H, B, D)."""
+        group = self.param_groups[0]
+        self.velocity.baddbmm_(grad_t, inputs, beta=group["momentum"], alpha=1.0 / inputs.shape[1])
+        if group["weight_decay"]:
+            self.velocity.add_(self.weights, alpha=group["weight_decay"])
+        self.weights.add_(self.velocity, alpha=-group["lr"])
