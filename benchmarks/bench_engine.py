@@ -14,20 +14,28 @@ epoch). Everything runs in this process on the same features, timed epoch by epo
 - gather + matmul: the same matmuls on batches gathered from random rows of the 100 MB feature
   matrix, as every epoch with random batches must read them (an informative bound, not a goal).
 
-The floor and the gather bound are measured between the epochs of the two loops, so all four
-see the same machine state; the table gives medians over epochs (and over repeats), the ratios
-are of medians. Usage: ``python3 -m benchmarks.bench_engine [--epochs 5] [--stage teacher]``.
+With ``--baseline REV`` the engine as it was at git revision REV (``training/engine.py`` read with
+``git show``) runs too, on the same problem, for a before/after comparison in one run.
+
+The loops run in ``--rounds`` rounds of ``--epochs`` epochs each, in an order that alternates
+from round to round, and the floor and the gather bound are measured after every epoch, so that
+a machine whose speed drifts slows every loop alike; the table gives medians over all epochs
+(and repeats), the ratios are of medians. Usage: ``python3 -m benchmarks.bench_engine [--rounds 3] [--epochs 2] [--stage teacher] [--baseline REV]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import warnings
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +44,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from models.heads import init_head
 from models.losses import SoftCrossEntropy
-from training.engine import HeadProblem, SGDSettings, train_sgd
+from training import engine as current_engine
 
 N, D, K, M, BATCH = 50_000, 512, 100, 10_000, 128
 LR, WD, MOMENTUM, GAMMA = 0.05, 5e-5, 0.9, 0.98
@@ -52,14 +60,15 @@ def make_data(seed: int = 0):
     return x, y, x_test, y_test
 
 
-def ours(x, y, x_test, y_test, targets, epochs: int, between) -> list[float]:
-    """Seconds per epoch of the engine; ``between()`` runs after each epoch, outside the timing."""
-    problem = HeadProblem(
+def engine_loop(x, y, x_test, y_test, targets, epochs: int, between, engine=current_engine,
+                loss=SoftCrossEntropy()) -> list[float]:
+    """Seconds per epoch of ``engine.train_sgd``; ``between()`` runs after each epoch, untimed."""
+    problem = engine.HeadProblem(
         features=x, test_features=x_test, test_labels=y_test, train_index=torch.arange(N)[None],
         targets=targets[None], true_labels=y[None], noisy_labels=y[None],
-        init=init_head(K, D, torch.Generator().manual_seed(0))[None], batch_seeds=[0], loss=SoftCrossEntropy())
-    settings = SGDSettings(lr=LR, wd=WD, epochs=epochs, batch_size=BATCH, gamma=GAMMA, momentum=MOMENTUM,
-                           select="test")
+        init=init_head(K, D, torch.Generator().manual_seed(0))[None], batch_seeds=[0], loss=loss)
+    settings = engine.SGDSettings(lr=LR, wd=WD, epochs=epochs, batch_size=BATCH, gamma=GAMMA, momentum=MOMENTUM,
+                                  select="test")
     times: list[float] = []
 
     def timed(epoch_numbers):
@@ -69,8 +78,34 @@ def ours(x, y, x_test, y_test, targets, epochs: int, between) -> list[float]:
             times.append(time.perf_counter() - start)
             between()
 
-    train_sgd(problem, settings, progress=timed)
+    engine.train_sgd(problem, settings, progress=timed)
     return times
+
+
+def module_at(revision: str, path: str):
+    """A file of this repository as it was at a git revision, imported as a module of its own."""
+    repo = Path(__file__).resolve().parents[1]
+    try:
+        source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=repo, check=True,
+                                capture_output=True, text=True).stdout
+    except (OSError, subprocess.CalledProcessError) as error:
+        raise SystemExit(f"error: cannot read {path} at revision {revision!r} ({error}); "
+                         "give a revision of this git repository")
+    name = f"{Path(path).stem}_at_{revision}"
+    file = Path(tempfile.mkdtemp()) / f"{name}.py"
+    file.write_text(source)
+    spec = importlib.util.spec_from_file_location(name, file)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    return module
+
+
+def baseline_at(revision: str):
+    """(engine module, soft cross-entropy loss) as they were at ``revision``."""
+    losses = module_at(revision, "models/losses.py")
+    loss = losses.SoftCrossEntropy() if hasattr(losses, "SoftCrossEntropy") else losses.soft_cross_entropy
+    return module_at(revision, "training/engine.py"), loss
 
 
 def reference_style(x, y, x_test, y_test, epochs: int, teacher: nn.Module | None, between) -> list[float]:
@@ -132,9 +167,12 @@ def gather_and_matmul(x: torch.Tensor, generator: torch.Generator) -> float:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=5, help="epochs timed per loop (default 5)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, each loop's order alternating (default 3)")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per round (default 2)")
     parser.add_argument("--stage", choices=("teacher", "student"), default="teacher")
+    parser.add_argument("--baseline", metavar="REV", help="also time the engine as it was at this git revision")
     args = parser.parse_args(argv)
+    baseline = baseline_at(args.baseline) if args.baseline else None
     warnings.filterwarnings("ignore", message="This DataLoader will create")
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # first SGD pays torch's one-time lazy imports
     x, y, x_test, y_test = make_data()
@@ -145,7 +183,7 @@ def main(argv=None) -> int:
         targets = torch.softmax(teacher(x), dim=1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.stage} stage, {N}×{D} features, K={K}, batch {BATCH}, "
-          f"{args.epochs} epochs per loop")
+          f"{args.rounds} rounds × {args.epochs} epochs per loop")
     floors: list[float] = []
     gathers: list[float] = []
     generator = torch.Generator().manual_seed(1)
@@ -154,20 +192,32 @@ def main(argv=None) -> int:
         floors.append(matmul_floor())
         gathers.append(gather_and_matmul(x, generator))
 
+    data = (x, y, x_test, y_test)
+    loops = {"ours": lambda: engine_loop(*data, targets, args.epochs, measure_bounds)}
+    if baseline:
+        loops[f"engine at {args.baseline}"] = lambda: engine_loop(*data, targets, args.epochs, measure_bounds,
+                                                                  *baseline)
+    loops["reference style"] = lambda: reference_style(*data, args.epochs, teacher, measure_bounds)
+    times: dict[str, list[float]] = {name: [] for name in loops}
     measure_bounds()
-    t_ours = ours(x, y, x_test, y_test, targets, args.epochs, measure_bounds)
-    t_ref = reference_style(x, y, x_test, y_test, args.epochs, teacher, measure_bounds)
-    median = {name: statistics.median(values) for name, values in
-              [("reference", t_ref), ("ours", t_ours), ("floor", floors), ("gather", gathers)]}
-    rate = 2 * 2 * -(-N // BATCH) * BATCH * D * K / median["floor"] / 1e9
+    for round_number in range(args.rounds):
+        names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
+        for name in names:
+            times[name] += loops[name]()
+    rows = list(times.items())
+    rows += [("matmul floor", floors), ("gather + matmul", gathers)]
+    median = {label: statistics.median(values) for label, values in rows}
     print(f"{'loop':<32}{'median s/epoch':>15}{'min':>9}{'max':>9}")
-    for label, name, values in [("reference style", "reference", t_ref), ("ours", "ours", t_ours),
-                                ("matmul floor", "floor", floors), ("gather + matmul", "gather", gathers)]:
-        print(f"{label:<32}{median[name]:>15.3f}{min(values):>9.3f}{max(values):>9.3f}")
+    for label, values in rows:
+        print(f"{label:<32}{median[label]:>15.3f}{min(values):>9.3f}{max(values):>9.3f}")
+    rate = 2 * 2 * -(-N // BATCH) * BATCH * D * K / median["matmul floor"] / 1e9
     print(f"matmul rate on these shapes: {rate:.1f} GFLOP/s")
-    print(f"speed-up over reference style: {median['reference'] / median['ours']:.1f}×; "
-          f"ours / matmul floor: {median['ours'] / median['floor']:.2f}×; "
-          f"ours / (gather + matmul): {median['ours'] / median['gather']:.2f}×")
+    ours_median = median["ours"]
+    print(f"speed-up over reference style: {median['reference style'] / ours_median:.1f}×; "
+          f"ours / matmul floor: {ours_median / median['matmul floor']:.2f}×; "
+          f"ours / (gather + matmul): {ours_median / median['gather + matmul']:.2f}×")
+    if baseline:
+        print(f"speed-up over the engine at {args.baseline}: {median[f'engine at {args.baseline}'] / ours_median:.2f}×")
     return 0
 
 

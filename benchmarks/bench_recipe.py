@@ -8,7 +8,7 @@ Measured here, on generated data of the real shapes (no dataset is downloaded):
   stacked heads — on generated features of each dataset's real size (N, 512, K), through the real engine.
 
 Totals per dataset (all images once; 6 stages × 200 epochs per noise type) are extrapolated from
-these rates and marked so. Usage: ``python3 benchmarks/bench_recipe.py [--depth 34] [--heads 24]``.
+these rates and marked so. Usage: ``python3 -m benchmarks.bench_recipe [--depth 34] [--heads 24]``.
 """
 
 from __future__ import annotations
@@ -16,18 +16,15 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import TensorDataset
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from data.features import extract  # noqa: E402
-from models.backbone import build_backbone  # noqa: E402
-from models.heads import init_head  # noqa: E402
-from models.losses import SoftCrossEntropy  # noqa: E402
-from training.engine import HeadProblem, SGDSettings, train_sgd  # noqa: E402
+from data.features import extract
+from models.backbone import build_backbone
+from models.heads import init_head
+from models.losses import SoftCrossEntropy
+from training.engine import HeadProblem, SGDSettings, train_sgd
 
 # (train images, test images, classes) of each dataset with the paper's splits.
 SIZES = {
