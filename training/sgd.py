@@ -19,13 +19,13 @@ import torch
 
 class HeadSGD(torch.optim.Optimizer):
     def __init__(self, weights: torch.Tensor, lr: float, momentum: float, weight_decay: float):
-        if weights.ndim != 3:
-            raise ValueError(f"HeadSGD expects stacked head weights (H, K, D), got shape {tuple(weights.shape)}")
+        if weights.ndim != 3 or weights.requires_grad:
+            raise ValueError("HeadSGD updates stacked head weights (H, K, D) in place, outside autograd; "
+                             f"got shape {tuple(weights.shape)}, requires_grad={weights.requires_grad}")
         super().__init__([weights], {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
         self.weights = weights
         self.velocity = self.state[weights].setdefault("momentum_buffer", torch.zeros_like(weights))
 
-    @torch.no_grad()
     def step(self, grad_t: torch.Tensor, inputs: torch.Tensor) -> None:  # type: ignore[override]
         """One update from the batch gradient ``grad_t @ inputs / B``: grad_t (H, K, B), inputs (H, B, D)."""
         group = self.param_groups[0]
