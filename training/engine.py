@@ -4,12 +4,12 @@ Every stage uses it; stages differ only in their targets (computed once, up fron
 Features stay on the device; each head draws its own batches by random permutation of its own
 training rows (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
 loss's closed-form gradient (no autograd graph), so each head follows exactly the trajectory it
-would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied in three
-in-place ops on preallocated buffers (``momentum_step_``; a test holds it to ``SGD.step``);
-``ExponentialLR`` multiplies the optimizer's lr by gamma after every epoch.
-Training loss and accuracy are those of the batch logits seen during the epoch (as the reference
-computes them), kept for the epoch and reduced in one pass at its end; metrics reach the host
-once per epoch.
+would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied by
+``training.sgd.HeadSGD`` in three in-place ops (a test holds it to ``SGD.step``); torch's
+``ExponentialLR`` multiplies its lr by gamma after every epoch. Every step reuses preallocated
+buffers. Training loss and accuracy are those of the batch logits seen during the epoch (as the
+reference computes them), kept for a block of batches and reduced in one vectorised pass when the
+block ends; metrics reach the host once per epoch.
 """
 
 from __future__ import annotations
