@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 
 from training.sgd import HeadSGD
@@ -37,3 +39,15 @@ def test_head_sgd_without_momentum_or_weight_decay_is_plain_gradient_descent():
     opt.step(grad_t, inputs)
     opt.step(grad_t, inputs)
     torch.testing.assert_close(w, torch.full_like(w, 1.0 - 2 * 0.1 * 2.0))
+
+
+def test_head_sgd_resumes_from_a_loaded_state():
+    g = torch.Generator().manual_seed(1)
+    grad_t, inputs = torch.randn(1, 3, 4, generator=g), torch.randn(1, 4, 5, generator=g)
+    first = HeadSGD(torch.zeros(1, 3, 5), lr=0.1, momentum=0.9, weight_decay=0.01)
+    first.step(grad_t, inputs)
+    second = HeadSGD(first.weights.clone(), lr=0.1, momentum=0.9, weight_decay=0.01)
+    second.load_state_dict(copy.deepcopy(first.state_dict()))  # as from a file: no shared buffer
+    first.step(grad_t, inputs)
+    second.step(grad_t, inputs)
+    torch.testing.assert_close(second.weights, first.weights, rtol=0, atol=0)

@@ -152,11 +152,11 @@ def _blocks(n: int, size: int, heads: int, dim: int, classes: int, device) -> li
     per_block = max(1, BLOCK_ELEMENTS // (heads * size * classes))
     shapes = [(start, min(per_block, full - start), size) for start in range(0, full, per_block)]
     shapes += [(full, 1, rest)] if rest else []
+    empty = functools.partial(torch.empty, device=device)
     buffers: dict[tuple[int, int], _Buffers] = {}
     blocks = []
     for first_batch, count, rows in shapes:
         if (count, rows) not in buffers:
-            empty = functools.partial(torch.empty, device=device)
             buffers[count, rows] = _Buffers(empty(heads, rows, dim), empty(heads, rows, classes),
                                             empty(count, heads, rows, classes), empty(count, heads, rows, classes))
         blocks.append(_Block(first_batch * size, count, rows, buffers[count, rows]))

@@ -23,13 +23,18 @@ class HeadSGD(torch.optim.Optimizer):
             raise ValueError("HeadSGD updates stacked head weights (H, K, D) in place, outside autograd; "
                              f"got shape {tuple(weights.shape)}, requires_grad={weights.requires_grad}")
         super().__init__([weights], {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
-        self.weights = weights
-        self.velocity = self.state[weights].setdefault("momentum_buffer", torch.zeros_like(weights))
+        self.state[weights]["momentum_buffer"] = torch.zeros_like(weights)
+
+    @property
+    def weights(self) -> torch.Tensor:
+        return self.param_groups[0]["params"][0]
 
     def step(self, grad_t: torch.Tensor, inputs: torch.Tensor) -> None:  # type: ignore[override]
         """One update from the batch gradient ``grad_t @ inputs / B``: grad_t (H, K, B), inputs (H, B, D)."""
         group = self.param_groups[0]
-        self.velocity.baddbmm_(grad_t, inputs, beta=group["momentum"], alpha=1.0 / inputs.shape[1])
+        weights = group["params"][0]
+        velocity = self.state[weights]["momentum_buffer"]  # looked up, so load_state_dict takes effect
+        velocity.baddbmm_(grad_t, inputs, beta=group["momentum"], alpha=1.0 / inputs.shape[1])
         if group["weight_decay"]:
-            self.velocity.add_(self.weights, alpha=group["weight_decay"])
-        self.weights.add_(self.velocity, alpha=-group["lr"])
+            velocity.add_(weights, alpha=group["weight_decay"])
+        weights.add_(velocity, alpha=-group["lr"])
