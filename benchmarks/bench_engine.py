@@ -26,14 +26,13 @@ a machine whose speed drifts slows every loop alike; the table gives medians ove
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
+import types
 import warnings
 from pathlib import Path
 
@@ -102,13 +101,9 @@ def module_at(revision: str, path: str):
     except (OSError, subprocess.CalledProcessError) as error:
         raise SystemExit(f"error: cannot read {path} at revision {revision!r} ({error}); "
                          "give a revision of this git repository")
-    name = f"{Path(path).stem}_at_{revision}"
-    file = Path(tempfile.mkdtemp()) / f"{name}.py"
-    file.write_text(source)
-    spec = importlib.util.spec_from_file_location(name, file)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up by name
-    spec.loader.exec_module(module)
+    module = types.ModuleType(f"{Path(path).stem}_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up by name
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
     return module
 
 
