@@ -19,15 +19,15 @@ from analysis.cli_support import load_feature_sets
 from analysis.figures import save_figure
 from data.arguments import add_data_arguments
 from utils.atomic import write_text
-from utils.cli import OneLineParser
-from utils.errors import UserError, exits_cleanly
+from utils.cli import Parser
+from utils.errors import UsageError, UserError, exits_cleanly
 
 log = logging.getLogger("feature_correlation_map")
 STATS_FILE = "correlation_stats.md"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="feature_correlation_map.py", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="feature_correlation_map.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser, many_datasets=True, many_files=True, default_dataset=None)
     gram = parser.add_argument_group("Gram matrix")
     gram.add_argument("--per-class", type=int, default=20, metavar="N",
@@ -65,12 +65,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     if args.per_class < 2:
-        raise UserError(f"--per-class must be at least 2, got {args.per_class}")
+        raise UsageError(f"--per-class must be at least 2, got {args.per_class}")
     feature_sets = load_feature_sets(args)
     names = [features.name for features in feature_sets]
     repeated = sorted({name for name in names if names.count(name) > 1})
     if repeated:
-        raise UserError(f"two inputs are named {repeated[0]!r} and their figures would overwrite each other; "
+        raise UsageError(f"two inputs are named {repeated[0]!r} and their figures would overwrite each other; "
                         "give each dataset once and rename one of the feature files")
     rows, written = [], []
     for features in feature_sets:

@@ -26,7 +26,7 @@ from gmm.plots import plot_real, plot_simulation, plot_theory, plot_tuning
 from gmm.report import document, format_table
 from gmm.runs import Config, check_config, run_real, run_simulate, run_theory, run_tune
 from utils.atomic import write_json
-from utils.cli import OneLineParser, add_bool_flag
+from utils.cli import Parser, add_bool_flag
 from utils.errors import exits_cleanly
 
 DEFAULT = Config(command="")  # flag defaults come from the config's
@@ -43,10 +43,10 @@ TABLES = {
 }
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="gmm_distill.py", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
-    common = OneLineParser(add_help=False)
+def build_parser() -> Parser:
+    parser = Parser(prog="gmm_distill.py", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    common = Parser(add_help=False)
     model = common.add_argument_group("model")
     model.add_argument("--alpha", dest="alphas", type=float, nargs="+", default=DEFAULT.alphas,
                        help="sample ratios α = M/N (a list)")
@@ -77,7 +77,7 @@ def build_parser() -> OneLineParser:
     output.add_argument("--plot", help="write a figure here (.png, .pdf, .svg)")
     add_bool_flag(output, "--verbose", help="log progress of the solvers")
 
-    tuning = OneLineParser(add_help=False)
+    tuning = Parser(add_help=False)
     group = tuning.add_argument_group("tuning")
     group.add_argument("--lambda-range", type=float, nargs=2, default=DEFAULT.lambda_range, metavar=("LOW", "HIGH"))
     group.add_argument("--beta-range", type=float, nargs=2, default=DEFAULT.beta_range, metavar=("LOW", "HIGH"))
@@ -87,7 +87,7 @@ def build_parser() -> OneLineParser:
                        help="theory draws during the search")
     group.add_argument("--grid-points", type=int, default=DEFAULT.grid_points, help="grid points per new parameter")
 
-    sizes = OneLineParser(add_help=False)
+    sizes = Parser(add_help=False)
     group = sizes.add_argument_group("simulation")
     group.add_argument("--N", type=int, default=None,
                        help="dimension of the simulations (simulate: 1000; tune: simulate only if given)")

@@ -20,14 +20,14 @@ from typing import Sequence
 from tqdm import tqdm
 
 from gram_theory import experiment, report, storage
-from utils.cli import OneLineParser, add_bool_flag
+from utils.cli import Parser, add_bool_flag
 from utils.errors import exits_cleanly
 
 DEFAULTS = experiment.Config()
 
 
-def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="numerical_solving.py", description=__doc__.split("\n\n")[0])
+def build_parser() -> Parser:
+    parser = Parser(prog="numerical_solving.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=DEFAULTS.k, help="number of classes K (default %(default)s)")
     parser.add_argument("--n", type=int, default=DEFAULTS.n, help="samples per class (default %(default)s)")
     parser.add_argument("--lbd", type=float, nargs="+", default=list(DEFAULTS.lbd),

@@ -22,7 +22,7 @@ from analysis.figures import save_figure
 from data.arguments import add_data_arguments
 from data.noise import NOISE_TYPES, check_rate
 from training.config import PLL
-from utils.cli import OneLineParser
+from utils.cli import Parser
 from utils.errors import UserError, exits_cleanly
 
 # Settings that tell runs of one dataset, η and seed apart: train_linear.py's flags of the same name,
@@ -36,7 +36,7 @@ SETTING_FLAGS: dict[str, tuple[type, tuple | None]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="plot_softmax_simplex.py", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="plot_softmax_simplex.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
     pick = parser.add_argument_group("which runs (as train_linear.py)")
     pick.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (default cc)")

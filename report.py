@@ -17,12 +17,12 @@ from typing import Sequence
 from analysis.gain_plots import DEFAULT_GAIN_ETAS
 from analysis.report_outputs import METRIC_NAMES, ReportConfig, build_report, write_report
 from analysis.selection import Filters, parse_per_dataset
-from utils.cli import OneLineParser
-from utils.errors import UserError, exits_cleanly
+from utils.cli import Parser
+from utils.errors import UsageError, exits_cleanly
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="report.py", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="report.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", type=Path, nargs="+", required=True, metavar="CSV",
                         help="results CSV(s) written by train_linear.py, e.g. results/cc.csv")
 
@@ -58,9 +58,9 @@ def config_from_args(args: argparse.Namespace) -> ReportConfig:
     for flag, etas in (("--columns", args.columns or []), ("--gain-etas", args.gain_etas)):
         outside = [eta for eta in etas if not 0 <= eta <= 1]
         if outside:
-            raise UserError(f"{flag}: η must lie in [0, 1], got {', '.join(f'{eta:g}' for eta in outside)}")
+            raise UsageError(f"{flag}: η must lie in [0, 1], got {', '.join(f'{eta:g}' for eta in outside)}")
         if len(set(etas)) != len(etas):
-            raise UserError(f"{flag}: a value is given twice")
+            raise UsageError(f"{flag}: a value is given twice")
     filters = Filters(datasets=tuple(dict.fromkeys(args.dataset)), ctype=args.ctype, depth=args.depth,
                       lr=parse_per_dataset("--lr", args.lr), wd=parse_per_dataset("--wd", args.wd),
                       optimizer=args.optimizer, epochs=args.epochs, selection=args.selection, last=args.last)

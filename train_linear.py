@@ -27,16 +27,16 @@ from training import results
 from training.chain import chain_plan, chain_table, configs_for, run_chain
 from training.config import PLL, TrainConfig, default_lr_wd
 from training.stages import DeviceData, StageOutputs, finished_run, run_stage
-from utils.cli import OneLineParser, add_bool_flag
+from utils.cli import Parser, add_bool_flag
 from utils.device import resolve_device, set_cpu_threads
-from utils.errors import UserError, exits_cleanly
+from utils.errors import UsageError, exits_cleanly
 
 DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_RATES = [0.3, 0.5, 0.7]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="train_linear.py", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="train_linear.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser, many_datasets=True)
 
     noise = parser.add_argument_group("label noise")
@@ -91,29 +91,29 @@ def check_args(args: argparse.Namespace) -> None:
     for eta in args.corruption:
         check_rate(eta)
     if args.dist is not None and args.dist < 0:
-        raise UserError(f"--dist must be 0 (teacher) or a round t ≥ 1, got {args.dist}")
+        raise UsageError(f"--dist must be 0 (teacher) or a round t ≥ 1, got {args.dist}")
     if args.dist is not None and args.partial:
-        raise UserError("give either --dist T or --partial, not both")
+        raise UsageError("give either --dist T or --partial, not both")
     positive = {"--epochs": args.epochs, "--train-batch": args.train_batch, "--test-batch": args.test_batch,
                 "--pll-k": args.pll_k}
     for flag, value in positive.items():
         if value < 1:
-            raise UserError(f"{flag} must be at least 1, got {value}")
+            raise UsageError(f"{flag} must be at least 1, got {value}")
     if args.threads < 0:
-        raise UserError(f"--threads must be 0 (automatic) or more, got {args.threads}")
+        raise UsageError(f"--threads must be 0 (automatic) or more, got {args.threads}")
     if args.rounds < 0:
-        raise UserError(f"--rounds must be at least 0, got {args.rounds}")
+        raise UsageError(f"--rounds must be at least 0, got {args.rounds}")
     if not 0 < args.q <= 1:
-        raise UserError(f"--q must lie in (0, 1], got {args.q}")
+        raise UsageError(f"--q must lie in (0, 1], got {args.q}")
     if not 0 < args.val_fraction < 1:
-        raise UserError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
+        raise UsageError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
     for flag, value in (("--lr", args.lr), ("--wd", args.wd)):
         if value is not None and value < 0:
-            raise UserError(f"{flag} must be non-negative, got {value}")
+            raise UsageError(f"{flag} must be non-negative, got {value}")
     if args.lr == 0:
-        raise UserError("--lr must be positive")
+        raise UsageError("--lr must be positive")
     if args.optimizer == "lbfgs" and args.wd == 0:
-        raise UserError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
+        raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
 
 
 def dataset_names(args: argparse.Namespace) -> list[str]:

@@ -13,7 +13,7 @@ from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
 from analysis.report_tables import GAIN_STAGES, accuracy_table, describe_setting, gain_table, to_latex, to_markdown
 from analysis.selection import Filters, PerDataset, format_value, read_results, select
 from utils.atomic import write_text
-from utils.errors import UserError
+from utils.errors import UsageError
 
 METRIC_NAMES = {"test": "test accuracy", "final": "final test accuracy", "train": "training accuracy"}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
@@ -67,7 +67,7 @@ def describe_filters(filters: Filters) -> str:
 def check_name(name: str) -> str:
     """A report name is a plain file-name stem: letters, digits and . _ + = -, not starting with a dot."""
     if not NAME_PATTERN.fullmatch(name):
-        raise UserError(f"--name {name!r}: use letters, digits and . _ + = - only (no '/', not starting with '.')")
+        raise UsageError(f"--name {name!r}: use letters, digits and . _ + = - only (no '/', not starting with '.')")
     return name
 
 

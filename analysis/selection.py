@@ -17,7 +17,7 @@ from typing import Sequence
 
 from training.config import PLL
 from training.schema import COLUMNS
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +76,14 @@ def parse_per_dataset(flag: str, tokens: Sequence[str]) -> PerDataset:
         try:
             value = float(text)
         except ValueError:
-            raise UserError(f"{flag}: expected a number or DATASET=NUMBER, got {token!r}") from None
+            raise UsageError(f"{flag}: expected a number or DATASET=NUMBER, got {token!r}") from None
         if not has_name:
             if default is not None:
-                raise UserError(f"{flag}: more than one plain value ({format_value(default)}, {text}); "
+                raise UsageError(f"{flag}: more than one plain value ({format_value(default)}, {text}); "
                                 f"give one, or DATASET=VALUE per dataset")
             default = value
         elif not name or name in named:
-            raise UserError(f"{flag}: {'a dataset name is missing in' if not name else 'a second value for'} {token!r}")
+            raise UsageError(f"{flag}: {'a dataset name is missing in' if not name else 'a second value for'} {token!r}")
         else:
             named[name] = value
     return PerDataset(default, tuple(named.items()))
@@ -168,7 +168,7 @@ def read_results(paths: Sequence[Path], metric: str = "test") -> list[Result]:
     by_run: dict[str, Result] = {}
     for path in paths:
         if not Path(path).is_file():
-            raise UserError(f"results file {path} not found (train_linear.py writes results/<ctype>.csv)")
+            raise UsageError(f"results file {path} not found (train_linear.py writes results/<ctype>.csv)")
         with open(path, newline="") as stream:
             reader = csv.DictReader(stream)
             missing = [column for column in REQUIRED_COLUMNS if column not in (reader.fieldnames or ())]
@@ -271,7 +271,7 @@ def select(results: list[Result], filters: Filters) -> list[DatasetResults]:
     for flag, per_dataset in (("--lr", filters.lr), ("--wd", filters.wd)):
         stray = [name for name, _ in per_dataset.named if name not in datasets]
         if stray:
-            raise UserError(f"{flag} names {', '.join(stray)}, which is not among the datasets reported "
+            raise UsageError(f"{flag} names {', '.join(stray)}, which is not among the datasets reported "
                             f"({', '.join(datasets)})")
     return [dataset_results(name, [row for row in results if row.dataset == name], filters.wanted(name))
             for name in datasets]

@@ -33,7 +33,7 @@ from data.feature_set import FeatureSet
 from training import runs
 from training.chain import row_label
 from training.config import PLL, TrainConfig
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
 MAX_CLASSES = 10  # one colour each from matplotlib's default cycle
@@ -75,11 +75,11 @@ def parse_classes(tokens: list[str], class_names: tuple[str, ...]) -> list[int]:
             chosen.append(int(token))
         else:
             shown = ", ".join(class_names[:6]) + (", …" if k > 6 else "")
-            raise UserError(f"unknown class {token!r}; give indices 0..{k - 1} or class names ({shown})")
+            raise UsageError(f"unknown class {token!r}; give indices 0..{k - 1} or class names ({shown})")
     if len(set(chosen)) != len(chosen):
-        raise UserError(f"--classes names a class twice: {' '.join(tokens)}")
+        raise UsageError(f"--classes names a class twice: {' '.join(tokens)}")
     if not 2 <= len(chosen) <= MAX_CLASSES:
-        raise UserError(f"--classes needs 2 to {MAX_CLASSES} classes (one colour each), got {len(chosen)}")
+        raise UsageError(f"--classes needs 2 to {MAX_CLASSES} classes (one colour each), got {len(chosen)}")
     return chosen
 
 

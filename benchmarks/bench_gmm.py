@@ -27,7 +27,7 @@ from gmm.model import Problem
 from gmm.report import format_table
 from gmm.runs import Config, check_config, run_tune
 from gmm.theory import SolverOptions, solve_rs
-from utils.cli import OneLineParser, add_bool_flag
+from utils.cli import Parser, add_bool_flag
 from utils.errors import UserError, exits_cleanly
 
 POINT = Problem(2.0, 0.5, 1.0, 0.2, (0.5, 0.3, 0.3), (2.0, 2.0), "soft", "bce", "fix")
@@ -43,7 +43,7 @@ class BenchConfig:
 
 
 def parse(argv: Sequence[str] | None) -> BenchConfig:
-    parser = OneLineParser(prog="bench_gmm.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="bench_gmm.py", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=5, help="timed solves of the single point")
     parser.add_argument("--sweep-points", type=int, default=20, help="α values of the tuned sweep")
     parser.add_argument("--sweep-labels", nargs="+", choices=["soft", "hard"], default=["soft", "hard"])

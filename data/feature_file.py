@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from data.feature_set import FeatureSet
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 
 REQUIRED_KEYS = ("train_features", "train_labels", "test_features", "test_labels")
 
@@ -65,7 +65,7 @@ def _as_features(array: np.ndarray, key: str, path: Path) -> np.ndarray:
 def load_feature_file(path: str | Path) -> FeatureSet:
     path = Path(path).expanduser().resolve()
     if not path.is_file():
-        raise UserError(f"features file {path} does not exist")
+        raise UsageError(f"features file {path} does not exist")
     arrays = _read_arrays(path)
     missing = [key for key in REQUIRED_KEYS if key not in arrays]
     if missing:

@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 from utils.seeding import numpy_rng
 
 NOISE_TYPES = ("sym", "asym", "cc")
@@ -26,7 +26,7 @@ NOISE_TYPES = ("sym", "asym", "cc")
 
 def check_rate(eta: float) -> None:
     if not 0.0 <= eta <= 1.0 or not np.isfinite(eta):
-        raise UserError(f"--corruption must lie in [0, 1], got {eta}")
+        raise UsageError(f"--corruption must lie in [0, 1], got {eta}")
 
 
 def transition_matrix(ctype: str, eta: float, num_classes: int, clusters: np.ndarray | None = None) -> np.ndarray:
@@ -50,7 +50,7 @@ def transition_matrix(ctype: str, eta: float, num_classes: int, clusters: np.nda
         t[sizes == 1] = 0.0  # a singleton cluster keeps its label
         np.fill_diagonal(t, np.where(sizes == 1, 1.0, 1.0 - eta))
     else:
-        raise UserError(f"--ctype must be one of {', '.join(NOISE_TYPES)}, got {ctype!r}")
+        raise UsageError(f"--ctype must be one of {', '.join(NOISE_TYPES)}, got {ctype!r}")
     if ctype != "cc":
         np.fill_diagonal(t, 1.0 - eta)
     assert np.allclose(t.sum(axis=1), 1.0, atol=1e-12), "transition rows must sum to 1"

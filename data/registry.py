@@ -18,7 +18,7 @@ from data.feature_set import FeatureSet
 from data.paths import default_data_root, default_feature_root
 from data.synthetic import SyntheticConfig, make_synthetic
 from utils.device import resolve_device
-from utils.errors import UserError
+from utils.errors import UsageError
 
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
@@ -54,7 +54,7 @@ def _image_features(name: str, options: DataOptions) -> FeatureSet:
     from models.backbone import build_backbone, resolve_weights_name
 
     if options.download not in DOWNLOAD_CHOICES:
-        raise UserError(f"--download must be one of {', '.join(DOWNLOAD_CHOICES)}, got {options.download!r}")
+        raise UsageError(f"--download must be one of {', '.join(DOWNLOAD_CHOICES)}, got {options.download!r}")
     weights_name = resolve_weights_name(options.depth, options.weights)
     root = Path(options.data_root).expanduser()
     splits: ImageSplits = IMAGE_SOURCES[name].build(root, options.download == "auto")
@@ -105,7 +105,7 @@ def feature_source(name: str, options: DataOptions | None = None) -> str:
     """The source string ``load_feature_set(name, options)`` would give, without extracting any features."""
     options = options or DataOptions()
     if name not in BUILDERS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
     if name not in IMAGE_DATASETS:
         return BUILDERS[name](name, options).source
     fingerprint = ""
@@ -127,5 +127,5 @@ DATASET_NAMES = tuple(BUILDERS)
 def load_feature_set(name: str, options: DataOptions | None = None) -> FeatureSet:
     """Features and labels of dataset ``name``; an unknown name is an error listing the valid ones."""
     if name not in BUILDERS:
-        raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
     return BUILDERS[name](name, options or DataOptions())

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, ndtr
 
-from utils.errors import UserError
+from utils.errors import UsageError
 
 LABELS = ("soft", "hard")
 LOSSES = ("bce", "mse")
@@ -71,7 +71,7 @@ def check_problem(problem: Problem) -> Problem:
     )
     for ok, message in checks:
         if not ok:
-            raise UserError(message)
+            raise UsageError(message)
     return problem
 
 

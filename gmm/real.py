@@ -18,7 +18,7 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from gmm.tune import TuneOptions, tune_on_validation
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 
 if TYPE_CHECKING:
     from data import FeatureSet
@@ -50,12 +50,12 @@ def check_classes(features: FeatureSet, classes: tuple[int, int], M: int, valida
     """Raise :class:`UserError` unless both classes exist and each has enough training samples."""
     a, b = classes
     if a == b or not (0 <= a < features.num_classes and 0 <= b < features.num_classes):
-        raise UserError(f"--classes needs two different class indices in 0..{features.num_classes - 1}, got {a} {b}")
+        raise UsageError(f"--classes needs two different class indices in 0..{features.num_classes - 1}, got {a} {b}")
     per_class = _split_sizes(M, validation)
     available = min(int(np.sum(features.train_labels == c)) for c in classes)
     if sum(per_class) > available:
         largest = int(2 * available / (1 + validation))
-        raise UserError(f"--M {M} with --validation {validation:g} needs {sum(per_class)} training samples per "
+        raise UsageError(f"--M {M} with --validation {validation:g} needs {sum(per_class)} training samples per "
                         f"class, {features.name} has {available}; use --M {largest - largest % 2} or less")
     if not all(np.any(features.test_labels == c) for c in classes):
         raise UserError(f"the test split of {features.name} lacks class {a} or {b}")

@@ -18,7 +18,7 @@ from gmm.real import MODELS, binary_task, check_classes, compare, load_features
 from gmm.simulate import SimulationOptions, TrainingFailed, draw_mixture, simulate, stage_error, training_size
 from gmm.theory import MAX_STAGES, NotConverged, SolverOptions, solve_rs
 from gmm.tune import TuneOptions, tune_on_validation, tune_theory
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 from utils.seeding import numpy_rng
 
 Progress = Callable[[Iterable], Iterable]
@@ -75,13 +75,13 @@ class Config:
 def check_config(config: Config) -> Config:
     """Everything a user can get wrong, checked before any work (so no partial output is written)."""
     if not config.alphas:
-        raise UserError("--alpha needs at least one value")
+        raise UsageError("--alpha needs at least one value")
     if not 1 <= config.stages <= MAX_STAGES:
-        raise UserError(f"--stages must be between 1 and {MAX_STAGES}, got {config.stages}")
+        raise UsageError(f"--stages must be between 1 and {MAX_STAGES}, got {config.stages}")
     if config.lambdas and len(config.lambdas) != config.stages:
-        raise UserError(f"--lambdas needs one value per stage ({config.stages}), got {len(config.lambdas)}")
+        raise UsageError(f"--lambdas needs one value per stage ({config.stages}), got {len(config.lambdas)}")
     if config.betas and len(config.betas) != config.stages - 1:
-        raise UserError(f"--betas needs one value per pseudo-labelled stage ({config.stages - 1}), "
+        raise UsageError(f"--betas needs one value per pseudo-labelled stage ({config.stages - 1}), "
                         f"got {len(config.betas)}")
     numeric = (
         (config.samples >= 16, f"--samples must be at least 16, got {config.samples}"),
@@ -103,7 +103,7 @@ def check_config(config: Config) -> Config:
     )
     for ok, message in numeric:
         if not ok:
-            raise UserError(message)
+            raise UsageError(message)
     for alpha in config.alphas:
         for labels in config.labels:
             config.problem(alpha, labels)
@@ -239,7 +239,7 @@ def run_tune(config: Config, progress: Progress = iter) -> tuple[list[dict], lis
 def run_real(config: Config, progress: Progress = iter) -> list[dict]:
     """0-SD, 1-SD hard and 1-SD soft on two classes of a feature set, tuned on a validation split."""
     if config.classes is None:
-        raise UserError("--classes needs two class indices, e.g. --classes 3 8")
+        raise UsageError("--classes needs two class indices, e.g. --classes 3 8")
     features = load_features(config.dataset, config.features)
     check_classes(features, config.classes, config.M, config.validation)
     outcomes: dict[str, list[dict]] = {name: [] for name in MODELS}

@@ -19,7 +19,7 @@ import numpy as np
 from gram_theory import adam, approx, data, newton, stats
 from gram_theory.fixed_point import residual
 from gram_theory.spectrum import Spectrum, full_spectrum, top_spectrum
-from utils.errors import UserError
+from utils.errors import UsageError
 from utils.seeding import numpy_rng
 
 log = logging.getLogger(__name__)
@@ -82,41 +82,41 @@ def _physical_memory() -> int | None:
 def validate(config: Config) -> None:
     """Raise :class:`UserError` (one line naming the fix) for a config that cannot run."""
     if config.k < 2:
-        raise UserError(f"--k must be at least 2 classes (got {config.k})")
+        raise UsageError(f"--k must be at least 2 classes (got {config.k})")
     if config.n < 1:
-        raise UserError(f"--n must be at least 1 sample per class (got {config.n})")
+        raise UsageError(f"--n must be at least 1 sample per class (got {config.n})")
     numbers = [("--c", config.c), ("--d", config.d), ("--epsilon", config.epsilon), ("--tol", config.tol),
                *(("--eta", value) for value in config.eta), *(("--lbd", value) for value in config.lbd)]
     for flag, value in numbers:
         if not math.isfinite(value):
-            raise UserError(f"{flag} must be a finite number (got {value})")
+            raise UsageError(f"{flag} must be a finite number (got {value})")
     if config.d < 0:
-        raise UserError(f"--d must be >= 0 (got {config.d})")
+        raise UsageError(f"--d must be >= 0 (got {config.d})")
     if config.c <= config.d:
-        raise UserError(f"--c must be greater than --d (got c={config.c:g}, d={config.d:g})")
+        raise UsageError(f"--c must be greater than --d (got c={config.c:g}, d={config.d:g})")
     if config.c >= 1:
-        raise UserError(f"--c must be below 1, the diagonal (got {config.c:g})")
+        raise UsageError(f"--c must be below 1, the diagonal (got {config.c:g})")
     for eta in config.eta:
         if not 0 <= eta <= 1:
-            raise UserError(f"--eta must lie in [0, 1] (got {eta:g})")
+            raise UsageError(f"--eta must lie in [0, 1] (got {eta:g})")
     for lbd in config.lbd:
         if lbd <= 0:
-            raise UserError(f"--lbd must be positive (got {lbd:g})")
+            raise UsageError(f"--lbd must be positive (got {lbd:g})")
     if config.epsilon < 0:
-        raise UserError(f"--epsilon must be >= 0 (got {config.epsilon:g})")
+        raise UsageError(f"--epsilon must be >= 0 (got {config.epsilon:g})")
     if config.max_dist < 1:
-        raise UserError(f"--max_dist must be at least 1 round (got {config.max_dist})")
+        raise UsageError(f"--max_dist must be at least 1 round (got {config.max_dist})")
     if config.max_iter < 1:
-        raise UserError(f"--max_iter must be at least 1 (got {config.max_iter})")
+        raise UsageError(f"--max_iter must be at least 1 (got {config.max_iter})")
     if config.tol <= 0:
-        raise UserError(f"--tol must be positive (got {config.tol:g})")
+        raise UsageError(f"--tol must be positive (got {config.tol:g})")
     if config.method not in METHODS:
-        raise UserError(f"unknown --method {config.method!r}; choose one of {', '.join(METHODS)}")
+        raise UsageError(f"unknown --method {config.method!r}; choose one of {', '.join(METHODS)}")
     if config.gram not in data.GRAMS:
-        raise UserError(f"unknown --gram {config.gram!r}; choose one of {', '.join(data.GRAMS)}")
+        raise UsageError(f"unknown --gram {config.gram!r}; choose one of {', '.join(data.GRAMS)}")
     memory = _physical_memory()
     if memory is not None and _bytes_needed(config) > memory:
-        raise UserError(f"N = k n = {config.n_samples} needs about {_bytes_needed(config) / 2**30:.0f} GiB, "
+        raise UsageError(f"N = k n = {config.n_samples} needs about {_bytes_needed(config) / 2**30:.0f} GiB, "
                         f"more than this machine's {memory / 2**30:.0f} GiB; lower --n")
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from torchvision import models
 
 from models.choices import FEATURE_DIMS, WEIGHT_CHOICES
-from utils.errors import UserError
+from utils.errors import UsageError, UserError
 
 ARCHITECTURES = {18: (models.resnet18, models.ResNet18_Weights),
                  34: (models.resnet34, models.ResNet34_Weights),
@@ -43,9 +43,9 @@ def resolve_weights_name(depth: int, weights: str) -> str:
 
 def check_choice(depth: int, weights: str) -> None:
     if depth not in ARCHITECTURES:
-        raise UserError(f"--depth must be one of {sorted(ARCHITECTURES)}, got {depth}")
+        raise UsageError(f"--depth must be one of {sorted(ARCHITECTURES)}, got {depth}")
     if weights not in WEIGHT_CHOICES:
-        raise UserError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}")
+        raise UsageError(f"--weights must be one of {', '.join(WEIGHT_CHOICES)}, got {weights!r}")
 
 
 def build_backbone(depth: int, weights: str = "default") -> Backbone:

@@ -26,7 +26,7 @@ from gmm.model import Problem
 from gmm.report import format_table
 from gmm.simulate import SimulationOptions, simulate
 from gmm.theory import SolverOptions, solve_rs
-from utils.cli import OneLineParser, add_bool_flag
+from utils.cli import Parser, add_bool_flag
 from utils.errors import UserError, exits_cleanly
 
 CONFIGS = {
@@ -49,7 +49,7 @@ class ValidationConfig:
 
 
 def parse(argv: Sequence[str] | None) -> ValidationConfig:
-    parser = OneLineParser(prog="validate_gmm.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="validate_gmm.py", description=__doc__.split("\n")[0])
     parser.add_argument("--N", type=int, nargs="+", default=[1000, 2000, 4000], help="dimensions")
     parser.add_argument("--trials", type=int, default=20, help="training sets per N")
     parser.add_argument("--seed", type=int, default=0)

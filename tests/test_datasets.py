@@ -109,7 +109,7 @@ def test_stanfordcars_says_where_to_get_it(tmp_path):
 def test_cli_offline_error_is_one_line_without_traceback(tmp_path):
     result = run_script("train_linear.py", "--summary", "-d", "cifar100", "--download", "never",
                         "--data-root", str(tmp_path / "nothing"))
-    assert result.returncode == 2
+    assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cifar-100-python" in lines[0] and "Traceback" not in result.stderr
 

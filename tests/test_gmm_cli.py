@@ -107,7 +107,6 @@ BAD = [
     (["tune", "--lambda-range", "10", "1"], "--lambda-range needs 0 < LOW < HIGH"),
     (["real", "--dataset", "digits", "--classes", "3", "3"], "two different class indices"),
     (["real", "--dataset", "digits", "--classes", "3", "8", "--M", "400"], "use --M"),
-    (["theory", "--max-iter", "1"], "no convergence after 1 iterations"),
 ]
 
 
@@ -120,6 +119,13 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, capsys, 
     assert code == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_no_convergence_is_one_line_exit_1_and_writes_nothing(capsys, tmp_path):
+    code = main(["theory", "--max-iter", "1", "--out", str(tmp_path / "never.json"), "--plot", str(tmp_path / "never.png")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "no convergence after 1 iterations" in err
     assert list(tmp_path.iterdir()) == []
 
 

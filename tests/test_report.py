@@ -149,7 +149,7 @@ def test_conflicting_settings_are_a_one_line_error(capsys, tmp_path):
     results = write_csv(tmp_path / "cc.csv", toy_rows() + toy_rows(wd=0.001, offset=5.0))
     out = tmp_path / "reports"
     code, stdout, stderr = run(capsys, "--results", str(results), "--dataset", "toy", "--out", str(out))
-    assert code == 2 and stdout == ""
+    assert code == 1 and stdout == ""
     assert stderr.count("\n") == 1 and stderr.startswith("error: toy:") and "WD 0.001, 0.01" in stderr
     assert "--wd" in stderr and not out.exists()
 
@@ -163,7 +163,7 @@ def test_conflicting_settings_are_a_one_line_error(capsys, tmp_path):
 def test_two_runs_with_equal_csv_settings_are_an_error(capsys, tmp_path):
     rows = toy_rows() + [row(eta=0.5, stage="1", seed=0, acc=70.0, run="toy-other-gamma")]
     code, _, stderr = run(capsys, "--results", str(write_csv(tmp_path / "cc.csv", rows)), "--out", str(tmp_path))
-    assert code == 2 and stderr.count("\n") == 1
+    assert code == 1 and stderr.count("\n") == 1
     assert "η=0.5 student 1 seed 0 has two runs" in stderr and "toy-other-gamma" in stderr
 
 
@@ -183,7 +183,7 @@ def test_teacher_last_is_not_a_setting(capsys, tmp_path):
     code, stdout, _ = run(capsys, "--results", str(results), "--last", "0", "--out", str(tmp_path / "r"))
     assert code == 0 and markdown_table(stdout, "toy: test accuracy (%)")["1 (Teacher)"][1] == "52.67 ± 2.05"
     code, _, stderr = run(capsys, "--results", str(results), "--last", "1", "--out", str(tmp_path / "r"))
-    assert code == 2 and stderr == "error: toy: no runs with Last 1 (its runs have Last 0)\n"
+    assert code == 1 and stderr == "error: toy: no runs with Last 1 (its runs have Last 0)\n"
 
 
 def test_two_datasets_per_dataset_wd_one_panel_each(capsys, tmp_path):
@@ -212,18 +212,18 @@ def test_missing_teacher_draws_only_missing_marks(capsys, tmp_path):
     assert_figures(out / "toy_gain")
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the results (datasets there: toy)"),
-    (["--ctype", "sym"], "error: toy: no runs with CType sym (its runs have CType cc)"),
-    (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)"),
-    (["--wd", "1", "2"], "error: --wd: more than one plain value (1, 2); give one, or DATASET=VALUE per dataset"),
-    (["--lr", "toy=fast"], "error: --lr: expected a number or DATASET=NUMBER, got 'toy=fast'"),
-    (["--columns", "1.5"], "error: --columns: η must lie in [0, 1], got 1.5"),
-    (["--name", "../x"], "error: --name '../x': use letters, digits and . _ + = - only"),
+@pytest.mark.parametrize("argv, message, status", [
+    (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the results (datasets there: toy)", 1),
+    (["--ctype", "sym"], "error: toy: no runs with CType sym (its runs have CType cc)", 1),
+    (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)", 2),
+    (["--wd", "1", "2"], "error: --wd: more than one plain value (1, 2); give one, or DATASET=VALUE per dataset", 2),
+    (["--lr", "toy=fast"], "error: --lr: expected a number or DATASET=NUMBER, got 'toy=fast'", 2),
+    (["--columns", "1.5"], "error: --columns: η must lie in [0, 1], got 1.5", 2),
+    (["--name", "../x"], "error: --name '../x': use letters, digits and . _ + = - only", 2),
 ])
-def test_user_mistakes_are_one_line_errors(capsys, results, argv, message):
+def test_user_mistakes_are_one_line_errors(capsys, results, argv, message, status):
     code, stdout, stderr = run(capsys, "--results", str(results), "--out", str(results.parent / "r"), *argv)
-    assert code == 2 and stdout == "" and stderr.count("\n") == 1
+    assert code == status and stdout == "" and stderr.count("\n") == 1
     assert stderr.startswith(message)
     assert not (results.parent / "r").exists()
 
@@ -234,4 +234,4 @@ def test_missing_or_foreign_csv(capsys, tmp_path):
     other = tmp_path / "other.csv"
     other.write_text("a,b\n1,2\n")
     code, _, stderr = run(capsys, "--results", str(other))
-    assert code == 2 and "is not a results CSV: no column Dataset" in stderr
+    assert code == 1 and "is not a results CSV: no column Dataset" in stderr

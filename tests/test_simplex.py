@@ -99,7 +99,7 @@ def test_unknown_class_is_one_line_exit_2(trained, capsys):
 
 
 def test_runs_with_other_settings_are_named_not_used(trained, capsys):
-    assert plot(trained, "--epochs", "3") == 2
+    assert plot(trained, "--epochs", "3") == 1
     err = one_line_error(capsys)
     assert "differ only in settings (epochs 2 there vs 3 asked" in err and "--epochs 3" in err
 
@@ -111,14 +111,14 @@ def test_too_many_classes_is_one_line_exit_2(trained, capsys):
 
 def test_runs_of_other_features_are_not_used(trained, capsys):
     assert plot_softmax_simplex.main(["-d", "digits", "--ctype", "sym", "-c", str(trained / "ck"),
-                                      "--out", str(trained / "out")]) == 2
+                                      "--out", str(trained / "out")]) == 1
     assert "no teacher run" in one_line_error(capsys)
 
 
 def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, monkeypatch):
     args = ["-d", "synthetic", "--ctype", "sym", "--corruption", "0.8", "--epochs", "2", "-c", str(tmp_path / "ck"),
             "--out", str(tmp_path / "out")]
-    assert plot_softmax_simplex.main(args) == 2
+    assert plot_softmax_simplex.main(args) == 1
     err = one_line_error(capsys)
     assert "no teacher run for η=0.8" in err
     command = err.split("train the chain with: ", 1)[1].strip()
@@ -132,5 +132,5 @@ def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, m
 
 
 def test_not_a_run_folder_is_one_line_exit_2(tmp_path, capsys):
-    assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 2
+    assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "is not a finished run folder" in one_line_error(capsys)

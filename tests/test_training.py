@@ -138,6 +138,7 @@ def _append(args):
     upsert_rows(Path(path), [{column: f"{index}" for column in COLUMNS}])
 
 
+@pytest.mark.slow
 def test_four_processes_appending_lose_no_row(tmp_path):
     path = tmp_path / "shared.csv"
     with multiprocessing.get_context("fork").Pool(4) as pool:
@@ -147,16 +148,16 @@ def test_four_processes_appending_lose_no_row(tmp_path):
     assert path.read_text().count("Dataset,Depth") == 1
 
 
-def _one_line_failure(tmp_path, capsys, *args, match: str):
+def _one_line_failure(tmp_path, capsys, *args, match: str, status: int = 1):
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     code = cli(tmp_path, *args)
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and match in err, err
+    assert code == status and len(err.splitlines()) == 1 and match in err, err
     return before
 
 
 def test_bad_inputs_are_one_line_errors_without_partial_files(tmp_path, capsys):
-    _one_line_failure(tmp_path, capsys, "--corruption", "1.5", match="[0, 1]")
+    _one_line_failure(tmp_path, capsys, "--corruption", "1.5", match="[0, 1]", status=2)
     assert train_linear.main(["-d", "mnist"]) == 2
     assert "choose one of" in capsys.readouterr().err
     before = _one_line_failure(tmp_path, capsys, "--dist", "3", match="--dist 2")
@@ -192,14 +193,14 @@ def test_features_of_another_dimension_are_refused(tmp_path, capsys):
     checkpoint["weight"] = torch.zeros(3, 7)
     torch.save(checkpoint, teacher / "best.ckpt")
     capsys.readouterr()
-    assert train_linear.main([*common, "--dist", "1"]) == 2
+    assert train_linear.main([*common, "--dist", "1"]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "shape (3, 7)" in err and "(3, 5)" in err
 
 
 def test_cli_error_from_a_subprocess_is_one_line(tmp_path):
     result = run_script("train_linear.py", *FAST, "-c", str(tmp_path / "ck"), "--dist", "3")
-    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.returncode == 1 and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1 and "no student2 checkpoint" in result.stderr
 
 

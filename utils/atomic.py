@@ -1,7 +1,8 @@
-"""Atomic file writes (temp file in the same folder + ``os.replace``) and an advisory file lock.
+"""Atomic file writes (temp file in the same folder + ``os.replace``), alone or as a group, and a file lock.
 
 A reader never sees a half-written file: either the old content or the new one. An interrupted
-write leaves no partial file behind.
+write leaves no partial file behind. :func:`atomic_group` writes several files (a figure's PNG and
+PDF, a report's tables) so that they appear together or not at all.
 """
 
 from __future__ import annotations
@@ -13,26 +14,56 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
+
+from utils.errors import signals_deferred
 
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``."""
-    target = Path(path)
+def _temp_beside(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
     temp = Path(temp_name)
     os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
-    try:
+    return temp
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb+") as stream:
+        os.fsync(stream.fileno())
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is fsynced and renamed onto ``path``."""
+    with atomic_group([path]) as (temp,):
         yield temp
-        with open(temp, "rb+") as stream:
-            os.fsync(stream.fileno())
-        os.replace(temp, target)
+
+
+@contextlib.contextmanager
+def atomic_group(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
+    """Yield a temporary path beside each of ``paths``; on success all are renamed onto their targets.
+
+    The renames run with SIGINT and SIGTERM held, so an interrupt lands before or after all of them;
+    on any failure before that point every temporary file is removed and no target changes.
+    """
+    targets = [Path(path) for path in paths]
+    temps: list[Path] = []
+    try:
+        for target in targets:
+            if target.is_dir():
+                raise IsADirectoryError(21, "Is a directory", str(target))
+            temps.append(_temp_beside(target))
+        yield list(temps)
+        for temp in temps:
+            _fsync(temp)
+        with signals_deferred():
+            for temp, target in zip(temps, targets):
+                os.replace(temp, target)
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
+        for temp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                temp.unlink()
 
 
 def _umask() -> int:

@@ -1,13 +1,25 @@
-"""Argument parsing helpers shared by the command-line scripts."""
+"""The command-line conventions every script follows, in one place.
+
+- Flags are kebab-case; the authors' spellings (``--manualSeed``, ``--max_dist``, ``--lbd`` …) are
+  extra option strings of the same flag, so they keep working.
+- No abbreviations (``allow_abbrev=False``): ``--part`` is an error, not ``--partial``.
+- Every ``--help`` shows each flag's default.
+- A parse error is one line on stderr and exit status 2.
+- The same idea has the same flag: the adders below (seeds, model selection, which checkpoint,
+  verbosity, threads, output folder) are the only place those flags are defined.
+
+Standard library only: a script builds its parser before numpy or torch is imported.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from typing import Any, NoReturn, Sequence
 
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
+SEED_LIMIT = 2**32  # numpy's SeedSequence and the authors' torch.manual_seed both take [0, 2**32)
 
 
 def parse_bool(text: str) -> bool:
@@ -20,20 +32,106 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected True or False, got {text!r}")
 
 
-def add_bool_flag(parser: argparse.ArgumentParser, *names: str, help: str, default: bool = False) -> None:
-    """A boolean flag that works bare (``--partial``) and with a value (``--partial True|False``)."""
-    parser.add_argument(
-        *names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help
-    )
+def seed(text: str) -> int:
+    """A seed: an integer in [0, 2**32)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a seed is an integer, got {text!r}") from None
+    if not 0 <= value < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"a seed lies in [0, 2**32), got {value}")
+    return value
 
 
-class OneLineParser(argparse.ArgumentParser):
-    """An ``ArgumentParser`` whose errors are a single line (no usage dump) and exit code 2."""
+def _default_text(default: Any) -> str:
+    if isinstance(default, (list, tuple)):
+        return " ".join(map(str, default)) if default else "none"
+    return str(default)
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: …)`` to every flag whose help does not already say its default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or default in (None, False, argparse.SUPPRESS)
+                or "default" in text.lower() or isinstance(action, argparse._HelpAction)):
+            return text
+        return f"{text} (default: {_default_text(default).replace('%', '%%')})"
+
+
+class Parser(argparse.ArgumentParser):
+    """``ArgumentParser`` with the project's conventions: no abbreviations, defaults in help, one-line errors."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+
+    def add_subparsers(self, **kwargs):
+        kwargs.setdefault("parser_class", Parser)
+        return super().add_subparsers(**kwargs)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
         raise SystemExit(status)
+
+
+def add_bool_flag(parser, *names: str, help: str, default: bool = False) -> None:
+    """A boolean flag that works bare (``--partial``) and with a value (``--partial True|False``)."""
+    parser.add_argument(*names, type=parse_bool, nargs="?", const=True, default=default, metavar="BOOL", help=help)
+
+
+def add_verbose(parser) -> None:
+    add_bool_flag(parser, "-v", "--verbose", help="log progress details and library warnings")
+
+
+def add_seeds(parser, default: Sequence[int], help: str = "seed(s)") -> None:
+    """``--seed S [S …]`` (aliases ``--seeds``, the authors' ``--manualSeed``)."""
+    parser.add_argument("--seed", "--seeds", "--manualSeed", dest="seeds", type=seed, nargs="+",
+                        default=list(default), metavar="SEED", help=f"{help}, each in [0, 2**32)")
+
+
+def add_seed(parser, default: int, help: str = "seed") -> None:
+    """``--seed S``, one value (alias the authors' ``--manualSeed``)."""
+    parser.add_argument("--seed", "--manualSeed", dest="seed", type=seed, default=default, metavar="SEED",
+                        help=f"{help}, in [0, 2**32)")
+
+
+def add_threads(parser, default: int = 0, help: str | None = None) -> None:
+    parser.add_argument("--threads", type=int, default=default, metavar="N",
+                        help=help or "CPU threads for the computation (0: automatic)")
+
+
+def add_out_dir(parser, default, help: str = "output folder") -> None:
+    """``--out DIR``: the folder a command writes into (every script: a folder, never a file)."""
+    from pathlib import Path
+
+    parser.add_argument("--out", type=Path, default=Path(default), metavar="DIR", help=help)
+
+
+def add_select(parser, default: str | None = "test", help: str | None = None) -> None:
+    """``--select test|val`` (alias ``--selection``): which accuracy picks a run's best epoch."""
+    parser.add_argument("--select", "--selection", dest="select", choices=("test", "val"), default=default,
+                        help=help or "pick the best epoch by test accuracy (the authors') or on a validation "
+                                     "split of the noisy training set")
+
+
+class _LastAction(argparse.Action):
+    """The authors' ``--last 0|1`` as an alias of ``--which best|last``."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, "last" if values else "best")
+
+
+def add_which(parser, default: str | None = "best", help: str | None = None) -> None:
+    """``--which best|last`` (alias the authors' ``--last 0|1``): which checkpoint of a run to use."""
+    parser.add_argument("--which", choices=("best", "last"), default=default,
+                        help=help or "checkpoint to use: best (the selected epoch) or last")
+    parser.add_argument("--last", dest="which", type=int, choices=(0, 1), action=_LastAction,
+                        help="the authors' spelling of --which: 0 best, 1 last")

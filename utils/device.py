@@ -6,7 +6,7 @@ import os
 
 import torch
 
-from utils.errors import UserError
+from utils.errors import UsageError
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
@@ -14,14 +14,14 @@ DEVICE_CHOICES = ("auto", "cpu", "cuda")
 def resolve_device(choice: str = "auto", gpu_id: str | None = None) -> torch.device:
     """``gpu_id`` (the reference's ``--gpu-id``) sets CUDA_VISIBLE_DEVICES before CUDA starts."""
     if choice not in DEVICE_CHOICES:
-        raise UserError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, got {choice!r}")
+        raise UsageError(f"--device must be one of {', '.join(DEVICE_CHOICES)}, got {choice!r}")
     if gpu_id is not None and choice != "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu_id)
     if choice == "cpu":
         return torch.device("cpu")
     available = torch.cuda.is_available()
     if choice == "cuda" and not available:
-        raise UserError("--device cuda was requested but CUDA is not available; use --device cpu or auto")
+        raise UsageError("--device cuda was requested but CUDA is not available; use --device cpu or auto")
     return torch.device("cuda") if available else torch.device("cpu")
 
 

@@ -1,29 +1,205 @@
-"""User-facing errors: a mistake the user can fix becomes one line on stderr and exit code 2."""
+"""The command-line error contract shared by every script.
+
+On a user's mistake or an environment refusal, stderr is exactly one line starting ``error:`` that
+names the flag or file and the fix, and the exit status says what happened:
+
+- 2: a usage error (a flag or value that cannot work: :class:`UsageError`, argparse's errors);
+- 1: anything else the user can fix (a file, a run, the environment: :class:`UserError`, every
+  ``OSError``, running out of memory);
+- 130: interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM, as schedulers send it).
+
+A genuine bug (an exception nobody anticipated) still prints its traceback, followed by a line
+asking to report it: turning bugs into one-liners would hide them.
+
+The handlers are installed by :func:`exits_cleanly` when ``main`` starts and restored when it
+returns, so calling a script's ``main`` from Python leaves the process as it was. This module
+imports only the standard library: scripts import it before numpy or torch, so a Ctrl-C while
+those load already ends in one line.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import functools
+import importlib.abc
+import os
+import signal
 import sys
-from typing import Callable, Sequence
+import threading
+import traceback
+from typing import Callable, Iterator, Sequence
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
+BUG_LINE = "this is a bug, not a mistake in your input: please report it with the command line and the traceback above"
 
 
 class UserError(Exception):
-    """An input the user can fix. The message is one line that names the fix."""
+    """Something the user can fix (a file, a run, the environment). The message is one line naming the fix."""
+
+    exit_code = EXIT_ERROR
+
+
+class UsageError(UserError):
+    """A flag or value that cannot work, found before any work starts."""
+
+    exit_code = EXIT_USAGE
+
+
+class Terminated(BaseException):
+    """Raised in the main thread on SIGTERM, so that ``finally`` blocks clean up as on Ctrl-C."""
+
+
+_OS_CAUSES = {
+    errno.EACCES: "permission denied",
+    errno.EPERM: "operation not permitted",
+    errno.EROFS: "read-only file system",
+    errno.ENOSPC: "no space left on the device (disk full)",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EEXIST: "it already exists",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EISDIR: "it is a folder, not a file",
+    errno.ENOENT: "no such file or folder",
+    errno.ENAMETOOLONG: "the name is too long",
+    errno.EMFILE: "too many open files",
+    errno.ENOTEMPTY: "the folder is not empty",
+    errno.EXDEV: "it is on another file system",
+    errno.EIO: "input/output error",
+}
+_OS_FIXES = {
+    errno.EACCES: "choose a folder you can write to, or fix its permissions",
+    errno.EPERM: "choose a folder you can write to, or fix its permissions",
+    errno.EROFS: "choose a writable folder",
+    errno.ENOSPC: "free some space or choose another disk",
+    errno.EDQUOT: "free some space or choose another disk",
+    errno.ENOTDIR: "remove or rename that file, or choose another path",
+    errno.EISDIR: "give a file path, not a folder",
+    errno.EEXIST: "remove it or choose another path",
+}
+
+
+def describe_os_error(error: OSError, action: str = "cannot use") -> str:
+    """One line for an ``OSError``: the path, the cause in words and, where there is one, the fix."""
+    path = error.filename if error.filename is not None else "a file"
+    cause = _OS_CAUSES.get(error.errno, error.strerror or type(error).__name__)
+    name = errno.errorcode.get(error.errno or 0)
+    fix = _OS_FIXES.get(error.errno)
+    text = f"{action} {path}: {cause}" + (f" ({name})" if name else "")
+    return text + (f"; {fix}" if fix else "")
+
+
+def _one_line(message: object) -> str:
+    return " ".join(str(message).split())
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated()
+
+
+# A test hook: SELFDISTILL_SIGNAL_AT_IMPORT=MODULE:SIGNAL sends SIGNAL to this process when MODULE is
+# first imported, so that a signal during start-up can be tested deterministically.
+SIGNAL_AT_IMPORT = "SELFDISTILL_SIGNAL_AT_IMPORT"
+
+
+class _SignalAtImport(importlib.abc.MetaPathFinder):
+    def __init__(self, module: str, signum: int):
+        self.module, self.signum, self.fired = module, signum, False
+
+    def find_spec(self, fullname, path, target=None):
+        if not self.fired and fullname == self.module:
+            self.fired = True
+            os.kill(os.getpid(), self.signum)
+        return None
+
+
+@contextlib.contextmanager
+def signal_handlers() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated` inside the block; restored after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    hook = None
+    spec = os.environ.get(SIGNAL_AT_IMPORT)
+    if spec and ":" in spec:
+        module, name = spec.split(":", 1)
+        hook = _SignalAtImport(module, getattr(signal, name))
+        sys.meta_path.insert(0, hook)
+    try:
+        yield
+    finally:
+        if hook is not None:
+            sys.meta_path.remove(hook)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends: for a few renames that must happen together."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequence[str] | None], int]:
-    """Wrap a CLI ``main`` so a :class:`UserError` prints ``error: ...`` and returns 2, not a traceback."""
+    """Wrap a CLI ``main`` in the error contract above; returns the exit status instead of raising."""
 
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
         try:
-            return main(argv)
+            with signal_handlers():
+                return main(argv)
         except UserError as error:
-            message = " ".join(str(error).split())
-            print(f"error: {message}", file=sys.stderr)
-            return 2
+            print(f"error: {_one_line(error)}", file=sys.stderr)
+            return error.exit_code
+        except BrokenPipeError:  # stdout piped into e.g. `head`: what was saved is saved; stop quietly
+            _silence_stdout()
+            return EXIT_ERROR
+        except OSError as error:
+            print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr)
+            return EXIT_ERROR
+        except MemoryError:
+            print("error: out of memory; use smaller sizes, fewer heads or a machine with more memory",
+                  file=sys.stderr)
+            return EXIT_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
-            return 130
+            return EXIT_INTERRUPTED
+        except Terminated:
+            print("terminated", file=sys.stderr)
+            return EXIT_TERMINATED
+        except Exception:
+            traceback.print_exc()
+            print(BUG_LINE, file=sys.stderr)
+            return EXIT_ERROR
 
     return wrapper
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's flush at exit does not complain about a closed pipe."""
+    with contextlib.suppress(OSError, ValueError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def run_script(main: Callable[[Sequence[str] | None], int]) -> None:
+    """``sys.exit(main())`` for a script's ``__main__``; a closed stdout (``| head``) ends quietly."""
+    code = main(None)
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_stdout()
+        code = code or EXIT_ERROR
+    raise SystemExit(code)
