@@ -82,7 +82,7 @@ class Outcome:
     @property
     def one_line(self) -> bool:
         lines = self.stderr.splitlines()
-        return len(lines) == 1 and lines[0].startswith("error: ")
+        return len(lines) == 1 and (lines[0].startswith("error: ") or lines[0] in ("interrupted", "terminated"))
 
     def record(self) -> dict:
         return {"script": self.script, "kind": self.kind, "case": self.case, "status": self.status,
@@ -136,12 +136,22 @@ def run_case(case: Case, sandbox: Path, capsys: pytest.CaptureFixture) -> Outcom
     return outcome
 
 
+SIGNAL_LINES = {130: "interrupted\n", 143: "terminated\n"}
+
+
 def check_case(case: Case, sandbox: Path, capsys: pytest.CaptureFixture) -> Outcome:
-    """Run ``case`` and assert the contract; returns the outcome for further checks."""
+    """Run ``case`` and assert the contract; returns the outcome for further checks.
+
+    A case expecting 130 or 143 (Ctrl-C, SIGTERM) expects exactly ``interrupted`` / ``terminated``
+    on stderr; any other case exactly one ``error:`` line matching its pattern.
+    """
     outcome = run_case(case, sandbox, capsys)
     assert not outcome.traceback, outcome.stderr
-    assert outcome.one_line, f"stderr is not one error line: {outcome.stderr!r}"
-    assert re.search(case.pattern, outcome.stderr), f"{case.pattern!r} not in {outcome.stderr!r}"
+    if case.status in SIGNAL_LINES:
+        assert outcome.stderr == SIGNAL_LINES[case.status], outcome.stderr
+    else:
+        assert outcome.one_line, f"stderr is not one error line: {outcome.stderr!r}"
+        assert re.search(case.pattern, outcome.stderr), f"{case.pattern!r} not in {outcome.stderr!r}"
     assert outcome.status == case.status, (outcome.status, outcome.stderr)
     assert not outcome.added, f"left behind: {outcome.added}"
     assert not outcome.changed, f"changed: {outcome.changed}"

@@ -55,7 +55,7 @@ class DefaultsFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or default in (None, False, argparse.SUPPRESS)
+        if (not action.option_strings or default is None or default is False or default is argparse.SUPPRESS
                 or "default" in text.lower() or isinstance(action, argparse._HelpAction)):
             return text
         return f"{text} (default: {_default_text(default).replace('%', '%%')})"

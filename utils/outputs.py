@@ -34,8 +34,7 @@ class OutputPlan:
             os.close(handle)
             os.unlink(probe)
         except OSError as error:
-            if error.filename is None:
-                error.filename = str(folder)
+            error.filename = str(folder)  # the folder, not the probe file inside it
             raise UserError(f"{flag}: " + describe_os_error(error, "cannot write to")) from None
         return folder
 
