@@ -3,143 +3,211 @@
 Without ``--dist`` (and without ``--partial``) one process runs the whole chain — the teacher,
 ``--rounds`` students and the PLL student — for every seed and corruption rate, and prints a
 table of test accuracy. ``--dist 0`` trains the teacher only, ``--dist t`` student t from round
-t−1's checkpoint, ``--partial`` the PLL student from the teacher. ``--summary`` prints the data
-summary (sizes, clusters, noise transition matrices) and exits.
+t−1's run, ``--partial`` the PLL student from the teacher. Runs live in the run store
+(``-c/--checkpoint``); a finished run is reused, ``--force`` trains it again. ``--summary``
+prints the data summary (sizes, clusters, noise transition matrices) and exits.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
-from data import FeatureSet, load_feature_file, load_feature_set
-from data.arguments import add_data_arguments, data_options
-from data.registry import feature_source
-from data.clusters import NOISE_CUT, class_similarity, cluster_classes
-from data.noise import NOISE_TYPES, check_rate, make_noisy_labels
-from data.summary import describe_clusters, describe_features, describe_noise
-from training import results
-from training.chain import chain_plan, chain_table, configs_for, run_chain
-from training.config import PLL, TrainConfig, default_lr_wd
-from training.stages import DeviceData, StageOutputs, finished_run, run_stage
-from utils.cli import Parser, add_bool_flag
-from utils.device import resolve_device, set_cpu_threads
-from utils.errors import UsageError, exits_cleanly
+from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd, describe_source
+from utils import checks
+from utils.cli import Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which
+from utils.errors import UsageError, exits_cleanly, run_script
+from utils.progress import interactive
+from utils.stages import Stage
 
 DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_RATES = [0.3, 0.5, 0.7]
+# Flags that choose what to do rather than how a run is made: left out of the commands we suggest.
+MODE_FLAGS = {"dist", "partial", "rounds", "dry_run", "summary", "resume", "force", "rebuild_csv", "verbose"}
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from data.arguments import add_data_arguments
+
     parser = Parser(prog="train_linear.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser, many_datasets=True)
 
     noise = parser.add_argument_group("label noise")
-    noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (default cc: superclass)")
+    noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (cc: superclass)")
     noise.add_argument("--corruption", type=float, nargs="+", default=DEFAULT_RATES, metavar="ETA",
-                       help="corruption rate(s) η in [0, 1] (default 0.3 0.5 0.7)")
-    noise.add_argument("--manualSeed", "--seeds", dest="seeds", type=int, nargs="+", default=DEFAULT_SEEDS,
-                       metavar="SEED", help="seed(s) (default 0 1 2)")
+                       help="corruption rate(s) η in [0, 1]")
+    add_seeds(noise, DEFAULT_SEEDS)
 
     stage = parser.add_argument_group("stage")
     stage.add_argument("--dist", type=int, metavar="T",
                        help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain")
     add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
-    stage.add_argument("--rounds", type=int, default=4, help="students in the whole chain (default 4)")
-    stage.add_argument("--last", type=int, choices=(0, 1), default=0,
-                       help="teacher checkpoint a student learns from: 0 best, 1 last (default 0)")
-    stage.add_argument("--pll-k", type=int, default=2, help="PLL candidate set: the teacher's top-k classes (default 2)")
-    stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL (default 0.7)")
+    stage.add_argument("--rounds", type=int, default=4, metavar="R", help="students after the teacher in the chain")
+    add_which(stage, help="checkpoint of round t−1 that student t (and PLL) learns from: best or last")
+    stage.add_argument("--pll-k", type=int, default=2, metavar="K", help="PLL candidate set: the teacher's top-k classes")
+    stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL")
+    stage.add_argument("--seeding", choices=SEEDING_MODES, default="reference",
+                       help="reference: every stage draws as the authors' code does (same initial weights, students "
+                            "share one batch order); independent: separate streams per stage")
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--lr", "--learning-rate", type=float, help="learning rate (default: per dataset, see README)")
     optim.add_argument("--wd", "--weight-decay", type=float, help="weight decay λ (default: per dataset, see README)")
-    optim.add_argument("--epochs", type=int, default=200, help="epochs (default 200)")
-    optim.add_argument("--train-batch", type=int, default=128, help="training batch size (default 128)")
-    optim.add_argument("--test-batch", type=int, default=200, help="evaluation batch size (default 200)")
-    optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch (default 0.98)")
-    optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum (default 0.9)")
-    optim.add_argument("--threads", type=int, default=0,
-                       help="CPU threads for training (default 0: one thread for small problems, else torch's default)")
-    optim.add_argument("--optimizer", choices=("sgd", "lbfgs"), default="sgd",
+    optim.add_argument("--epochs", type=int, default=200, help="epochs")
+    optim.add_argument("--train-batch", type=int, default=128, help="training batch size")
+    optim.add_argument("--test-batch", type=int, default=200, help="evaluation batch size (changes no number)")
+    optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch")
+    optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
+    add_threads(optim, help="CPU threads for training (0: one for small problems, else every available CPU)")
+    optim.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
                        help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU")
-    optim.add_argument("--select", choices=("test", "val"), default="test",
-                       help="pick the best epoch on test (reference) or on a validation split of the noisy train set")
-    optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val (default 0.1)")
+    add_select(optim)
+    optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val")
 
     out = parser.add_argument_group("outputs")
-    out.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"),
-                     help="folder for run folders (default ./checkpoints)")
-    out.add_argument("--results", type=Path, help="results CSV (default ./results/<ctype>.csv)")
-    out.add_argument("--rebuild-results", action="store_true",
-                     help="rewrite the results CSV from the run folders under --checkpoint and exit")
+    out.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
+                     help="the run store: one folder per run")
+    out.add_argument("--csv", type=Path, metavar="FILE", help="results CSV the runs are exported to "
+                     "(default ./results/<ctype>.csv)")
+    out.add_argument("--rebuild-csv", "--rebuild-results", dest="rebuild_csv", action="store_true",
+                     help="rewrite the results CSV from the run store and exit")
     out.add_argument("--resume", action="store_true",
-                     help="skip runs that already finished (complete folder; a missing CSV row is re-added)")
-    out.add_argument("--dry-run", action="store_true",
-                     help="list the runs this command would train and those already finished, and exit")
+                     help="reuse finished runs and redo damaged or interrupted ones (what every command does; "
+                          "kept for scripts)")
+    out.add_argument("--force", action="store_true", help="train the requested runs again even if finished")
+    out.add_argument("--dry-run", action="store_true", help="list the runs this command needs with their state, and exit")
     out.add_argument("--summary", action="store_true", help="print the data summary and exit")
-    out.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    add_verbose(out)
     return parser
 
 
+# -- settings ------------------------------------------------------------------------------------------
+
 def check_args(args: argparse.Namespace) -> None:
-    for eta in args.corruption:
-        check_rate(eta)
-    if args.dist is not None and args.dist < 0:
-        raise UsageError(f"--dist must be 0 (teacher) or a round t ≥ 1, got {args.dist}")
+    """Every setting that can be checked before loading data: one UsageError naming the flag."""
+    if args.dist is not None:
+        checks.integer("--dist", args.dist, 0)
     if args.dist is not None and args.partial:
         raise UsageError("give either --dist T or --partial, not both")
-    positive = {"--epochs": args.epochs, "--train-batch": args.train_batch, "--test-batch": args.test_batch,
-                "--pll-k": args.pll_k}
-    for flag, value in positive.items():
-        if value < 1:
-            raise UsageError(f"{flag} must be at least 1, got {value}")
-    if args.threads < 0:
-        raise UsageError(f"--threads must be 0 (automatic) or more, got {args.threads}")
-    if args.rounds < 0:
-        raise UsageError(f"--rounds must be at least 0, got {args.rounds}")
-    if not 0 < args.q <= 1:
-        raise UsageError(f"--q must lie in (0, 1], got {args.q}")
-    if not 0 < args.val_fraction < 1:
-        raise UsageError(f"--val-fraction must lie in (0, 1), got {args.val_fraction}")
-    for flag, value in (("--lr", args.lr), ("--wd", args.wd)):
-        if value is not None and value < 0:
-            raise UsageError(f"{flag} must be non-negative, got {value}")
-    if args.lr == 0:
-        raise UsageError("--lr must be positive")
-    if args.optimizer == "lbfgs" and args.wd == 0:
-        raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
+    checks.integer("--rounds", args.rounds, 0)
+    checks.integer("--threads", args.threads, 0, 4096)
+    for flag, values in (("--seed", args.seeds), ("--corruption", args.corruption)):
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        if repeated:
+            raise UsageError(f"{flag} names {', '.join(f'{v:g}' for v in repeated)} twice; give each value once")
+    for eta in args.corruption:
+        template(args, "", eta=eta).validate()
+    if args.features is not None and len(args.dataset) > 1:
+        raise UsageError("give either -d/--dataset or --features, not both")
 
+
+def template(args: argparse.Namespace, dataset: str, source: str = "", backbone: str = "", weights: str = "",
+             eta: float | None = None, stage: Stage | None = None) -> TrainConfig:
+    """The config every run of this command shares (first seed and rate unless given)."""
+    lr, wd = default_lr_wd(dataset if args.features is None else "")
+    return TrainConfig(
+        dataset=dataset, feature_source=source, backbone=backbone, weights=weights, ctype=args.ctype,
+        corruption=args.corruption[0] if eta is None else eta, seed=args.seeds[0], stage=stage or Stage.teacher(),
+        lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd, epochs=args.epochs,
+        train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma, momentum=args.momentum,
+        optimizer=args.optimizer, last=1 if args.which == "last" else 0, select=args.select,
+        val_fraction=args.val_fraction, q=args.q, pll_k=args.pll_k, seeding=args.seeding,
+    )
+
+
+def requested_stages(args: argparse.Namespace) -> list[Stage] | None:
+    """The one stage asked for with --dist/--partial, or None for the whole chain."""
+    if args.partial:
+        return [Stage.pll()]
+    if args.dist is not None:
+        return [Stage.from_round(args.dist)]
+    return None
+
+
+def csv_path(args: argparse.Namespace, ctype: str) -> Path:
+    return args.csv if args.csv is not None else Path("results") / f"{ctype}.csv"
+
+
+def suggested_command(parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: str | None,
+                      stage: Stage | None) -> str:
+    """The command that trains ``stage`` (None: the whole chain) with this command's settings, from the parsed flags."""
+    tokens = ["python3", "train_linear.py"]
+    for action in parser._actions:
+        if not action.option_strings or action.dest in MODE_FLAGS or action.dest == "help":
+            continue
+        value = getattr(args, action.dest, None)
+        if action.dest == "dataset":
+            value = [dataset] if dataset is not None and args.features is None else value
+            if value == action.default or args.features is not None:
+                continue
+        elif value == action.default or value is None or (action.dest == "which" and action.option_strings[0] != "--which"):
+            continue
+        flag = next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
+        if value is True and action.nargs in (0, "?"):
+            tokens.append(flag)
+        elif isinstance(value, (list, tuple)):
+            tokens += [flag, *map(_token, value)]
+        else:
+            tokens += [flag, _token(value)]
+    if stage is not None:
+        tokens += ["--partial"] if stage.is_pll else ["--dist", str(stage.dist)]
+    return shlex.join(tokens)
+
+
+def _token(value: object) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# -- data -------------------------------------------------------------------------------------------------
 
 def dataset_names(args: argparse.Namespace) -> list[str]:
     return [str(args.features)] if args.features is not None else list(dict.fromkeys(args.dataset))
 
 
-def load_features(args: argparse.Namespace, name: str) -> FeatureSet:
+def load_features(args: argparse.Namespace, name: str):
+    from data import load_feature_file, load_feature_set
+    from data.arguments import data_options
+
     if args.features is not None:
         return load_feature_file(args.features)
     return load_feature_set(name, data_options(args))
 
 
-def describe_source(args: argparse.Namespace, name: str) -> tuple[str, str]:
-    """(dataset name, feature source) without extracting features, for --dry-run."""
+def feature_identity(features) -> tuple[str, str]:
+    """(backbone, weights) of a feature set."""
+    backbone, weights = getattr(features, "backbone", None), getattr(features, "weights", None)
+    return (backbone, weights) if backbone and weights else describe_source(features.source)
+
+
+def describe_source_of(args: argparse.Namespace, name: str) -> tuple[str, str, str, str]:
+    """(dataset, source, backbone, weights) without extracting features, for --dry-run."""
+    from data.arguments import data_options
+    from data.registry import feature_source
+
     if args.features is not None:
-        features = load_feature_file(args.features)
-        return features.name, features.source
-    return name, feature_source(name, data_options(args))
+        features = load_features(args, name)
+        return (features.name, features.source, *feature_identity(features))
+    source = feature_source(name, data_options(args))
+    return (name, source, *describe_source(source))
 
 
-def noise_clusters(features: FeatureSet):
+def noise_clusters(features):
+    from data.clusters import NOISE_CUT, class_similarity, cluster_classes
+
     similarity = class_similarity(features.train_features, features.train_labels, features.num_classes)
     return cluster_classes(similarity, NOISE_CUT)
 
 
-def summary(args: argparse.Namespace, features: FeatureSet) -> str:
+def summary(args: argparse.Namespace, features) -> str:
+    from data.clusters import NOISE_CUT
+    from data.noise import make_noisy_labels
+    from data.summary import describe_clusters, describe_features, describe_noise
+
     clusters = noise_clusters(features)
     parts = [describe_features(features), describe_clusters(clusters, features.class_names, NOISE_CUT)]
     for seed in args.seeds:
@@ -149,124 +217,116 @@ def summary(args: argparse.Namespace, features: FeatureSet) -> str:
     return "\n\n".join(parts)
 
 
-def base_config(args: argparse.Namespace, name: str, source: str) -> TrainConfig:
-    lr, wd = default_lr_wd(name if args.features is None else "")
-    return TrainConfig(
-        dataset=name, feature_source=source, depth=args.depth, weights=args.weights,
-        ctype=args.ctype, corruption=args.corruption[0], seed=args.seeds[0], stage=0,
-        lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd,
-        epochs=args.epochs, train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma,
-        momentum=args.momentum, optimizer=args.optimizer, last=args.last, select=args.select,
-        val_fraction=args.val_fraction, q=args.q, pll_k=args.pll_k,
-    )
+# -- commands ------------------------------------------------------------------------------------------------
+
+def dry_run(parser, args: argparse.Namespace, name: str) -> str:
+    from training.chain import chain_plan, chain_stages
+    from training.store import RunStore, State
+
+    dataset, source, backbone, weights = describe_source_of(args, name)
+    base = template(args, dataset, source, backbone, weights)
+    stages = requested_stages(args) or chain_stages(args.rounds)
+    plan = chain_plan(base, args.seeds, args.corruption, stages, RunStore(args.checkpoint))
+    words = {State.COMPLETE: "done", State.OLD_FORMAT: "done (old format)", State.DAMAGED: "damaged",
+             State.IN_PROGRESS: "in progress", State.MISSING: "to run"}
+    lines = [f"{words[lookup.state]:<17} {config.run_name()}" + (f"  ({lookup.problem})" if lookup.problem else "")
+             for config, lookup in plan]
+    done = sum(lookup.state.finished for _, lookup in plan)
+    lines.append(f"{dataset}: {done} of {len(plan)} runs done, {len(plan) - done} to run, in {args.checkpoint}/")
+    return "\n".join(lines)
 
 
-def command_for(argv: Sequence[str]):
-    """A function stage → the command line that trains that stage with the same flags as this one."""
-    kept, skip = [], False
-    for i, token in enumerate(argv):
-        if skip:
-            skip = False
-            continue
-        if token in ("--dist", "--rounds"):
-            skip = True
-            continue
-        if token.startswith(("--dist=", "--rounds=", "--partial=")) or token in ("--dry-run", "--summary", "--resume"):
-            continue
-        if token == "--partial":
-            following = argv[i + 1] if i + 1 < len(argv) else ""
-            skip = following.lower() in {"true", "false", "1", "0", "yes", "no"}
-            continue
-        kept.append(token)
+def train(parser, args: argparse.Namespace, name: str) -> str:
+    """Train (or reuse) the requested stage(s) of one dataset; returns the text to print."""
+    from training.chain import chain_stages, chain_table, configs_for, run_chain
+    from training.stages import DeviceData, StageContext, run_stage
+    from training.store import RunStore
+    from utils.device import resolve_device
+    from utils.threads import cpu_threads, training_threads
 
-    def command(stage: int | str) -> str:
-        flag = ["--partial"] if stage == PLL else ["--dist", str(stage)]
-        return " ".join(["python3 train_linear.py", *kept, *flag])
-
-    return command
-
-
-def results_file(args: argparse.Namespace, ctype: str) -> Path:
-    return args.results if args.results is not None else Path("results") / f"{ctype}.csv"
-
-
-def stage_outputs(args: argparse.Namespace, argv: Sequence[str]) -> StageOutputs:
-    def results_path(config: TrainConfig) -> Path:
-        return results_file(args, config.ctype)
+    features = load_features(args, name)
+    base = template(args, features.name, features.source, *feature_identity(features)).validate(features.num_classes)
+    device = resolve_device(args.device, args.gpu_id)
+    heads = len(args.seeds) * len(args.corruption)
+    threads = training_threads(args.threads, args.train_batch * features.dim * features.num_classes * heads)
+    store = RunStore(args.checkpoint)
+    for leftover in store.sweep():
+        logging.getLogger(__name__).info("removed %s, left by a process that stopped", leftover)
 
     def progress(description: str):
-        return lambda epochs: tqdm(epochs, desc=description, unit="epoch", leave=False, disable=not sys.stderr.isatty())
+        from tqdm import tqdm
 
-    return StageOutputs(args.checkpoint, results_path, command_for(argv), progress)
+        return lambda epochs: tqdm(epochs, desc=description, unit="epoch", leave=False, disable=not interactive())
 
+    def announce(message: str) -> None:
+        if not interactive():
+            print(message, file=sys.stderr, flush=True)
 
-def run_report(finished: list[dict]) -> str:
-    lines = []
-    for run in finished:
-        m, c = run["metrics"], run["config"]
-        lines.append(f"{run['stage']:>9}  η={c['corruption']:g} seed {c['seed']}: test {m['test_acc']:.2f}% "
-                     f"(epoch {m['best_epoch']}), final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  → {run['run']}")
-    return "\n".join(lines)
-
-
-def dry_run(args: argparse.Namespace, outputs: StageOutputs, name: str) -> str:
-    dataset, source = describe_source(args, name)
-    base = base_config(args, dataset, source)
-    if args.dist is None and not args.partial:
-        plan = chain_plan(base, args.seeds, args.corruption, args.rounds, outputs)
-    else:
-        stage = PLL if args.partial else args.dist
-        plan = [(c, finished_run(c, outputs, repair=False) is not None)
-                for c in configs_for(base, stage, args.seeds, args.corruption)]
-    lines = [f"{'done' if done else 'to run':<7} {config.run_name()}" for config, done in plan]
-    finished = sum(done for _, done in plan)
-    lines.append(f"{dataset}: {finished} finished, {len(plan) - finished} to run, under {args.checkpoint}/")
-    return "\n".join(lines)
+    ctx = StageContext(store=store, csv_path=lambda config: csv_path(args, config.ctype),
+                       command_for=lambda stage: suggested_command(parser, args, features.name, stage),
+                       progress=progress, announce=announce, threads=threads, force=args.force)
+    with cpu_threads(threads):
+        clusters = noise_clusters(features) if args.ctype == "cc" else None
+        data = DeviceData.load(features, device, clusters)
+        stages = requested_stages(args)
+        if stages is None:
+            runs = run_chain(base, args.seeds, args.corruption, chain_stages(args.rounds), data, ctx)
+            header = (f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
+                      f"wd {base.wd:g}, {base.optimizer}, {base.seeding} seeding, test accuracy (%) selected by "
+                      f"{base.select}, mean ± std over seeds")
+            reused = sum(run.reused for run in runs)
+            note = f"\n{reused} of {len(runs)} runs reused from {args.checkpoint}/ (--force trains them again)" if reused else ""
+            return f"{header}\n{chain_table([run.record for run in runs])}{note}"
+        runs = run_stage(configs_for(base, stages[0], args.seeds, args.corruption), data, ctx)
+    return "\n".join(run_line(run.record, run.reused) for run in runs)
 
 
-def train(args: argparse.Namespace, outputs: StageOutputs, name: str) -> str:
-    """Train the requested stage(s) of one dataset; returns the text to print."""
-    features = load_features(args, name)
-    device = resolve_device(args.device, args.gpu_id)
-    if device.type == "cpu":
-        heads = len(args.seeds) * len(args.corruption)
-        set_cpu_threads(args.threads, args.train_batch * features.dim * features.num_classes * heads)
-    clusters = noise_clusters(features) if args.ctype == "cc" else None
-    data = DeviceData.load(features, device, clusters)
-    base = base_config(args, features.name, features.source)
-    if args.dist is None and not args.partial:
-        finished = run_chain(base, args.seeds, args.corruption, args.rounds, data, outputs, args.resume)
-        header = (f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
-                  f"wd {base.wd:g}, {base.optimizer}, test accuracy (%) selected by {base.select}, "
-                  f"mean ± std over seeds")
-        return f"{header}\n{chain_table(finished)}"
-    stage = PLL if args.partial else args.dist
-    return run_report(run_stage(configs_for(base, stage, args.seeds, args.corruption), data, outputs, args.resume))
+def run_line(record, reused: bool) -> str:
+    m, c = record.metrics, record.config
+    return (f"{c.stage.label:>9}  η={c.corruption:g} seed {c.seed}: test {m['test_acc']:.2f}% (epoch {m['best_epoch']}), "
+            f"final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  {'reused' if reused else 'trained'}: {record.name}")
+
+
+def probe_outputs(plan, args: argparse.Namespace) -> None:
+    from training import results
+
+    plan.folder(args.checkpoint, "-c/--checkpoint")
+    for ctype in {args.ctype}:
+        path = plan.file(csv_path(args, ctype), "--csv")
+        results.check_writable(path)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
     check_args(args)
-    outputs = stage_outputs(args, argv)
-    if args.rebuild_results:
-        path = results_file(args, args.ctype)
-        count = results.rebuild(path, args.checkpoint, ctype=args.ctype)
+    from utils.outputs import planned_outputs
+
+    if args.rebuild_csv:
+        from training import results
+        from training.store import RunStore
+
+        with planned_outputs() as plan:
+            probe_outputs(plan, args)
+            path = csv_path(args, args.ctype)
+            count = results.rebuild(path, RunStore(args.checkpoint), ctype=args.ctype)
         print(f"wrote {count} rows to {path}")
         return 0
-    for name in dataset_names(args):
-        if args.dry_run:
-            print(dry_run(args, outputs, name))
-        elif args.summary:
-            print(summary(args, load_features(args, name)))
-        else:
-            print(train(args, outputs, name))
-    if not (args.dry_run or args.summary):
-        print(f"runs in {args.checkpoint}/, results in {results_file(args, args.ctype)}")
+    if args.dry_run or args.summary:
+        for name in dataset_names(args):
+            print(dry_run(parser, args, name) if args.dry_run else summary(args, load_features(args, name)))
+        return 0
+    with planned_outputs() as plan:
+        probe_outputs(plan, args)
+        for name in dataset_names(args):
+            print(train(parser, args, name), flush=True)
+    print(f"runs in {args.checkpoint}/, results in {csv_path(args, args.ctype)}")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

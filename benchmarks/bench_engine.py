@@ -59,13 +59,22 @@ def make_data(seed: int = 0):
     return x, y, x_test, y_test
 
 
+def batch_order(engine) -> dict:
+    """The batch-order argument of ``engine.HeadProblem``: one stream, in whichever form that revision takes."""
+    if "orders" in engine.HeadProblem.__dataclass_fields__:
+        from training.randomness import IndependentOrder
+
+        return {"orders": [IndependentOrder(torch.Generator().manual_seed(0))]}
+    return {"batch_seeds": [0]}
+
+
 def engine_loop(x, y, x_test, y_test, targets, epochs: int, between, engine=current_engine,
                 loss=SoftCrossEntropy()) -> list[float]:
     """Seconds per epoch of ``engine.train_sgd``; ``between()`` runs after each epoch, untimed."""
     problem = engine.HeadProblem(
         features=x, test_features=x_test, test_labels=y_test, train_index=torch.arange(N)[None],
         targets=targets[None], true_labels=y[None], noisy_labels=y[None],
-        init=init_head(K, D, torch.Generator().manual_seed(0))[None], batch_seeds=[0], loss=loss)
+        init=init_head(K, D, torch.Generator().manual_seed(0))[None], loss=loss, **batch_order(engine))
     settings = engine.SGDSettings(lr=LR, wd=WD, epochs=epochs, batch_size=BATCH, gamma=GAMMA, momentum=MOMENTUM,
                                   select="test")
     times: list[float] = []

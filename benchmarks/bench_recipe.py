@@ -25,6 +25,7 @@ from models.backbone import build_backbone
 from models.heads import init_head
 from models.losses import SoftCrossEntropy
 from training.engine import HeadProblem, SGDSettings, train_sgd
+from training.randomness import IndependentOrder
 
 # (train images, test images, classes) of each dataset with the paper's splits.
 SIZES = {
@@ -57,7 +58,7 @@ def epoch_seconds(n: int, m: int, k: int, heads: int, epochs: int = 1) -> float:
         targets=torch.nn.functional.one_hot(y, k).float().expand(heads, n, k).contiguous(),
         true_labels=y.expand(heads, n).contiguous(), noisy_labels=y.expand(heads, n).contiguous(),
         init=torch.stack([init_head(k, 512, torch.Generator().manual_seed(h)) for h in range(heads)]),
-        batch_seeds=list(range(heads)), loss=SoftCrossEntropy())
+        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)], loss=SoftCrossEntropy())
     settings = SGDSettings(lr=0.05, wd=5e-5, epochs=epochs, batch_size=128, gamma=0.98, momentum=0.9, select="test")
     start = time.perf_counter()
     train_sgd(problem, settings)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import train_linear
+from utils.stages import Stage
 
 
 @pytest.mark.parametrize("argv, partial", [([], False), (["--partial"], True), (["--partial", "True"], True),
@@ -30,8 +31,14 @@ def test_bad_boolean_and_unknown_flag_are_one_line(capsys):
         assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
-def test_command_for_replaces_the_stage_flags():
-    command = train_linear.command_for(["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run"])
-    assert command(2) == "python3 train_linear.py -d synthetic --lr 0.2 --dist 2"
-    assert command("p") == "python3 train_linear.py -d synthetic --lr 0.2 --partial"
-    assert train_linear.command_for(["--partial", "True", "--wd", "1"])(0) == "python3 train_linear.py --wd 1 --dist 0"
+def test_suggested_commands_are_built_from_the_parsed_settings():
+    parser = train_linear.build_parser()
+    args = parser.parse_args(["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run", "--manualSeed", "4",
+                              "--last", "1"])
+    command = lambda stage: train_linear.suggested_command(parser, args, "synthetic", stage)  # noqa: E731
+    assert command(Stage.student(2)) == ("python3 train_linear.py --dataset synthetic --seed 4 --which last "
+                                         "--lr 0.2 --dist 2")
+    assert command(Stage.pll()).endswith("--lr 0.2 --partial")
+    args = parser.parse_args(["--partial", "True", "--wd", "1"])
+    assert train_linear.suggested_command(parser, args, "digits", Stage.teacher()) == (
+        "python3 train_linear.py --wd 1 --dist 0")

@@ -8,6 +8,7 @@ from models.heads import init_head
 from models.losses import SoftCrossEntropy
 from training import engine
 from training.engine import HeadProblem, SGDSettings, train_sgd
+from training.randomness import IndependentOrder
 
 
 def problem(heads=2, n=203, m=50, d=6, k=4):
@@ -19,7 +20,7 @@ def problem(heads=2, n=203, m=50, d=6, k=4):
         features=x[:n], test_features=x[n:], test_labels=y[n:], train_index=rows,
         targets=torch.nn.functional.one_hot(noisy[rows], k).float(), true_labels=y[rows], noisy_labels=noisy[rows],
         init=torch.stack([init_head(k, d, torch.Generator().manual_seed(h)) for h in range(heads)]),
-        batch_seeds=list(range(heads)), loss=SoftCrossEntropy())
+        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)], loss=SoftCrossEntropy())
 
 
 SETTINGS = SGDSettings(lr=0.1, wd=1e-3, epochs=3, batch_size=16, gamma=0.9, momentum=0.9, select="test")
@@ -43,7 +44,7 @@ def test_epoch_metrics_are_those_of_the_batches_seen():
     result = train_sgd(p, SGDSettings(**{**SETTINGS.__dict__, "epochs": 1}))[0]
     weights = p.init[0].clone().requires_grad_(True)
     optimizer = torch.optim.SGD([weights], lr=SETTINGS.lr, momentum=SETTINGS.momentum, weight_decay=SETTINGS.wd)
-    order = torch.randperm(p.train_index.shape[1], generator=torch.Generator().manual_seed(p.batch_seeds[0]))
+    order = torch.randperm(p.train_index.shape[1], generator=torch.Generator().manual_seed(0))  # head 0's stream
     loss_sum, right_true, right_noisy = 0.0, 0, 0
     for batch in order.split(SETTINGS.batch_size):
         logits = p.features[p.train_index[0, batch]] @ weights.T

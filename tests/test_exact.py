@@ -13,6 +13,7 @@ from models.losses import PartialLabelGCE, SoftCrossEntropy
 from training.config import default_lr_wd
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.exact import objective, solve_head
+from training.randomness import IndependentOrder
 
 
 def digits_problem(eta=0.3, seed=0):
@@ -59,7 +60,7 @@ def test_sgd_at_the_digits_defaults_reaches_the_regularised_optimum():
         features=x, test_features=torch.from_numpy(features.test_features),
         test_labels=torch.from_numpy(features.test_labels), train_index=torch.arange(n)[None],
         targets=targets[None], true_labels=torch.from_numpy(features.train_labels)[None], noisy_labels=noisy[None],
-        init=init_head(10, 64, torch.Generator().manual_seed(0))[None], batch_seeds=[0], loss=SoftCrossEntropy(),
+        init=init_head(10, 64, torch.Generator().manual_seed(0))[None], orders=[IndependentOrder(torch.Generator().manual_seed(0))], loss=SoftCrossEntropy(),
     )
     sgd = train_sgd(problem, SGDSettings(lr=lr, wd=wd, epochs=200, batch_size=128, gamma=0.98, momentum=0.9,
                                          select="test"))[0]

@@ -1,9 +1,12 @@
-"""The frozen configuration of one run (one head at one stage), its stage naming and its settings hash.
+"""The frozen configuration of one run (one head at one stage): its validation, settings hash and key.
 
-Stages: round 0 is the teacher (``--dist 0``), round t ≥ 1 is student t (``--dist t``), and
-``"p"`` is the PLL student. The run folder's name is a readable prefix (dataset, depth, ctype,
-η, seed, stage) plus a short hash of every setting that changes the weights, so two different
-runs never share a folder and a student finds exactly the teacher it was configured for.
+A run is identified by its key — dataset, backbone, weights, ctype, η, seed and stage — plus the
+hash of every setting that changes its weights (``weight_settings``). Configs are validated here,
+in one place, whoever builds them (the CLI, a sweep file, a library call): every failure is a
+:class:`UsageError` that names the flag. Runs written by earlier versions are read through
+:meth:`TrainConfig.from_record`, which fills what they lack with its old meaning.
+
+Standard library only: reports and dry runs use it without torch.
 """
 
 from __future__ import annotations
@@ -12,7 +15,14 @@ import dataclasses
 import hashlib
 import json
 
-PLL = "p"
+from utils import checks
+from utils.errors import UsageError
+from utils.stages import Stage
+
+NOISE_TYPES = ("sym", "asym", "cc")
+OPTIMIZERS = ("sgd", "lbfgs")
+SELECTIONS = ("test", "val")
+SEEDING_MODES = ("reference", "independent")
 
 # lr, wd per dataset: the recipe's base setting for the paper's datasets (large datasets wd 5e-5,
 # small ones 5e-4); CIFAR-10 takes CIFAR-100's; digits and synthetic take values under which SGD
@@ -31,6 +41,12 @@ DATASET_DEFAULTS: dict[str, tuple[float, float]] = {
 }
 FALLBACK_DEFAULTS = (0.1, 5e-4)
 
+# The flag that sets each field, for error messages.
+FLAGS = {"lr": "--lr", "wd": "--wd", "epochs": "--epochs", "train_batch": "--train-batch",
+         "test_batch": "--test-batch", "gamma": "--gamma", "momentum": "--momentum", "optimizer": "--optimizer",
+         "last": "--which", "select": "--select", "val_fraction": "--val-fraction", "q": "--q", "pll_k": "--pll-k",
+         "seeding": "--seeding", "corruption": "--corruption", "seed": "--seed", "ctype": "--ctype"}
+
 
 def default_lr_wd(dataset: str) -> tuple[float, float]:
     return DATASET_DEFAULTS.get(dataset, FALLBACK_DEFAULTS)
@@ -39,13 +55,13 @@ def default_lr_wd(dataset: str) -> tuple[float, float]:
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     dataset: str
-    feature_source: str
-    depth: int
-    weights: str
+    feature_source: str  # everything that determines the features (data.FeatureSet.source)
+    backbone: str  # the feature map: resnet34 …, identity (digits pixels), planted (synthetic), file-<hash>
+    weights: str  # the backbone's exact weights, e.g. ResNet34_Weights.IMAGENET1K_V1; none without a network
     ctype: str
     corruption: float
     seed: int
-    stage: int | str  # 0 teacher, t ≥ 1 student t, "p" PLL
+    stage: Stage
     lr: float
     wd: float
     epochs: int = 200
@@ -54,36 +70,64 @@ class TrainConfig:
     gamma: float = 0.98
     momentum: float = 0.9
     optimizer: str = "sgd"
-    last: int = 0
+    last: int = 0  # the checkpoint a student learns from: 0 best, 1 last (--which)
     select: str = "test"
     val_fraction: float = 0.1
     q: float = 0.7
     pll_k: int = 2
+    seeding: str = "reference"  # training.randomness: the authors' draws, or independent streams
 
+    # -- validation -------------------------------------------------------------------------------
+    def validate(self, num_classes: int | None = None) -> "TrainConfig":
+        """Check every setting (and, given the data's K, those that depend on it); returns self."""
+        checks.choice("--ctype", self.ctype, NOISE_TYPES)
+        checks.interval("--corruption", self.corruption, 0.0, 1.0)
+        checks.seed("--seed", self.seed)
+        checks.positive("--lr", self.lr)
+        checks.non_negative("--wd", self.wd)
+        checks.integer("--epochs", self.epochs, 1)
+        checks.integer("--train-batch", self.train_batch, 1)
+        checks.integer("--test-batch", self.test_batch, 1)
+        checks.interval("--gamma", self.gamma, 0.0, 1.0, low_open=True)
+        checks.interval("--momentum", self.momentum, 0.0, 1.0, high_open=True)
+        checks.choice("--optimizer", self.optimizer, OPTIMIZERS)
+        checks.choice("--which", self.last, (0, 1))
+        checks.choice("--select", self.select, SELECTIONS)
+        checks.interval("--val-fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True)
+        checks.interval("--q", self.q, 0.0, 1.0, low_open=True)
+        checks.integer("--pll-k", self.pll_k, 1)
+        checks.choice("--seeding", self.seeding, SEEDING_MODES)
+        if self.optimizer == "lbfgs" and self.wd == 0:
+            raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
+        if num_classes is not None and self.pll_k > num_classes:
+            raise UsageError(f"--pll-k must lie in 1..{num_classes} (the number of classes), got {self.pll_k}")
+        return self
+
+    # -- stages -----------------------------------------------------------------------------------
     @property
     def is_teacher(self) -> bool:
-        return self.stage == 0
+        return self.stage.is_teacher
 
     @property
     def is_pll(self) -> bool:
-        return self.stage == PLL
+        return self.stage.is_pll
+
+    def with_stage(self, stage: Stage) -> "TrainConfig":
+        return dataclasses.replace(self, stage=stage)
 
     @property
-    def stage_name(self) -> str:
-        return stage_name(self.stage)
+    def depth(self) -> int | None:
+        """The ResNet depth of the backbone (the results CSV's Depth column), None for anything else."""
+        name = self.backbone
+        return int(name[6:]) if name.startswith("resnet") and name[6:].isdigit() else None
 
-    @property
-    def teacher_stage(self) -> int:
-        """The round whose checkpoint this stage learns from (PLL learns from the teacher)."""
-        assert not self.is_teacher, "the teacher has no teacher"
-        return 0 if self.is_pll else int(self.stage) - 1
-
+    # -- identity ---------------------------------------------------------------------------------
     def weight_settings(self) -> dict[str, object]:
         """Every setting that changes this stage's weights (and, through the shared ones, its teachers')."""
         settings: dict[str, object] = {
             "feature_source": self.feature_source, "weights": self.weights, "lr": self.lr, "wd": self.wd,
             "epochs": self.epochs, "train_batch": self.train_batch, "gamma": self.gamma,
-            "momentum": self.momentum, "optimizer": self.optimizer, "select": self.select,
+            "momentum": self.momentum, "optimizer": self.optimizer, "select": self.select, "seeding": self.seeding,
         }
         if self.select == "val":
             settings["val_fraction"] = self.val_fraction
@@ -97,36 +141,65 @@ class TrainConfig:
         text = json.dumps(self.weight_settings(), sort_keys=True)
         return hashlib.blake2b(text.encode(), digest_size=4).hexdigest()
 
+    def key(self) -> tuple:
+        """(dataset, backbone, weights, ctype, η, seed, stage, settings hash): what makes a run this run."""
+        return (self.dataset, self.backbone, self.weights, self.ctype, self.corruption, self.seed, self.stage.slug,
+                self.settings_hash())
+
     def run_prefix(self) -> str:
-        return (f"{self.dataset}-r{self.depth}-{self.ctype}-eta{self.corruption:g}-seed{self.seed}-"
-                f"{self.stage_name}")
+        return f"{self.dataset}-{self.backbone}-{self.ctype}-eta{self.corruption:g}-seed{self.seed}-{self.stage.slug}"
 
     def run_name(self) -> str:
         return f"{self.run_prefix()}-{self.settings_hash()}"
 
-    def with_stage(self, stage: int | str) -> "TrainConfig":
-        return dataclasses.replace(self, stage=stage)
-
-    def identity(self) -> dict[str, object]:
-        """What makes two runs the same run: the readable prefix's fields and the weight settings."""
-        prefix = {name: getattr(self, name) for name in ("dataset", "depth", "ctype", "corruption", "seed", "stage")}
-        return {**prefix, **self.weight_settings()}
-
+    # -- records ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
-        return dataclasses.asdict(self)
+        values = dataclasses.asdict(self)
+        values["stage"] = self.stage.slug
+        return values
 
     @classmethod
     def from_dict(cls, values: dict[str, object]) -> "TrainConfig":
+        """A config from :meth:`to_dict`'s output; ``ValueError`` names a missing or wrong field."""
         names = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in values.items() if key in names})
+        required = {field.name for field in dataclasses.fields(cls)
+                    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING}
+        missing = sorted(required - set(values))
+        if missing:
+            raise ValueError(f"its config lacks {', '.join(missing)}")
+        kept = {key: value for key, value in values.items() if key in names}
+        kept["stage"] = Stage.parse(kept["stage"])
+        config = cls(**kept)
+        try:
+            config.validate()
+        except UsageError as error:
+            raise ValueError(f"its config is invalid ({error})") from None
+        return config
+
+    @classmethod
+    def from_record(cls, values: dict[str, object], version: int) -> "TrainConfig":
+        """A config as stored by a run of format ``version``; runs before format 2 lack backbone and
+        seeding (they were drawn from independent streams) and stored the weights flag, not its name."""
+        if not isinstance(values, dict):
+            raise ValueError("its config is not a JSON object")
+        if version < 2:
+            values = dict(values)
+            backbone, weights = describe_source(str(values.get("feature_source", "")), values.get("depth"))
+            values.setdefault("seeding", "independent")
+            values["backbone"], values["weights"] = backbone, weights
+        return cls.from_dict(values)
 
 
-def stage_name(stage: int | str) -> str:
-    if stage == PLL:
-        return "pll"
-    return "teacher" if stage == 0 else f"student{stage}"
-
-
-def distill_label(stage: int | str) -> str:
-    """The CSV's Distill column: 0..t, or p for the PLL student."""
-    return str(stage)
+def describe_source(source: str, depth: object = None) -> tuple[str, str]:
+    """(backbone, weights) of a feature source string as this project writes them (see data/)."""
+    if source.startswith("sklearn-digits/"):
+        return "identity", "none"
+    if source.startswith("synthetic("):
+        return "planted", "none"
+    if source.startswith("file:"):
+        digest = source.rpartition("#")[2]
+        return f"file-{digest[:8]}", "none"
+    parts = source.split("/")
+    if len(parts) >= 3 and parts[1].startswith("resnet"):
+        return parts[1], parts[2]
+    return (f"resnet{depth}" if isinstance(depth, int) else "unknown"), "unknown"

@@ -1,8 +1,8 @@
 """The one training engine: a stack of H linear heads trained together by SGD on in-memory features.
 
 Every stage uses it; stages differ only in their targets (computed once, up front) and their loss.
-Features stay on the device; each head draws its own batches by random permutation of its own
-training rows (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
+Features stay on the device; each head's batches are slices of a permutation of its own training
+rows that its :mod:`training.randomness` order draws every epoch (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
 loss's closed-form gradient (no autograd graph), so each head follows exactly the trajectory it
 would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied by
 ``training.sgd.HeadSGD`` in three in-place ops (a test holds it to ``SGD.step``); torch's
@@ -23,6 +23,7 @@ import torch
 
 from models.heads import head_logits, shared_logits
 from models.losses import Loss
+from training.randomness import BatchOrder
 from training.sgd import HeadSGD
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
@@ -40,7 +41,7 @@ class HeadProblem:
     true_labels: torch.Tensor  # (H, N) true labels of those rows
     noisy_labels: torch.Tensor  # (H, N) the labels the teacher saw
     init: torch.Tensor  # (H, K, D)
-    batch_seeds: list[int]  # one permutation stream per head
+    orders: list[BatchOrder]  # one batch-order stream per head
     loss: Loss
     val_index: torch.Tensor | None = None  # (H, V) held-out rows of the noisy training set
     val_labels: torch.Tensor | None = None  # (H, V) their noisy labels
@@ -191,14 +192,18 @@ def _train_epoch(problem: HeadProblem, blocks: list[_Block], optimizer: HeadSGD,
     return loss_sum, correct
 
 
-def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | None = None) -> list[HeadResult]:
-    """Train every head for ``settings.epochs`` epochs; return each head's best and last weights and history."""
+def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | None = None,
+              on_epoch: Callable[[list[dict[str, float]]], None] | None = None) -> list[HeadResult]:
+    """Train every head for ``settings.epochs`` epochs; return each head's best and last weights and history.
+
+    ``on_epoch`` receives every epoch's log row of each head as soon as it is known.
+    """
     device = problem.features.device
     heads, n = problem.train_index.shape
     weights = problem.init.detach().clone().to(device)
     optimizer = HeadSGD(weights, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.wd)
     scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
-    generators = [torch.Generator().manual_seed(seed) for seed in problem.batch_seeds]
+    orders = [order.fresh() for order in problem.orders]
     blocks = _blocks(n, settings.batch_size, heads, problem.features.shape[-1], problem.targets.shape[-1], device)
     val_features = problem.features[problem.val_index] if problem.val_index is not None else None
     best_score = torch.full((heads,), -math.inf)
@@ -208,7 +213,7 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
     epochs = range(1, settings.epochs + 1)
     for epoch in progress(epochs) if progress else epochs:
         lr = optimizer.param_groups[0]["lr"]
-        perm = torch.stack([torch.randperm(n, generator=g) for g in generators]).to(device)
+        perm = torch.stack([order.permutation(n) for order in orders]).to(device)
         loss_sum, correct = _train_epoch(problem, blocks, optimizer, perm)
         scheduler.step()
         test_loss, test_acc = evaluate(weights, problem.test_features, problem.test_labels, settings.eval_batch)
@@ -228,7 +233,10 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
             best_score = torch.where(improved, score, best_score)
             for h in torch.nonzero(improved).flatten().tolist():
                 best_epoch[h] = epoch
-        for h in range(heads):
-            histories[h].append({"epoch": epoch, "lr": lr, **dict(zip(names, table[h]))})
+        rows = [{"epoch": epoch, "lr": lr, **dict(zip(names, table[h]))} for h in range(heads)]
+        for history, row in zip(histories, rows):
+            history.append(row)
+        if on_epoch is not None:
+            on_epoch(rows)
     last = weights.cpu()
     return [HeadResult(best_weights[h].cpu(), last[h].clone(), best_epoch[h], histories[h]) for h in range(heads)]

@@ -1,65 +1,139 @@
-"""The results CSV: one row per run with fixed columns, upserted under a file lock, rebuildable from run folders.
+"""The results CSV: an export of the run store, one row per run, upserted under a lock.
 
-Several processes may append to one CSV at once: each takes an exclusive lock, reads the file,
-replaces any row of the same run (so a rerun never duplicates a row), and writes the whole file
-atomically, so the header is written once and no row is lost or half-written.
+Columns: today's seventeen in their order, then the ones added since (only ever appended), so an
+older CSV still reads and an older reader still finds its columns. Writers take the CSV's lock
+(:mod:`training.locks`, safe on a shared filesystem), read the file, replace the rows of the runs
+they export and write the whole file atomically. A file whose header is ours but whose rows are
+damaged (cut mid-row, unparsable) is rebuilt from the store; a file that is not ours is never
+overwritten. Standard library only.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import math
 from pathlib import Path
 from typing import Iterable
 
-from training.config import TrainConfig, distill_label
-from training.runs import RUN_JSON, is_complete, read_run
-from training.schema import COLUMNS
+from training import locks
 from utils import atomic
+from utils.errors import UserError
+from utils.testhooks import wrote
+
+LEGACY_COLUMNS = ("Dataset", "Depth", "CType", "Corruption", "Seed", "LR", "WD", "Distill", "Train Acc.",
+                  "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs", "Optimizer", "Last", "Selection", "Run")
+COLUMNS = (*LEGACY_COLUMNS, "Backbone", "Seeding")
+NUMERIC = ("Corruption", "Seed", "LR", "WD", "Train Acc.", "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs")
 
 
-
-def result_row(run: dict) -> dict[str, object]:
-    """The CSV row of a run from its run.json content. Accuracies in percent."""
-    config = TrainConfig.from_dict(run["config"])
-    metrics = run["metrics"]
+def result_row(record) -> dict[str, object]:
+    """The CSV row of a run (a :class:`training.store.RunRecord`). Accuracies in percent."""
+    config, metrics = record.config, record.metrics
     return {
-        "Dataset": config.dataset, "Depth": config.depth, "CType": config.ctype, "Corruption": config.corruption,
-        "Seed": config.seed, "LR": config.lr, "WD": config.wd, "Distill": distill_label(config.stage),
-        "Train Acc.": round(metrics["train_acc"], 4), "Test Acc.": round(metrics["test_acc"], 4),
-        "Final Acc.": round(metrics["final_acc"], 4),
+        "Dataset": config.dataset, "Depth": config.depth if config.depth is not None else "", "CType": config.ctype,
+        "Corruption": config.corruption, "Seed": config.seed, "LR": config.lr, "WD": config.wd,
+        "Distill": config.stage.distill, "Train Acc.": round(metrics["train_acc"], 4),
+        "Test Acc.": round(metrics["test_acc"], 4), "Final Acc.": round(metrics["final_acc"], 4),
         "Realized Corruption": round(metrics["realized_corruption"], 6), "Epochs": metrics["epochs"],
-        "Optimizer": config.optimizer, "Last": config.last, "Selection": config.select, "Run": run["run"],
+        "Optimizer": config.optimizer, "Last": config.last, "Selection": config.select, "Run": record.name,
+        "Backbone": config.backbone, "Seeding": config.seeding,
     }
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
-    if not Path(path).is_file():
-        return []
-    with open(path, newline="") as stream:
-        return list(csv.DictReader(stream))
+class ForeignFile(UserError):
+    pass
+
+
+def _header_problem(header: list[str]) -> str:
+    """'' if ``header`` is this project's (this version's or an earlier one's), else what is wrong."""
+    if len(header) < len(LEGACY_COLUMNS) or tuple(header) != COLUMNS[:len(header)]:
+        return f"its header ({', '.join(header[:4])}{', …' if len(header) > 4 else ''}) is not a results header"
+    return ""
+
+
+def read_csv(path: Path) -> tuple[list[dict[str, str]], bool]:
+    """(rows, damaged): the rows of our results CSV at ``path``; ``ForeignFile`` if it is not ours."""
+    path = Path(path)
+    if not path.exists():
+        return [], False
+    if path.is_dir():
+        raise UserError(f"results CSV {path} is a folder; give a file path with --csv")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ForeignFile(f"{path} is not a results CSV written by this project (not UTF-8 text); it is left as it "
+                          f"is: choose another file with --csv") from None
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, None)
+    if header is None:
+        return [], False  # an empty file: ours to write
+    problem = _header_problem(header)
+    if problem:
+        raise ForeignFile(f"{path} is not a results CSV written by this project ({problem}); it is left as it is: "
+                          f"choose another file with --csv")
+    rows, damaged = [], False
+    for fields in reader:
+        if len(fields) != len(header) or not _row_ok(dict(zip(header, fields))):
+            damaged = True
+            continue
+        rows.append(dict(zip(header, fields)))
+    return rows, damaged or not text.endswith("\n")
+
+
+def _row_ok(row: dict[str, str]) -> bool:
+    if not row.get("Run", "").strip() or not row.get("Dataset", "").strip():
+        return False
+    for column in NUMERIC:
+        try:
+            if not math.isfinite(float(row[column])):
+                return False
+        except (KeyError, ValueError):
+            return False
+    return True
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before any training, a --csv that is not ours (or not a file)."""
+    read_csv(path)
 
 
 def _write(path: Path, rows: Iterable[dict[str, object]]) -> None:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
     writer.writerows(rows)
     atomic.write_text(path, buffer.getvalue())
+    wrote("csv")
 
 
-def upsert_rows(path: Path, rows: list[dict[str, object]]) -> None:
-    """Add ``rows`` to the CSV at ``path``, replacing earlier rows of the same runs."""
-    with atomic.file_lock(path):
-        replaced = {str(row["Run"]) for row in rows}
-        kept = [row for row in read_rows(path) if row.get("Run") not in replaced]
-        _write(path, [*kept, *rows])
+def lock_path(path: Path) -> Path:
+    return Path(f"{path}.lock")
 
 
-def rebuild(path: Path, checkpoint_root: Path, ctype: str | None = None) -> int:
-    """Rewrite the CSV from every complete run folder (of noise type ``ctype``, if given) under ``checkpoint_root``."""
-    folders = sorted(p.parent for p in Path(checkpoint_root).glob(f"*/{RUN_JSON}") if is_complete(p.parent))
-    rows = [result_row(run) for run in map(read_run, folders) if ctype is None or run["config"]["ctype"] == ctype]
-    with atomic.file_lock(path):
+def upsert(path: Path, records: list, store=None) -> None:
+    """Export ``records`` to the CSV at ``path``, replacing earlier rows of the same runs.
+
+    Damaged rows are dropped and the store's runs of the same noise type exported again.
+    """
+    path = Path(path)
+    with locks.locked(lock_path(path)):
+        rows, damaged = read_csv(path)
+        fresh = [result_row(record) for record in records]
+        if damaged and store is not None:
+            ctypes = {record.config.ctype for record in records}
+            fresh = [result_row(record) for record in store.records() if record.config.ctype in ctypes] + fresh
+        replaced = {str(row["Run"]) for row in fresh}
+        kept = [row for row in rows if row["Run"] not in replaced]
+        by_run = {str(row["Run"]): row for row in fresh}  # a run listed twice keeps its last row
+        _write(path, [*kept, *by_run.values()])
+
+
+def rebuild(path: Path, store, ctype: str | None = None) -> int:
+    """Rewrite the CSV from every finished run (of noise type ``ctype``, if given) in ``store``."""
+    path = Path(path)
+    with locks.locked(lock_path(path)):
+        read_csv(path)  # never overwrite a file that is not ours
+        rows = [result_row(record) for record in store.records() if ctype is None or record.config.ctype == ctype]
         _write(path, rows)
     return len(rows)

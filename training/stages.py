@@ -1,13 +1,19 @@
-"""Run one stage (teacher, student t or PLL) for a set of heads, and save each head as its own run.
+"""Run one stage (teacher, student t or PLL) for a set of heads through the run store.
 
-Heads of one stage (different seeds and noise rates, same settings) are trained together as one
-stacked model. Each head still gets its own noisy labels, validation split, initialisation and
-batch order, all derived from its (seed, ctype, η, stage), so a head trained in a stack equals the
-same head trained alone.
+Heads of one stage (different seeds and noise rates, same settings) train together as one stacked
+model. Each head still gets its own noisy labels, validation split, initialisation and batch order
+(training.randomness), so a head trained in a stack equals the same head trained alone, and each
+is published as its own run.
+
+With other processes on the same store: a process takes the locks of the stage's runs it needs in
+sorted name order without blocking, trains the runs it holds as one stack, then waits for the
+runs other processes hold and reuses them. A finished, verified run is reused (``force`` trains
+it again); a damaged one is trained again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import logging
@@ -21,20 +27,21 @@ import torch
 from data.feature_set import FeatureSet
 from data.noise import make_noisy_labels
 from data.validation import validation_split
-from models.heads import init_head
 from models.losses import PartialLabelGCE, SoftCrossEntropy
-from training import runs
+from training import results
 from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
 from training.exact import train_exact
-from training.results import read_rows, result_row, upsert_rows
+from training.randomness import BatchOrder, head_draws
+from training.store import RunRecord, RunStore, State, writing
 from training.targets import one_hot_targets, partial_label_targets, soft_targets
-from utils import atomic
 from utils.errors import UserError
 from utils.provenance import provenance
-from utils.seeding import derived_seed
+from utils.stages import Stage
+from utils.testhooks import step
 
 log = logging.getLogger(__name__)
+WAIT_POLL_S = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,11 +63,25 @@ class DeviceData:
 
 
 @dataclasses.dataclass(frozen=True)
-class StageOutputs:
-    checkpoint_root: Path
-    results_path: Callable[[TrainConfig], Path]
-    command_for: Callable[[int | str], str]  # the command that trains a given stage, for error messages
+class StageContext:
+    """Where a stage's runs go and how it reports: the store, the CSV export, messages and progress."""
+
+    store: RunStore
+    csv_path: Callable[[TrainConfig], Path]
+    command_for: Callable[[Stage], str]  # the command that trains a given stage, for error messages
     progress: Callable[[str], Progress | None] = lambda description: None
+    announce: Callable[[str], None] = lambda message: None  # a line of progress (not on a terminal)
+    threads: int = 1
+    force: bool = False
+    locks: dict = dataclasses.field(default_factory=dict)  # the locks this process holds, by config
+
+
+@dataclasses.dataclass(frozen=True)
+class StageRun:
+    """A run of the stage as the chain sees it: its record, and whether it was reused rather than trained."""
+
+    record: RunRecord
+    reused: bool
 
 
 @dataclasses.dataclass
@@ -72,11 +93,38 @@ class HeadInputs:
     realized: float
     targets: torch.Tensor
     init: torch.Tensor
-    teacher: Path | None
+    order: BatchOrder
+    teacher: str | None
 
 
-def _labels_for(config: TrainConfig, data: DeviceData, outputs: StageOutputs) -> tuple[np.ndarray, ...]:
-    """(noisy labels, train rows, validation rows, realised rate): drawn for a teacher, read from round 0 otherwise."""
+# -- what a head learns from ------------------------------------------------------------------------
+
+def finished(store: RunStore, config: TrainConfig, ctx: StageContext) -> RunRecord:
+    """The finished run ``config`` describes, or a UserError naming the command that (re)trains it."""
+    found = store.find(config)
+    if found.state.finished:
+        return found.record
+    label, make = config.stage.label, ctx.command_for(config.stage)
+    if found.state is State.DAMAGED:
+        raise UserError(f"the {label} run {found.name} is damaged ({found.problem}); train it again with: {make}")
+    others = store.similar(config)
+    if others:
+        raise UserError(f"the {label} run {others[0].name} was trained with other settings "
+                        f"({settings_difference(others[0].config, config)}); pass the same flags, or train a "
+                        f"matching one with: {make}")
+    where = "is being trained by another process" if found.state is State.IN_PROGRESS else "is not in"
+    raise UserError(f"no {label} run {found.name}: it {where} {store.root}; train it first with: {make}")
+
+
+def settings_difference(there: TrainConfig, wanted: TrainConfig) -> str:
+    """'lr 0.1 there vs 0.05 here, ...' between two configs' weight settings."""
+    a, b = there.weight_settings(), wanted.weight_settings()
+    changed = [f"{key} {a.get(key)} there vs {b.get(key)} here" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    return ", ".join(changed) or "same settings, different hash"
+
+
+def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: StageContext) -> tuple[np.ndarray, ...]:
+    """(noisy labels, train rows, validation rows, realised rate): drawn for a teacher, read from the teacher's run."""
     true = data.features.train_labels
     if config.is_teacher:
         noisy = make_noisy_labels(true, config.ctype, config.corruption, config.seed, data.features.num_classes,
@@ -87,37 +135,39 @@ def _labels_for(config: TrainConfig, data: DeviceData, outputs: StageOutputs) ->
         else:
             train_index, val_index = np.arange(true.shape[0]), np.zeros(0, dtype=np.int64)
     else:
-        noisy, train_index, val_index = runs.load_labels(runs.run_dir(outputs.checkpoint_root, config.with_stage(0)))
-        if noisy.shape != true.shape:
-            raise UserError(f"the teacher's labels ({noisy.shape[0]}) do not match the dataset's {true.shape[0]} "
-                            f"training samples; retrain the teacher with: {outputs.command_for(0)}")
+        teacher = finished(store, config.with_stage(Stage.teacher()), ctx)
+        noisy, train_index, val_index = teacher.labels(true.shape[0], data.features.num_classes)
     return noisy, train_index, val_index, float(np.mean(noisy != true))
 
 
-def prepare_head(config: TrainConfig, data: DeviceData, outputs: StageOutputs) -> HeadInputs:
+def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> HeadInputs:
     k, d = data.features.num_classes, data.features.dim
-    teacher_weights, teacher_folder = None, None
+    teacher_weights, teacher_name = None, None
     if not config.is_teacher:
-        teacher_weights, teacher_folder = runs.load_teacher(outputs.checkpoint_root, config, k, d,
-                                                            outputs.command_for(config.teacher_stage))
-    noisy, train_index, val_index, realized = _labels_for(config, data, outputs)
+        teacher = finished(ctx.store, config.with_stage(config.stage.learns_from), ctx)
+        teacher_weights = teacher.weights("last" if config.last else "best")
+        if tuple(teacher_weights.shape) != (k, d):
+            raise UserError(f"the {teacher.config.stage.label} run {teacher.name} has weights of shape "
+                            f"{tuple(teacher_weights.shape)} but the features need ({k}, {d}); use the features it "
+                            f"was trained on")
+        teacher_name = teacher.name
+    noisy, train_index, val_index, realized = _labels_for(config, data, ctx.store, ctx)
     device = data.train_features.device
-    rows = torch.as_tensor(train_index, device=device)
-    inputs = data.train_features[rows]
+    inputs = data.train_features[torch.as_tensor(train_index, device=device)]
     if config.is_teacher:
         targets = one_hot_targets(torch.as_tensor(noisy[train_index], device=device), k)
     elif config.is_pll:
         targets = partial_label_targets(teacher_weights.to(device), inputs, config.pll_k)
     else:
         targets = soft_targets(teacher_weights.to(device), inputs)
+    init, order = head_draws(config.seeding, config.seed, (config.ctype, config.corruption, config.stage.distill),
+                             not config.is_teacher, k, d)
     if config.is_pll:
-        init = teacher_weights.clone()
-    else:
-        generator = torch.Generator().manual_seed(derived_seed(config.seed, "init", config.ctype, config.corruption,
-                                                               str(config.stage)))
-        init = init_head(k, d, generator)
-    return HeadInputs(config, noisy, train_index, val_index, realized, targets, init, teacher_folder)
+        init = teacher_weights.clone()  # the authors' PLL head loads the teacher's checkpoint
+    return HeadInputs(config, noisy, train_index, val_index, realized, targets, init, order, teacher_name)
 
+
+# -- training ----------------------------------------------------------------------------------------
 
 def loss_for(config: TrainConfig):
     return PartialLabelGCE(q=config.q) if config.is_pll else SoftCrossEntropy()
@@ -145,77 +195,125 @@ def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
         features=data.train_features, test_features=data.test_features, test_labels=data.test_labels,
         train_index=train_index, targets=torch.stack([h.targets for h in heads]),
         true_labels=data.train_labels[train_index], noisy_labels=torch.gather(noisy, 1, train_index),
-        init=torch.stack([h.init for h in heads]).to(device),
-        batch_seeds=[derived_seed(h.config.seed, "batches", h.config.ctype, h.config.corruption, str(h.config.stage))
-                     for h in heads],
+        init=torch.stack([h.init for h in heads]).to(device), orders=[h.order for h in heads],
         loss=loss_for(heads[0].config),
         val_index=val_index, val_labels=torch.gather(noisy, 1, val_index) if has_val else None,
     )
 
 
-def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | None) -> list[HeadResult]:
+def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | None, on_epoch=None
+                ) -> list[HeadResult]:
     config = heads[0].config
     problem = build_problem(heads, data)
     if config.optimizer == "lbfgs":
         return train_exact(problem, config.wd, eval_batch=eval_chunk(config))
-    return train_sgd(problem, sgd_settings(config), progress)
+    return train_sgd(problem, sgd_settings(config), progress, on_epoch=on_epoch)
 
 
-def save_run(head: HeadInputs, result: HeadResult, outputs: StageOutputs, extra: dict) -> dict:
-    """Write the head's run folder (run.json last) and its CSV row; return the run.json content."""
-    config = head.config
-    folder = runs.run_dir(outputs.checkpoint_root, config)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / runs.RUN_JSON).unlink(missing_ok=True)  # the folder counts as complete only once run.json is back
+def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageContext) -> dict[TrainConfig, RunRecord]:
+    """Train the runs this process holds the locks of, as stacks of equal row counts; publish each."""
+    heads = {config: prepare_head(config, data, ctx) for config in held}
+    groups: dict[tuple[int, int], list[TrainConfig]] = {}
+    for config, head in heads.items():  # heads stack when their row counts agree
+        groups.setdefault((head.train_index.size, head.val_index.size), []).append(config)
+    published: dict[TrainConfig, RunRecord] = {}
+    for members in groups.values():
+        with contextlib.ExitStack() as stack:
+            writers = [stack.enter_context(writing(ctx.store, config, ctx.locks[config])) for config in members]
+            stage = members[0].stage.label
+            ctx.announce(f"{stage}: training {len(members)} run(s); log of the first: {writers[0].folder / 'log.csv'}")
+            started, start = time.time(), time.perf_counter()
+
+            def on_epoch(rows: list[dict[str, float]]) -> None:
+                for writer, row in zip(writers, rows):
+                    writer.append_log(row)
+
+            results_ = train_heads([heads[c] for c in members], data, ctx.progress(stage), on_epoch)
+            wall = time.perf_counter() - start
+            step("trained")
+            extra = {**provenance(str(data.train_features.device)), "threads": ctx.threads,
+                     "wall_time_s": round(wall, 3), "heads_trained_together": len(members),
+                     "started": started, "finished": time.time()}
+            records = []
+            for writer, config, result in zip(writers, members, results_):
+                records.append(_publish(writer, heads[config], result, extra, ctx))
+                published[config] = records[-1]
+            _export(records, ctx)
+    return published
+
+
+def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: StageContext) -> RunRecord:
     metrics = {**result.metrics(), "realized_corruption": head.realized}
-    last_epoch = result.history[-1]["epoch"]
-    runs.save_checkpoint(folder / "best.ckpt", result.best_weights, config, metrics, result.best_epoch)
-    runs.save_checkpoint(folder / "last.ckpt", result.last_weights, config, metrics, int(last_epoch))
-    runs.save_log(folder / "log.csv", result.history)
-    runs.save_labels(folder, head.noisy, head.train_index, head.val_index)
-    run = {"run": folder.name, "stage": config.stage_name, "config": config.to_dict(), "metrics": metrics,
-           "teacher": head.teacher.name if head.teacher else None, **extra}
-    atomic.write_json(folder / runs.RUN_JSON, run)
-    upsert_rows(outputs.results_path(config), [result_row(run)])
-    return run
+    if result.history and not (writer.folder / "log.csv").exists():  # the exact solver has no epochs to stream
+        for row in result.history:
+            writer.append_log(row)
+    writer.write_checkpoint("best", result.best_weights, metrics, result.best_epoch)
+    writer.write_checkpoint("last", result.last_weights, metrics, int(result.history[-1]["epoch"]))
+    writer.write_labels(head.noisy, head.train_index, head.val_index)
+    content = {"stage": head.config.stage.slug, "config": head.config.to_dict(), "metrics": metrics,
+               "teacher": head.teacher, "provenance": extra}
+    return ctx.store.publish(writer, content)
 
 
-def finished_run(config: TrainConfig, outputs: StageOutputs, repair: bool = True) -> dict | None:
-    """The run.json of ``config`` if its folder is complete, else None; with ``repair`` a missing CSV row is re-added.
-
-    A folder without run.json is an interrupted run: it is not finished and will be trained again.
-    """
-    folder = runs.run_dir(outputs.checkpoint_root, config)
-    if not runs.is_complete(folder):
-        return None
-    run = runs.read_run(folder)
-    if TrainConfig.from_dict(run["config"]).identity() != config.identity():
-        return None
-    path = outputs.results_path(config)
-    if repair and run["run"] not in {row.get("Run") for row in read_rows(path)}:
-        upsert_rows(path, [result_row(run)])
-    return run
+def _export(records: list[RunRecord], ctx: StageContext) -> None:
+    by_path: dict[Path, list[RunRecord]] = {}
+    for record in records:
+        by_path.setdefault(ctx.csv_path(record.config), []).append(record)
+    for path, group in by_path.items():
+        results.upsert(path, group, ctx.store)
 
 
-def run_stage(configs: list[TrainConfig], data: DeviceData, outputs: StageOutputs, resume: bool = False) -> list[dict]:
-    """Train ``configs`` (one stage, shared settings) as stacked heads; returns their run.json contents.
-
-    With ``resume``, runs that already finished are read back instead of trained again.
-    """
+def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -> list[StageRun]:
+    """Every run of ``configs`` (one stage, shared settings): reused when finished, else trained here
+    or by whichever process holds its lock. Returns them in the order of ``configs``."""
     assert len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) == 1, \
         "heads trained together share their stage and settings"
-    runs_out: list[dict | None] = [finished_run(c, outputs) if resume else None for c in configs]
-    todo = [i for i, run in enumerate(runs_out) if run is None]
-    heads = {i: prepare_head(configs[i], data, outputs) for i in todo}
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, head in heads.items():  # heads stack when their row counts agree
-        groups.setdefault((head.train_index.size, head.val_index.size), []).append(i)
-    for members in groups.values():
-        start = time.perf_counter()
-        results = train_heads([heads[i] for i in members], data, outputs.progress(configs[0].stage_name))
-        wall = time.perf_counter() - start
-        device = str(data.train_features.device)
-        extra = {"provenance": {**provenance(device), "wall_time_s": round(wall, 3), "heads_trained_together": len(members)}}
-        for i, result in zip(members, results):
-            runs_out[i] = save_run(heads[i], result, outputs, extra)
-    return runs_out
+    store = ctx.store
+    for config in configs:  # what the stage learns from must be there before anything is locked or written
+        if not config.is_teacher:
+            finished(store, config.with_stage(config.stage.learns_from), ctx)
+    done: dict[TrainConfig, StageRun] = {}
+    pending = sorted(dict.fromkeys(configs), key=TrainConfig.run_name)
+    waited: set[TrainConfig] = set()
+    while pending:
+        held, blocked = [], []
+        ctx_locks: dict[TrainConfig, object] = {}
+        try:
+            for config in pending:
+                reusable = not ctx.force or config in waited
+                found = store.find(config)
+                if reusable and found.state.finished:
+                    done[config] = StageRun(found.record, True)
+                    continue
+                lock = store.try_lock(config)
+                if lock is None:
+                    blocked.append(config)
+                    continue
+                found = store.find(config)  # it may have been published while we asked for the lock
+                if reusable and found.state.finished:
+                    lock.release()
+                    done[config] = StageRun(found.record, True)
+                    continue
+                ctx_locks[config] = lock
+                held.append(config)
+            if held:
+                step("locked")
+                trained = _train_and_publish(held, data, dataclasses.replace(ctx, locks=ctx_locks))
+                done.update({config: StageRun(record, False) for config, record in trained.items()})
+        finally:
+            for lock in ctx_locks.values():
+                lock.release()
+        pending = blocked
+        if pending:
+            _wait_for_others(pending, ctx)
+            waited.update(pending)
+    return [done[config] for config in configs]
+
+
+def _wait_for_others(pending: list[TrainConfig], ctx: StageContext) -> None:
+    """Wait until no live process holds the lock of any of ``pending`` (a dead holder's lock is stale)."""
+    holders = {ctx.store.lock_holder(config).get("pid") for config in pending if ctx.store.lock_holder(config)}
+    if holders:
+        ctx.announce(f"waiting for {len(pending)} run(s) held by process(es) {', '.join(map(str, sorted(holders, key=str)))}")
+    while any(ctx.store.lock_holder(config) is not None for config in pending):
+        time.sleep(WAIT_POLL_S)
