@@ -1,84 +1,124 @@
-"""Tables and distillation-gain plots from results CSVs: the paper's Appendix G.3 tables and gain bar plots.
+"""Tables and distillation-gain plots from the run store: the paper's Appendix G.3 tables and gain bar plots.
 
-Runs are selected by the values in the CSV's columns (``--dataset``, ``--ctype``, ``--wd``, ``--lr``,
-``--depth``, ``--optimizer``, ``--epochs``, ``--selection``, ``--last``); rows that still hold more
-than one setting for a dataset are an error. Writes ``<name>_table.md``, ``<name>_table.tex``,
-``<name>_gain.png`` and ``<name>_gain.pdf`` under ``--out`` and prints the Markdown tables.
+Runs come from the run store (``-c/--checkpoint``), verified; ``--results FILE`` keeps only the
+runs a results CSV lists. Filters fix setting values (``--ctype``, ``--lr``, ``--wd``, …); among
+the settings left, each dataset shows its default setting (or the one with most runs), named in the
+output together with the other settings present and the flags that select them
+(``--every-setting`` writes one report per setting). Writes ``<name>_table.md``,
+``<name>_table.tex``, ``<name>_gain.png`` and ``<name>_gain.pdf`` under ``--out``, all together or
+none, and prints the Markdown tables.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
+import warnings
 from pathlib import Path
 from typing import Sequence
 
-from analysis.gain_plots import DEFAULT_GAIN_ETAS
-from analysis.report_outputs import METRIC_NAMES, ReportConfig, build_report, write_report
-from analysis.selection import Filters, parse_per_dataset
-from utils.cli import Parser
-from utils.errors import UsageError, exits_cleanly
+from utils import checks
+from utils.cli import Parser, add_out_dir, add_select, add_verbose, add_which
+from utils.errors import UsageError, exits_cleanly, run_script
+
+DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
+METRICS = ("test", "final", "train")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="report.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--results", type=Path, nargs="+", required=True, metavar="CSV",
-                        help="results CSV(s) written by train_linear.py, e.g. results/cc.csv")
+    source = parser.add_argument_group("runs")
+    source.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
+                        help="the run store train_linear.py wrote")
+    source.add_argument("--results", type=Path, nargs="+", default=[], metavar="CSV",
+                        help="keep only the runs these results CSVs list (column Run)")
 
-    select = parser.add_argument_group("run selection (by the values in the CSV's columns)")
+    select = parser.add_argument_group("selection (by setting values)")
     select.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME",
-                        help="dataset(s), one panel and one table each (default: every dataset in the CSV)")
-    select.add_argument("--ctype", help="noise type (column CType): sym, asym or cc")
+                        help="dataset(s), one panel and one table each (default: every dataset in the store)")
+    select.add_argument("--ctype", choices=("sym", "asym", "cc"), help="noise type (default: any)")
     select.add_argument("--wd", nargs="+", default=[], metavar="VALUE",
-                        help="weight decay (column WD): a value, or DATASET=VALUE per dataset")
+                        help="weight decay: a value, or DATASET=VALUE per dataset (default: the dataset's default)")
     select.add_argument("--lr", nargs="+", default=[], metavar="VALUE",
-                        help="learning rate (column LR): a value, or DATASET=VALUE per dataset")
-    select.add_argument("--depth", type=int, help="ResNet depth (column Depth)")
-    select.add_argument("--optimizer", help="sgd or lbfgs (column Optimizer)")
-    select.add_argument("--epochs", type=int, help="epochs (column Epochs)")
-    select.add_argument("--selection", help="model selection, test or val (column Selection)")
-    select.add_argument("--last", type=int, choices=(0, 1),
-                        help="teacher checkpoint the students learnt from, 0 best or 1 last (column Last)")
+                        help="learning rate: a value, or DATASET=VALUE per dataset (default: the dataset's default)")
+    select.add_argument("--backbone", help="feature map, e.g. resnet34, identity (default: any)")
+    select.add_argument("--optimizer", choices=("sgd", "lbfgs"), help="(default: sgd where present)")
+    select.add_argument("--epochs", type=int, help="(default: 200 where present)")
+    select.add_argument("--train-batch", type=int, help="(default: 128 where present)")
+    select.add_argument("--gamma", type=float, help="(default: 0.98 where present)")
+    select.add_argument("--momentum", type=float, help="(default: 0.9 where present)")
+    select.add_argument("--seeding", choices=("reference", "independent"), help="(default: reference where present)")
+    select.add_argument("--q", type=float, help="PLL's q (default: 0.7 where present)")
+    select.add_argument("--pll-k", type=int, help="PLL's k (default: 2 where present)")
+    add_select(select, default=None, help="model selection the runs used, test or val (default: test where present)")
+    add_which(select, default=None, help="checkpoint the students learnt from (default: best where present)")
+    select.add_argument("--every-setting", action="store_true", help="one report per setting present, not only the default")
 
     report = parser.add_argument_group("report")
-    report.add_argument("--metric", choices=tuple(METRIC_NAMES), default="test",
-                        help="accuracy to report: test (column Test Acc., default), final or train")
+    report.add_argument("--metric", choices=METRICS, default="test",
+                        help="accuracy to report: test (the selected epoch's), final or train")
     report.add_argument("--columns", type=float, nargs="+", metavar="ETA",
                         help="η columns of the tables (default: every η of the dataset)")
     report.add_argument("--gain-etas", type=float, nargs="+", default=list(DEFAULT_GAIN_ETAS), metavar="ETA",
-                        help="η groups of the gain plots (default 0.5 0.6 0.7 0.8 0.9)")
-    report.add_argument("--out", type=Path, default=Path("reports"), help="output folder (default ./reports)")
-    report.add_argument("--name", help="file-name stem of the outputs (default: the datasets and the filters)")
-    report.add_argument("-v", "--verbose", action="store_true", help="log how many runs each dataset keeps")
+                        help="η groups of the gain plots")
+    add_out_dir(report, "reports", help="output folder")
+    report.add_argument("--name", help="file-name stem of the outputs (default: datasets, noise type and setting)")
+    add_verbose(report)
     return parser
 
 
-def config_from_args(args: argparse.Namespace) -> ReportConfig:
+def config_from_args(args: argparse.Namespace):
+    from analysis.report_outputs import ReportConfig
+    from analysis.selection import Filters, parse_per_dataset
+
     for flag, etas in (("--columns", args.columns or []), ("--gain-etas", args.gain_etas)):
-        outside = [eta for eta in etas if not 0 <= eta <= 1]
-        if outside:
-            raise UsageError(f"{flag}: η must lie in [0, 1], got {', '.join(f'{eta:g}' for eta in outside)}")
+        for eta in etas:
+            checks.interval(flag, eta, 0.0, 1.0)
         if len(set(etas)) != len(etas):
             raise UsageError(f"{flag}: a value is given twice")
-    filters = Filters(datasets=tuple(dict.fromkeys(args.dataset)), ctype=args.ctype, depth=args.depth,
+    fixed = {"backbone": args.backbone, "optimizer": args.optimizer, "epochs": args.epochs,
+             "train_batch": args.train_batch, "gamma": args.gamma, "momentum": args.momentum,
+             "seeding": args.seeding, "q": args.q, "pll_k": args.pll_k, "select": args.select,
+             "last": None if args.which is None else int(args.which == "last")}
+    filters = Filters(datasets=tuple(dict.fromkeys(args.dataset)), ctype=args.ctype,
                       lr=parse_per_dataset("--lr", args.lr), wd=parse_per_dataset("--wd", args.wd),
-                      optimizer=args.optimizer, epochs=args.epochs, selection=args.selection, last=args.last)
-    return ReportConfig(results=tuple(args.results), filters=filters, metric=args.metric,
+                      values=tuple((k, v) for k, v in fixed.items() if v is not None))
+    return ReportConfig(store=args.checkpoint, results=tuple(args.results), filters=filters, metric=args.metric,
                         columns=tuple(args.columns) if args.columns else None, gain_etas=tuple(args.gain_etas),
-                        out=args.out, name=args.name)
+                        out=args.out, name=args.name, every_setting=args.every_setting)
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    report = build_report(config_from_args(args))
-    written = write_report(report, args.out)
-    print(report.markdown)
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
+    config = config_from_args(args)
+    if args.name is not None:
+        from analysis.report_outputs import check_name
+
+        check_name(args.name)
+    if not args.checkpoint.is_dir():
+        raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder); pass the folder "
+                         f"train_linear.py wrote its runs to")
+    from analysis.report_outputs import build_reports, write_reports
+    from training.store import RunStore
+    from utils.outputs import planned_outputs
+
+    from analysis.selection import refuse_damaged
+
+    store = RunStore(args.checkpoint)
+    refuse_damaged(store, config.filters.datasets, config.filters.ctype)
+    with planned_outputs() as plan:
+        plan.folder(args.out, "--out")
+        reports = build_reports(config, store.records())
+        written = write_reports(reports, args.out)
+    for report in reports:
+        print(report.markdown)
     print("wrote " + ", ".join(map(str, written)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -16,8 +16,8 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
 from analysis.report_tables import Cells, gain_cells
-from analysis.selection import DatasetResults, Stage, stage_label
-from training.config import PLL
+from analysis.selection import DatasetResults
+from utils.stages import Stage
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
 PANELS_PER_ROW = 3
@@ -26,7 +26,7 @@ MISSING_MARK = "n/a"
 
 def _colours(stages: Sequence[Stage]) -> list:
     """Students in blues, darker with each round; the PLL student in orange."""
-    students = [stage for stage in stages if stage != PLL]
+    students = [stage for stage in stages if stage.is_student]
     blues = colormaps["Blues"]
     shade = {stage: blues(0.4 + 0.5 * i / max(len(students) - 1, 1)) for i, stage in enumerate(students)}
     return [shade.get(stage, "tab:orange") for stage in stages]
@@ -69,7 +69,7 @@ def gain_figure(datasets: Sequence[DatasetResults], etas: Sequence[float], stage
         axes.set_ylabel(ylabel)
     for axes in grid.flat[len(datasets):]:
         axes.set_visible(False)
-    legend = [Patch(facecolor=colour, edgecolor="0.2", linewidth=0.4, label=stage_label(stage))
+    legend = [Patch(facecolor=colour, edgecolor="0.2", linewidth=0.4, label=stage.label)
               for stage, colour in zip(stages, colours)]
     figure.legend(handles=legend, loc="outside right upper", frameon=False, fontsize="small")
     return figure

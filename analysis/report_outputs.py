@@ -8,11 +8,11 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from analysis.figures import save_figure
+from analysis import settings as settings_mod
+from analysis.figures import figure_files, write_files
 from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
 from analysis.report_tables import GAIN_STAGES, accuracy_table, describe_setting, gain_table, to_latex, to_markdown
-from analysis.selection import Filters, PerDataset, format_value, read_results, select
-from utils.atomic import write_text
+from analysis.selection import DatasetResults, Filters, listed_runs, select
 from utils.errors import UsageError
 
 METRIC_NAMES = {"test": "test accuracy", "final": "final test accuracy", "train": "training accuracy"}
@@ -21,13 +21,15 @@ NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
 
 @dataclasses.dataclass(frozen=True)
 class ReportConfig:
-    results: tuple[Path, ...]
+    store: Path
+    results: tuple[Path, ...] = ()  # restrict to the runs these CSVs list
     filters: Filters = Filters()
     metric: str = "test"  # a key of METRIC_NAMES
     columns: tuple[float, ...] | None = None  # η columns of the tables; None: every η the dataset has
     gain_etas: tuple[float, ...] = DEFAULT_GAIN_ETAS
     out: Path = Path("reports")
-    name: str | None = None  # None: made from the datasets and the filters
+    name: str | None = None  # None: made from the datasets, the noise type and the setting
+    every_setting: bool = False  # one report per setting instead of the default one
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,30 +40,16 @@ class Report:
     figure: Figure
 
 
-def default_name(filters: Filters, datasets: list[str], metric: str) -> str:
-    """The datasets and every filter that is set: ``digits_cc``, ``cifar100-flowers102_cc_wdcifar100=5e-05+…``."""
-    tokens = {"": filters.ctype, "r": filters.depth, "lr": filters.lr.describe() or None,
-              "wd": filters.wd.describe() or None, "opt-": filters.optimizer, "ep": filters.epochs,
-              "select-": filters.selection, "last": filters.last, "metric-": None if metric == "test" else metric}
-    parts = ["-".join(datasets)] + [f"{prefix}{format_value(value)}" for prefix, value in tokens.items()
-                                    if value is not None]
-    return re.sub(r"[^A-Za-z0-9._+=-]", "-", "_".join(parts).replace(" ", "+"))
-
-
-def describe_filters(filters: Filters) -> str:
-    described = []
-    for field in dataclasses.fields(filters):
-        value = getattr(filters, field.name)
-        if value == field.default:
-            continue
-        if isinstance(value, PerDataset):
-            text = value.describe()
-        elif isinstance(value, tuple):
-            text = " ".join(value)
-        else:
-            text = format_value(value)
-        described.append(f"{field.name} {text}")
-    return ", ".join(described) or "none"
+def default_name(selected: list[DatasetResults], metric: str) -> str:
+    """The datasets, the noise type and what distinguishes the setting from the default:
+    ``digits_cc``, ``digits-synthetic_cc_wd0.0005_independent``."""
+    tokens = list(dict.fromkeys(token for results in selected
+                                for token in settings_mod.name_tokens(results.setting, results.dataset)))
+    ctypes = "-".join(dict.fromkeys(str(r.setting.get("ctype")) for r in selected))
+    parts = ["-".join(dict.fromkeys(r.dataset for r in selected)), ctypes, *tokens]
+    if metric != "test":
+        parts.append(f"metric-{metric}")
+    return re.sub(r"[^A-Za-z0-9._+=-]", "-", "_".join(parts))
 
 
 def check_name(name: str) -> str:
@@ -71,13 +59,32 @@ def check_name(name: str) -> str:
     return name
 
 
-def build_report(config: ReportConfig) -> Report:
-    """Read and select the runs, then render every table and the figure in memory (nothing is written)."""
-    selected = select(read_results(config.results, config.metric), config.filters)
-    datasets = [results.dataset for results in selected]
-    name = check_name(config.name) if config.name else default_name(config.filters, datasets, config.metric)
+def build_reports(config: ReportConfig, records) -> list[Report]:
+    """Select the runs, then render every table and figure in memory (nothing is written)."""
+    listed = listed_runs(config.results) if config.results else None
+    selected = select(records, config.filters, config.metric, listed, config.every_setting)
+    groups: list[list[DatasetResults]] = []
+    if config.every_setting:
+        by_setting: dict[tuple, list[DatasetResults]] = {}
+        for results in selected:
+            key = tuple(settings_mod.name_tokens(results.setting, results.dataset))
+            by_setting.setdefault(key, []).append(results)
+        groups = list(by_setting.values())
+    else:
+        groups = [selected]
+    reports = []
+    for group in groups:
+        name = check_name(config.name) if config.name and len(groups) == 1 else default_name(group, config.metric)
+        if config.name and len(groups) > 1:
+            name = f"{check_name(config.name)}_{name}"
+        reports.append(_render(config, group, name))
+    return reports
+
+
+def _render(config: ReportConfig, selected: list[DatasetResults], name: str) -> Report:
     metric = METRIC_NAMES[config.metric]
-    source = f"Runs from {', '.join(map(str, config.results))}; filters: {describe_filters(config.filters)}."
+    source = f"Runs from the store {config.store}" + (
+        f", those listed in {', '.join(map(str, config.results))}" if config.results else "") + "."
     markdown = [f"# {name}", "", source]
     latex = [f"% {name}: {source}", r"% Needs \usepackage{booktabs}."]
     for results in selected:
@@ -90,10 +97,16 @@ def build_report(config: ReportConfig) -> Report:
     return Report(name, "\n".join(markdown) + "\n", "\n".join(latex) + "\n", figure)
 
 
-def write_report(report: Report, out: Path) -> list[Path]:
+def report_files(report: Report, out: Path) -> dict[Path, bytes]:
     """``<name>_table.md``, ``<name>_table.tex``, ``<name>_gain.png`` and ``<name>_gain.pdf`` under ``out``."""
     stem = Path(out) / report.name
-    markdown, latex = Path(f"{stem}_table.md"), Path(f"{stem}_table.tex")
-    write_text(markdown, report.markdown)
-    write_text(latex, report.latex)
-    return [markdown, latex, *save_figure(report.figure, Path(f"{stem}_gain"))]
+    return {Path(f"{stem}_table.md"): report.markdown.encode(), Path(f"{stem}_table.tex"): report.latex.encode(),
+            **figure_files(report.figure, Path(f"{stem}_gain"))}
+
+
+def write_reports(reports: list[Report], out: Path) -> list[Path]:
+    """Every file of every report, written as one group: all appear, or none."""
+    files: dict[Path, bytes] = {}
+    for report in reports:
+        files.update(report_files(report, out))
+    return write_files(files)

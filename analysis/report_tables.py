@@ -1,7 +1,8 @@
 """Appendix G.3 tables and distillation gains: mean ± std (ddof 0) over seeds, as Markdown and LaTeX.
 
-Accuracy tables have rows teacher, students and PLL, labelled as the paper's G.3 export does
-("1 (Teacher)", "2", …, "PLL": student t is row t+1), and one column per η; the best mean per
+Accuracy tables have rows teacher, students and PLL (utils.stages), with the paper's Appendix G.3
+row number beside each ("teacher (1)", "student 1 (2)", …: student t is G.3 row t+1), and one
+column per η; the best mean per
 column is bold. A gain is student − teacher of the same seed; a seed missing either side is left
 out. A cell without runs is shown as missing ("—"), never as zero, and a cell over fewer seeds
 than the dataset's others says how many it holds.
@@ -14,13 +15,13 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from analysis.selection import DatasetResults, Stage, eta_key, format_value, stage_label
-from training.config import PLL
+from analysis.selection import DatasetResults, eta_key
+from utils.stages import Stage
 
 MISSING = "—"
 DECIMALS = 2
 TABLE_ROUNDS = 4  # the paper's tables: the teacher, four students, PLL
-GAIN_STAGES: tuple[Stage, ...] = (1, 2, 3, 4, PLL)
+GAIN_STAGES: tuple[Stage, ...] = (*(Stage.student(t) for t in range(1, TABLE_ROUNDS + 1)), Stage.pll())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +44,7 @@ def summarise(values: Iterable[float]) -> Cell | None:
 
 def seed_gains(results: DatasetResults, stage: Stage, eta: float) -> list[float]:
     """Student − teacher accuracy for every seed that has both, in seed order."""
-    teacher = results.accuracy.get((0, eta_key(eta)), {})
+    teacher = results.accuracy.get((Stage.teacher(), eta_key(eta)), {})
     student = results.accuracy.get((stage, eta_key(eta)), {})
     return [student[seed] - teacher[seed] for seed in sorted(teacher.keys() & student.keys())]
 
@@ -59,14 +60,12 @@ def accuracy_cells(results: DatasetResults, stages: Sequence[Stage], etas: Seque
 
 def table_stages(results: DatasetResults) -> list[Stage]:
     """The teacher, students 1..max(4, the last round present), and PLL."""
-    return [*range(max(TABLE_ROUNDS, results.rounds) + 1), PLL]
+    return [*(Stage.from_round(t) for t in range(max(TABLE_ROUNDS, results.rounds) + 1)), Stage.pll()]
 
 
 def g3_label(stage: Stage) -> str:
-    """The paper's Appendix G.3 row label: the teacher is "1 (Teacher)", student t is "t+1"."""
-    if stage == PLL:
-        return "PLL"
-    return "1 (Teacher)" if stage == 0 else str(int(stage) + 1)
+    """A row of the accuracy table: the stage's name, with its Appendix G.3 row number (student t is row t+1)."""
+    return stage.label if stage.is_pll else f"{stage.label} ({stage.round + 1})"
 
 
 def best_per_column(cells: Cells) -> set[tuple[Stage, float]]:
@@ -101,7 +100,7 @@ def accuracy_table(results: DatasetResults, etas: Sequence[float], metric_name: 
     cells = accuracy_cells(results, stages, etas)
     return Table(title=f"{results.dataset}: {metric_name} (%)",
                  note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; best per column in bold",
-                 row_header="Round", stages=tuple(stages), etas=tuple(etas), cells=cells,
+                 row_header="Stage (G.3 row)", stages=tuple(stages), etas=tuple(etas), cells=cells,
                  labels={stage: g3_label(stage) for stage in stages}, bold=frozenset(best_per_column(cells)),
                  seeds=len(results.seeds))
 
@@ -111,12 +110,12 @@ def gain_table(results: DatasetResults, etas: Sequence[float], metric_name: str)
     return Table(title=f"{results.dataset}: distillation gain in {metric_name} (points)",
                  note="Student − teacher of the same seed, mean ± std (ddof 0) over seeds",
                  row_header="Stage", stages=GAIN_STAGES, etas=tuple(etas), cells=cells,
-                 labels={stage: stage_label(stage) for stage in GAIN_STAGES}, bold=frozenset(),
+                 labels={stage: stage.label for stage in GAIN_STAGES}, bold=frozenset(),
                  seeds=len(results.seeds), signed=True)
 
 
 def describe_setting(results: DatasetResults) -> str:
-    return ", ".join(f"{column} {format_value(value)}" for column, value in results.setting.items())
+    return results.setting.describe() + (f" ({results.others})" if results.others else "")
 
 
 def _number(value: float, signed: bool) -> str:

@@ -13,9 +13,9 @@ orthographic projection of the regular tetrahedron along the line joining the mi
 opposite edges: the square's diagonals are the edges between the first and third classes and
 between the second and fourth, so an even mix of two diagonal classes lands at the centre too.
 
-Runs are found by their stored configuration (run.json), never by parsing folder names: a
-teacher matching the dataset, features, depth, ctype, η, seed and any given settings, then the
-students and the PLL student that name it (or the previous student) as their teacher.
+Runs come from the run store, never by parsing folder names: the teachers of the features, ctype
+and seed in the setting the report rules choose (analysis.settings), then the students and the PLL
+student that name them (or the previous student) as their teacher.
 """
 
 from __future__ import annotations
@@ -25,15 +25,14 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from analysis import settings as settings_mod
+from analysis.settings import Setting
 from data.feature_set import FeatureSet
-from training import runs
-from training.chain import row_label
-from training.config import PLL, TrainConfig
 from utils.errors import UsageError, UserError
+from utils.stages import Stage
 
 log = logging.getLogger(__name__)
 MAX_CLASSES = 10  # one colour each from matplotlib's default cycle
@@ -83,161 +82,89 @@ def parse_classes(tokens: list[str], class_names: tuple[str, ...]) -> list[int]:
     return chosen
 
 
-@dataclasses.dataclass(frozen=True)
-class StageRun:
-    """A finished run folder with its configuration, metrics and the name of the run it learned from."""
+def records_from_folders(folders: list[Path]):
+    """Run folders given directly (published entries of a store, or old-format folders), read and verified."""
+    from training.store import RunStore
 
-    folder: Path
-    config: TrainConfig
-    metrics: dict
-    teacher: str | None
-
-
-def read_stage_run(folder: Path) -> StageRun:
-    if not runs.is_complete(folder):
-        raise UserError(f"{folder} is not a finished run folder (it needs run.json, best.ckpt, last.ckpt and "
-                        "labels.npz as train_linear.py writes them)")
-    try:
-        run = runs.read_run(folder)
-        return StageRun(folder, TrainConfig.from_dict(run["config"]), run["metrics"], run.get("teacher"))
-    except (OSError, KeyError, TypeError, ValueError) as error:
-        raise UserError(f"cannot read {folder / runs.RUN_JSON} ({type(error).__name__}); retrain that run") from None
+    records = []
+    for folder in folders:
+        folder = Path(folder)
+        if not (folder / "run.json").is_file():
+            raise UserError(f"{folder} is not a run folder (it has no run.json); give folders train_linear.py "
+                            f"published in its run store")
+        found = RunStore(folder.parent).inspect(folder)
+        if found.record is None:
+            raise UserError(f"run {folder} is damaged ({found.problem}); train it again")
+        records.append(found.record)
+    return records
 
 
-def scan_runs(root: Path) -> list[StageRun]:
-    """Every finished run folder directly under ``root``; unreadable ones are skipped with a warning."""
-    found = []
-    for folder in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
-        if runs.is_complete(folder):
-            try:
-                found.append(read_stage_run(folder))
-            except UserError as error:
-                log.warning("skipping %s", error)
-    return found
+def find_chains(records, features: FeatureSet, ctype: str, seed: int, wanted: dict, rates: list[float] | None,
+                chain_command) -> tuple[list[list], str, Setting]:
+    """For each η (all in the setting when ``rates`` is None): the teacher, students 1, 2, … as far as they go,
+    and PLL, in the setting the report rules choose (analysis.settings). Returns the chains, the other
+    settings present (a sentence) and the chosen setting.
 
-
-def stage_key(stage: int | str) -> tuple[bool, int]:
-    """Sort key: teacher, students by round, then PLL."""
-    return (stage == PLL, 0 if stage == PLL else int(stage))
-
-
-@dataclasses.dataclass(frozen=True)
-class RunQuery:
-    """What picks a chain's runs: the features, the noise, the seed and any settings the user fixed."""
-
-    feature_source: str
-    depth: int
-    weights: str
-    ctype: str
-    seed: int
-    settings: dict  # weight settings (TrainConfig.weight_settings keys) that must match where a stage has them
-
-    def mismatches(self, run: StageRun) -> list[str]:
-        """The fields and settings in which ``run`` differs from the query (empty: it matches)."""
-        config = run.config
-        fixed = {"feature_source": self.feature_source, "depth": self.depth, "weights": self.weights,
-                 "ctype": self.ctype, "seed": self.seed}
-        stored = config.weight_settings()
-        return ([key for key, value in fixed.items() if getattr(config, key) != value]
-                + [key for key, value in self.settings.items() if key in stored and stored[key] != value])
-
-    def matches(self, run: StageRun) -> bool:
-        return not self.mismatches(run)
-
-    def near_misses(self, found: list[StageRun], eta: float | None) -> str:
-        """'; N teacher runs differ only in epochs (2 there vs 3 asked)', or '' when none do."""
-        near = []
-        for run in found:
-            if run.config.is_teacher and eta in (None, run.config.corruption):
-                wrong = self.mismatches(run)
-                if wrong and set(wrong) <= set(self.settings):
-                    near.append((run, wrong))
-        if not near:
-            return ""
-        run, wrong = near[0]
-        stored = run.config.weight_settings()
-        shown = ", ".join(f"{key} {stored[key]} there vs {self.settings[key]} asked" for key in wrong)
-        return f"; {len(near)} teacher run(s) differ only in settings ({shown}, e.g. {run.folder.name})"
-
-
-def _single(candidates: list[StageRun], what: str) -> StageRun:
-    if len(candidates) == 1:
-        return candidates[0]
-    settings = [c.config.weight_settings() for c in candidates]
-    differing = sorted({key for s in settings for key in s if len({repr(t.get(key)) for t in settings}) > 1})
-    shown = "; ".join(f"{key}: {', '.join(sorted({str(s.get(key)) for s in settings}))}" for key in differing)
-    flags = " ".join(f"--{key.replace('_', '-')}" for key in differing)
-    raise UserError(f"{len(candidates)} {what} runs match ({shown or 'same settings'}: "
-                    f"{', '.join(c.folder.name for c in candidates)}); pick one with {flags or '--runs'}")
-
-
-def find_chains(found: list[StageRun], query: RunQuery, rates: list[float] | None,
-                chain_command) -> list[list[StageRun]]:
-    """For each η (all found when ``rates`` is None): the teacher, students 1, 2, … as far as they go, and PLL.
-
-    ``chain_command(eta)`` is the train_linear.py command that trains the missing chain; a missing
-    teacher is a :class:`UserError` naming it, and so is a choice between several matching runs.
+    ``chain_command(eta)`` is the train_linear.py command that trains a missing chain; a missing teacher
+    is a :class:`UserError` naming it.
     """
-    matching = [run for run in found if query.matches(run)]
-    teachers = [run for run in matching if run.config.is_teacher]
-    pupils = [run for run in matching if not run.config.is_teacher]
-    wanted = sorted({run.config.corruption for run in teachers}) if rates is None else list(rates)
-    if not wanted:
-        raise UserError(f"no teacher run for these features, ctype {query.ctype} and seed {query.seed}"
-                        f"{query.near_misses(found, None)}; train the chain with: {chain_command(None)}")
+    mine = [r for r in records if r.config.feature_source == features.source and r.config.seed == seed]
+    by_config = {r.config: r for r in mine}
+    settings = settings_mod.settings_of(list(by_config))
+    chosen, others = settings_mod.choose(settings, features.name, {"ctype": ctype, **wanted})
+    if chosen is None:
+        asked = {"ctype": ctype, **wanted}
+        there = sorted({", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked)
+                        for s in settings})
+        present = f" (runs there have {'; '.join(there)}: select them with those flags)" if there else ""
+        raise UserError(f"no teacher run for these features, ctype {ctype} and seed {seed} with "
+                        f"{', '.join(f'{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}' for f, v in asked.items())}"
+                        f"{present}; train the chain with: {chain_command(None)}")
+    runs = [by_config[c] for c in settings[chosen]]
+    teachers = {r.config.corruption: r for r in runs if r.config.is_teacher}
+    wanted_rates = sorted(teachers) if rates is None else list(rates)
     chains = []
-    for eta in wanted:
-        candidates = [run for run in teachers if run.config.corruption == eta]
-        if not candidates:
-            raise UserError(f"no teacher run for η={eta:g} (ctype {query.ctype}, seed {query.seed})"
-                            f"{query.near_misses(found, eta)}; train the chain with: {chain_command(eta)}")
-        chain = [_single(candidates, f"teacher η={eta:g}")]
+    for eta in wanted_rates:
+        if eta not in teachers:
+            raise UserError(f"no teacher run for η={eta:g} (ctype {ctype}, seed {seed}, {chosen.describe(['lr', 'wd', 'epochs'])})"
+                            f"; train the chain with: {chain_command(eta)}")
+        chain = [teachers[eta]]
         while True:
-            previous = chain[-1]
-            stage = int(previous.config.stage) + 1
-            following = [r for r in pupils if r.config.stage == stage and r.teacher == previous.folder.name]
+            following = [r for r in runs if r.config.stage == Stage.student(chain[-1].config.stage.round + 1)
+                         and r.config.corruption == eta and r.teacher == chain[-1].name]
             if not following:
                 break
-            chain.append(_single(following, f"student {stage} η={eta:g}"))
-        pll = [r for r in pupils if r.config.is_pll and r.teacher == chain[0].folder.name]
-        if pll:
-            chain.append(_single(pll, f"PLL η={eta:g}"))
+            chain.append(following[0])
+        chain += [r for r in runs if r.config.is_pll and r.config.corruption == eta and r.teacher == chain[0].name][:1]
         chains.append(chain)
-    return chains
+    return chains, settings_mod.describe_others(chosen, others, settings), chosen
 
 
-def chains_from_folders(folders: list[Path]) -> list[list[StageRun]]:
-    """Run folders given directly, grouped into chains by (features, ctype, η, seed), stages in order."""
-    grouped: dict[tuple, list[StageRun]] = {}
-    for folder in folders:
-        run = read_stage_run(Path(folder))
-        c = run.config
-        grouped.setdefault((c.feature_source, c.ctype, c.corruption, c.seed), []).append(run)
+def chains_from_records(records) -> list[list]:
+    """Runs given directly, grouped into chains by (features, ctype, η, seed), stages in order."""
+    grouped: dict[tuple, list] = {}
+    for record in records:
+        c = record.config
+        grouped.setdefault((c.feature_source, c.ctype, c.corruption, c.seed), []).append(record)
     chains = []
     for key in sorted(grouped, key=lambda k: (k[1], k[2], k[3])):
-        chain = sorted(grouped[key], key=lambda r: stage_key(r.config.stage))
+        chain = sorted(grouped[key], key=lambda r: r.config.stage.sort_key)
         stages = [r.config.stage for r in chain]
         if len(set(stages)) != len(stages):
             raise UserError(f"two runs of one stage for η={key[2]:g}, seed {key[3]}: "
-                            f"{', '.join(r.folder.name for r in chain)}; give one run per stage")
+                            f"{', '.join(r.name for r in chain)}; give one run per stage")
         chains.append(chain)
     return chains
 
 
-def load_weights(run: StageRun, which: str, features: FeatureSet, retrain: str) -> np.ndarray:
-    """The head W (K, D) from ``best.ckpt`` or ``last.ckpt``, checked against the features."""
-    path = run.folder / f"{which}.ckpt"
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-        weights, stored = checkpoint["weight"], checkpoint["config"]
-    except Exception as error:  # torch raises many types for a bad file
-        raise UserError(f"checkpoint {path} is unreadable ({type(error).__name__}); "
-                        f"retrain it with: {retrain}") from None
-    if stored.get("feature_source") != features.source:
-        raise UserError(f"{run.folder.name} was trained on features {stored.get('feature_source')!r}, not on "
+def load_weights(record, which: str, features: FeatureSet) -> np.ndarray:
+    """The head W (K, D) from the run's best or last checkpoint, checked against the features."""
+    if record.config.feature_source != features.source:
+        raise UserError(f"{record.name} was trained on features {record.config.feature_source!r}, not on "
                         f"{features.source!r}; pass the -d/--features flags it was trained with")
+    weights = record.weights(which)
     if tuple(weights.shape) != (features.num_classes, features.dim):
-        raise UserError(f"checkpoint {path} has weights of shape {tuple(weights.shape)} but the features need "
+        raise UserError(f"{record.name} has weights of shape {tuple(weights.shape)} but the features need "
                         f"({features.num_classes}, {features.dim})")
     return weights.double().numpy()
 
@@ -246,13 +173,13 @@ def load_weights(run: StageRun, which: str, features: FeatureSet, retrain: str) 
 class Panel:
     """One stage's projected outputs: points (n, 2) and each point's position (n,) in the chosen classes."""
 
-    stage: int | str
+    stage: Stage
     title: str
     points: np.ndarray
     labels: np.ndarray
 
 
-def stage_panel(run: StageRun, weights: np.ndarray, features: FeatureSet, classes: list[int], which: str) -> Panel:
+def stage_panel(run, weights: np.ndarray, features: FeatureSet, classes: list[int], which: str) -> Panel:
     """Project the outputs on the training instances whose true class is in ``classes``."""
     shown = np.isin(features.train_labels, classes)
     logits = np.asarray(features.train_features[shown], dtype=np.float64) @ weights.T  # (n, K)
@@ -260,13 +187,13 @@ def stage_panel(run: StageRun, weights: np.ndarray, features: FeatureSet, classe
     position = {k: i for i, k in enumerate(classes)}
     labels = np.array([position[k] for k in features.train_labels[shown]], dtype=np.int64)
     accuracy = run.metrics.get("test_acc" if which == "best" else "final_acc")
-    title = row_label(run.config.stage) + (f" (test {accuracy:.1f}%)" if accuracy is not None else "")
+    title = run.config.stage.label + (f" (test {accuracy:.1f}%)" if accuracy is not None else "")
     return Panel(run.config.stage, title, points, labels)
 
 
 def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str], title: str) -> Figure:
     """A grid of panels: one row per chain (labelled), one column per stage; points coloured by true class."""
-    stages = sorted({p.stage for _, panels in rows for p in panels}, key=stage_key)
+    stages = sorted({p.stage for _, panels in rows for p in panels}, key=lambda stage: stage.sort_key)
     k = len(class_names)
     corners = polygon_corners(k)
     outline = np.vstack([corners, corners[:1]])
@@ -291,7 +218,7 @@ def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str
                 ax.set_ylabel(row_title, fontsize=10)
             panel = by_stage.get(stage)
             if panel is None:
-                ax.set_title(f"{row_label(stage)}: not trained", fontsize=9, color="grey")
+                ax.set_title(f"{stage.label}: not trained", fontsize=9, color="grey")
                 continue
             ax.plot(outline[:, 0], outline[:, 1], color="black", linewidth=0.8)
             ax.scatter(panel.points[:, 0], panel.points[:, 1], c=[colours[i] for i in panel.labels], s=5,
@@ -308,7 +235,7 @@ def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str
     return figure
 
 
-def describe(chains: list[list[StageRun]]) -> str:
-    """One line per chain: its η and the run folders it plots."""
+def describe(chains: list[list]) -> str:
+    """One line per chain: its η and the runs it plots."""
     return "\n".join(f"η={chain[0].config.corruption:g} seed {chain[0].config.seed}: "
-                     + ", ".join(f"{row_label(r.config.stage)} {r.folder.name}" for r in chain) for chain in chains)
+                     + ", ".join(f"{r.config.stage.label} {r.name}" for r in chain) for chain in chains)

@@ -13,7 +13,7 @@ import train_linear
 from analysis.simplex import default_classes, parse_classes, polygon_corners, project, reduced_softmax
 from utils.errors import UserError
 
-TRAIN = ["-d", "synthetic", "--epochs", "2", "--manualSeed", "0", "--ctype", "sym"]
+TRAIN = ["-d", "synthetic", "--epochs", "2", "--seed", "0", "--ctype", "sym"]
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +21,7 @@ def trained(tmp_path_factory) -> Path:
     """A teacher, student 1 and the PLL student on synthetic data at η = 0.4 (seconds on a CPU)."""
     root = tmp_path_factory.mktemp("simplex")
     assert train_linear.main([*TRAIN, "--rounds", "1", "--corruption", "0.4", "-c", str(root / "ck"),
-                              "--results", str(root / "r.csv")]) == 0
+                              "--csv", str(root / "r.csv")]) == 0
     return root
 
 
@@ -72,19 +72,19 @@ def test_plot_from_flags_writes_png_and_pdf_with_every_stage(trained, capsys):
     assert plot(trained) == 0
     out = capsys.readouterr().out
     for stage in ("teacher", "student 1", "PLL"):
-        assert f"{stage} synthetic-r34-sym-eta0.4-seed0-" in out
+        assert f"{stage} synthetic-planted-sym-eta0.4-seed0-" in out
     for fmt in ("png", "pdf"):
-        path = trained / "out" / f"simplex-synthetic-sym-seed0-classes-0-1-2-3.{fmt}"
+        path = trained / "out" / f"simplex-synthetic_sym_seed0_eta0.4_ep2_best_classes-0-1-2-3.{fmt}"
         assert path.is_file() and path.stat().st_size > 5000, path
 
 
 def test_plot_from_run_folders_with_three_classes_and_last_checkpoints(trained, capsys):
-    folders = sorted(str(p) for p in (trained / "ck").iterdir())
+    folders = sorted(str(p) for p in (trained / "ck").iterdir() if not p.name.startswith("."))
     assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", *folders, "--classes", "s1c0", "4", "5",
                                       "--which", "last", "--out", str(trained / "out")]) == 0
     assert "PLL" in capsys.readouterr().out
     for fmt in ("png", "pdf"):
-        assert (trained / "out" / f"simplex-synthetic-sym-seed0-classes-3-4-5.{fmt}").stat().st_size > 5000
+        assert (trained / "out" / f"simplex-synthetic_sym_seed0_eta0.4_last_classes-3-4-5.{fmt}").stat().st_size > 5000
 
 
 def one_line_error(capsys) -> str:
@@ -101,7 +101,7 @@ def test_unknown_class_is_one_line_exit_2(trained, capsys):
 def test_runs_with_other_settings_are_named_not_used(trained, capsys):
     assert plot(trained, "--epochs", "3") == 1
     err = one_line_error(capsys)
-    assert "differ only in settings (epochs 2 there vs 3 asked" in err and "--epochs 3" in err
+    assert "with --ctype sym, --epochs 3 (runs there have --ctype sym, --epochs 2" in err and "--epochs 3" in err
 
 
 def test_too_many_classes_is_one_line_exit_2(trained, capsys):
@@ -120,9 +120,9 @@ def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, m
             "--out", str(tmp_path / "out")]
     assert plot_softmax_simplex.main(args) == 1
     err = one_line_error(capsys)
-    assert "no teacher run for η=0.8" in err
+    assert "no teacher run for these features, ctype sym and seed 0" in err
     command = err.split("train the chain with: ", 1)[1].strip()
-    assert command.startswith("python3 train_linear.py -d synthetic --epochs 2 --ctype sym --corruption 0.8")
+    assert command.startswith("python3 train_linear.py -d synthetic --epochs 2 --ctype sym --corruption 0.8 --seed 0")
     # The named command makes exactly what was missing.
     monkeypatch.chdir(tmp_path)
     assert train_linear.main([*shlex.split(command)[2:], "--rounds", "0"]) == 0
@@ -133,4 +133,4 @@ def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, m
 
 def test_not_a_run_folder_is_one_line_exit_2(tmp_path, capsys):
     assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
-    assert "is not a finished run folder" in one_line_error(capsys)
+    assert "is not a run folder (it has no run.json)" in one_line_error(capsys)

@@ -1,0 +1,114 @@
+"""Inspect a run store: list its runs with their state, show one run, remove what interrupted writers left.
+
+    python3 runs.py list                      # every run in ./checkpoints: complete, old format, damaged, in progress
+    python3 runs.py list -c runs/ -d digits --state damaged
+    python3 runs.py show digits-identity-cc-eta0.5-seed0-teacher-1a2b3c4d
+    python3 runs.py clean                     # temporary folders and stale locks of dead writers
+    python3 runs.py clean --damaged           # … and damaged runs, so that the next command redoes them
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from utils.cli import Parser, add_verbose
+from utils.errors import UsageError, UserError, exits_cleanly, run_script
+
+STATES = ("complete", "old-format", "damaged", "in-progress")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="runs.py", description=__doc__.split("\n\n")[0])
+    common = Parser(add_help=False)
+    common.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
+                        help="the run store")
+    add_verbose(common)
+    commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("list", parents=[common], help="every run with its state")
+    listing.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets")
+    listing.add_argument("--state", choices=STATES, nargs="+", default=[], help="only runs in these states")
+    show = commands.add_parser("show", parents=[common], help="one run: its run.json and the state of its files")
+    show.add_argument("run", help="a run name (as `list` prints it)")
+    clean = commands.add_parser("clean", parents=[common], help="remove what interrupted writers left behind")
+    clean.add_argument("--damaged", action="store_true", help="also remove damaged runs")
+    return parser
+
+
+def state_word(lookup) -> str:
+    return lookup.state.value.replace(" ", "-")
+
+
+def list_runs(store, datasets: list[str], states: list[str]) -> str:
+    lines = []
+    for lookup in store.lookups():
+        dataset = lookup.config.dataset if lookup.config is not None else lookup.name.split("-")[0]
+        if (datasets and dataset not in datasets) or (states and state_word(lookup) not in states):
+            continue
+        record = lookup.record
+        detail = (f"test {record.metrics['test_acc']:6.2f}%  lr {record.config.lr:g} wd {record.config.wd:g} "
+                  f"epochs {record.config.epochs} {record.config.optimizer} {record.config.seeding}"
+                  if record is not None else lookup.problem)
+        lines.append(f"{state_word(lookup):<12} {lookup.name}  {detail}")
+    counts = {}
+    for line in lines:
+        counts[line.split()[0]] = counts.get(line.split()[0], 0) + 1
+    summary = ", ".join(f"{count} {state}" for state, count in sorted(counts.items())) or "no runs"
+    return "\n".join([*lines, f"{store.root}: {summary}"])
+
+
+def show_run(store, name: str) -> str:
+    entry = store.root / name
+    if not (entry.is_symlink() or entry.exists()) or name.startswith("."):
+        raise UsageError(f"no run {name!r} in {store.root}; `python3 runs.py list -c {store.root}` lists them")
+    lookup = store.inspect(entry)
+    folder = entry.resolve()
+    lines = [f"{name}: {lookup.state.value}" + (f" ({lookup.problem})" if lookup.problem else ""), f"files in {folder}"]
+    try:
+        lines.append(json.dumps(json.loads((folder / "run.json").read_text()), indent=2))
+    except (OSError, ValueError) as error:
+        lines.append(f"run.json unreadable: {type(error).__name__}")
+    return "\n".join(lines)
+
+
+@exits_cleanly
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.verbose:
+        warnings.filterwarnings("ignore")
+    from training.store import RunStore, State
+
+    if not args.checkpoint.is_dir():
+        raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder)")
+    store = RunStore(args.checkpoint)
+    if args.command == "list":
+        print(list_runs(store, args.dataset, args.state))
+    elif args.command == "show":
+        print(show_run(store, args.run))
+    else:
+        removed = store.sweep()
+        if args.damaged:
+            import shutil
+
+            for lookup in store.lookups():
+                if lookup.state is State.DAMAGED:
+                    entry = store.root / lookup.name
+                    target = entry.resolve()
+                    try:
+                        entry.unlink() if entry.is_symlink() else shutil.rmtree(entry)
+                        if target != entry and target.exists():
+                            shutil.rmtree(target)
+                    except OSError as error:
+                        raise UserError(f"cannot remove {entry}: {error.strerror}") from None
+                    removed.append(entry)
+        for path in removed:
+            print(f"removed {path}")
+        print(f"{len(removed)} leftover(s) removed from {store.root}")
+    return 0
+
+
+if __name__ == "__main__":
+    run_script(main)
