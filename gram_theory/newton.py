@@ -252,7 +252,7 @@ def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *,
             solution = solve_round(gram, previous, float(value), None, tol=tol, max_iter=max_iter,
                                    start=outputs, symmetric=False)
         except ConvergenceError as error:
-            raise ConvergenceError(f"{error} (continuation in lambda, at lbd={value:.3g})") from None
+            raise ConvergenceError(f"{error} (continuation in lambda, at lambda={value:.3g})") from None
         outputs, iterations = solution.outputs, iterations + solution.iterations
     return dataclasses.replace(solution, iterations=iterations)
 
