@@ -179,6 +179,13 @@ def validate(config: Config) -> None:
                   f"{config.solves} solves", bytes_needed(config), "lower --n, --rounds or the number of sweep points")
 
 
+def _rounded_up(value: float) -> str:
+    """``value`` to two significant digits, rounded up, so that the printed value itself is accepted."""
+    step = 10.0 ** (math.floor(math.log10(value)) - 1)
+    text = f"{math.ceil(value / step) * step:.2g}"
+    return text if float(text) >= value else f"{float(text) + step:.2g}"
+
+
 def _too_small(config: Config, lbd: float, smallest: float) -> str:
     kappa = top_eigenvalue(config) / (config.n_samples * lbd)
     where = f"at K={config.k}, n={config.n}"
@@ -187,12 +194,12 @@ def _too_small(config: Config, lbd: float, smallest: float) -> str:
     elif config.approx:
         why = (f"Phi/(N lambda) would reach {kappa:.1e}, so the linear map's rounding floor "
                f"{_ROUNDOFF * kappa / config.k:.1e} exceeds --tol {config.tol:g}")
-        return (f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is {smallest:.2g} "
-                "(or raise --tol)")
+        return (f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is "
+                f"{_rounded_up(smallest)} (or raise --tol)")
     else:
         why = (f"Phi/(N lambda) would reach {kappa:.1e}, beyond the {KAPPA_NEWTON:.0e} where float64 Newton "
                "directions lose their accuracy")
-    return f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is {smallest:.2g}"
+    return f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is {_rounded_up(smallest)}"
 
 
 # -- identity and file names -------------------------------------------------------------------------

@@ -29,6 +29,7 @@ logits = Phi @ (Y_{t-1} - Y_t) / (N wd).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -125,10 +126,15 @@ def arrays(config: Config, setup: Setup, points: list[list[PointResult]]) -> dic
     return result
 
 
+@functools.cache
+def _versions() -> dict[str, str]:
+    return package_versions(("numpy", "scipy", "matplotlib", "tqdm"))
+
+
 def provenance(threads: int) -> dict[str, Any]:
     """Versions, machine, thread count and commit. (``utils.provenance.provenance`` would import torch,
     which the solver never needs.)"""
-    return {"versions": package_versions(("numpy", "scipy", "matplotlib", "tqdm")),
+    return {"versions": dict(_versions()),
             "platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads,
             "git_commit": git_commit()}
 

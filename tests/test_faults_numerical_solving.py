@@ -5,6 +5,7 @@ while numpy loads ends in one word (slow tier: subprocesses)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -156,17 +157,20 @@ def test_the_suite_covers_every_kind_that_applies():
     (lambda run: run.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), r"\.npz is not a readable run file"),
     (lambda run: next(run.parent.glob("phi-*.npy")).unlink(), "Phi file not found"),
 ])
-def test_a_damaged_saved_run_is_one_line_when_read(tmp_path, damage, pattern):
-    os.chdir(tmp_path)
-    try:
-        assert numerical_solving.main(SMALL) == 0
-    finally:
-        os.chdir(ROOT)
-    run = tmp_path / _files(SMALL).arrays
+def test_a_damaged_saved_run_is_one_line_when_read(saved_run, tmp_path, damage, pattern):
+    folder = Path(shutil.copytree(saved_run, tmp_path / "out"))
+    run = folder / _files(SMALL).arrays.name
     damage(run)
     with pytest.raises(UserError, match=pattern) as error:
         storage.recompute_residuals(run)
     assert "\n" not in str(error.value)
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("saved") / "out"
+    assert numerical_solving.main([*SMALL[:-1], str(folder)]) == 0
+    return folder
 
 
 @pytest.mark.slow

@@ -234,16 +234,27 @@ def test_shrink_factors_average_small_eigenvalues_first():
 
 @pytest.mark.parametrize("approx_map", [False, True])
 def test_the_smallest_wd_solves_and_below_it_is_refused(approx_map):
-    """At config.smallest_wd every solve meets tol; a smaller lambda is refused up front, naming it."""
+    """At config.smallest_wd every solve meets tol; a smaller lambda is refused up front, and the value
+    the message suggests is accepted and solves."""
     config = dataclasses.replace(SMALL, approx=approx_map, epsilon=0.05, n=15)
     lbd = smallest_wd(config)
-    config = dataclasses.replace(config, wd=(lbd,))
-    point = experiment.run_point(config.validate(), experiment.prepare(config), lbd, 0.4)
+    at_limit = dataclasses.replace(config, wd=(lbd,)).validate()
+    point = experiment.run_point(at_limit, experiment.prepare(at_limit), lbd, 0.4)
     assert np.all(point.residual <= config.tol) and point.iterations.max() <= 40
-    too_small = dataclasses.replace(config, wd=(lbd / 2,))
     with pytest.raises(UsageError, match=rf"--wd {lbd / 2:g} is too small .* smallest --wd that works here is "
-                                         rf"{lbd:.2g}"):
-        too_small.validate()
+                                         r"(\S+)") as refused:
+        dataclasses.replace(config, wd=(lbd / 2,)).validate()
+    suggested = float(str(refused.value).split("works here is ")[1].split()[0])
+    assert lbd <= suggested < 1.1 * lbd
+    dataclasses.replace(config, wd=(suggested,)).validate()
+
+
+@pytest.mark.parametrize("value", [1.75e-9, 2.25e-9, 1.0e-9, 9.99e-7, 7.7834e-7, 3.0000001e-5])
+def test_the_suggested_wd_is_rounded_up(value):
+    from gram_theory.config import _rounded_up
+
+    text = _rounded_up(value)
+    assert float(text) >= value and float(text) < 1.11 * value and len(text.replace("e-0", "e-")) <= 7
 
 
 def test_the_linear_maps_rounding_floor_is_real():

@@ -181,6 +181,17 @@ def test_plots_are_written_with_the_run(tmp_path):
     assert sorted(run.record["files"][2:]) == [p.name for p in figures]
 
 
+@pytest.mark.parametrize("extra", [[], ["--approx"]])
+def test_the_wd_an_error_suggests_runs(tmp_path, capsys, extra):
+    argv = ["--k", "3", "--n", "15", "--rounds", "2", *extra, "--out", str(tmp_path / "out")]
+    assert numerical_solving.main([*argv, "--wd", "1e-20"]) == 2
+    err = capsys.readouterr().err
+    suggested = err.split("the smallest --wd that works here is ")[1].split()[0]
+    assert not (tmp_path / "out").exists()
+    assert numerical_solving.main([*argv, "--wd", suggested]) == 0
+    assert np.all(storage.recompute_residuals(next((tmp_path / "out").glob("*.npz")))[1:] <= 1e-10)
+
+
 def test_unconverged_exact_round_is_an_error_and_nothing_is_saved(tmp_path, capsys):
     assert numerical_solving.main([*SMALL, "--out", str(tmp_path / "out"), "--max-iter", "1"]) == 1
     err = capsys.readouterr().err.splitlines()
