@@ -127,8 +127,8 @@ def solve(config: Config) -> tuple[list, list[Path]]:
                                 f"{record.seconds:.2f} s")
 
                 def on_point(point):
-                    sweep.done(f"wd={point.lbd:g} corruption={point.eta:g}: last student "
-                               f"{point.accuracy[-1, 2]:.2f} % correct")
+                    sweep.done(f"wd={point.lbd:g} corruption={point.eta:g}: "
+                               f"{stage_name(config.solves)} {point.accuracy[-1, 2]:.2f} % correct")
 
                 points = experiment.run(config, setup, on_round, on_point)
             figures = _figures(setup, points, files) if config.plots else []
