@@ -5,9 +5,10 @@ of self-distillation with a linear softmax head is the fixed point
 
     Y_t = softmax(Phi (Y_{t-1} - Y_t) / (N lambda)),    Y_0 = the given one-hot labels.
 
-Modules: ``data`` (synthetic Gram matrices and noisy labels), ``fixed_point`` (the map and its
+Modules: ``config`` (the settings, their validation and the run's file names; standard library
+only), ``data`` (synthetic Gram matrices and noisy labels), ``fixed_point`` (the map and its
 residual), ``spectrum`` (eigendecompositions), ``newton`` (the exact solver), ``approx`` (the
-closed form of the linearised map), ``adam`` (the reference-style baseline), ``stats`` (per-round
-statistics), ``experiment`` (config, rounds and sweeps), ``storage`` (files), ``report`` (tables)
-and ``plots``.
+closed form of the linearised map), ``adam`` (the reference-style baseline), ``stats`` (per-solve
+statistics), ``experiment`` (solves and sweeps), ``storage`` (files: runs, Phi stored once,
+residuals recomputed from them), ``report`` (tables in stage names) and ``plots``.
 """

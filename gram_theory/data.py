@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gram_theory.config import GRAMS
+
 
 def class_labels(k: int, n: int) -> np.ndarray:
     """True classes, shape (N,) with N = k n: ``[0]*n + [1]*n + ... + [k-1]*n``."""
@@ -78,9 +80,6 @@ def reference_gram(labels: np.ndarray, c: float, d: float, epsilon: float,
     gram += rng.uniform(-epsilon, epsilon, size=gram.shape)
     np.fill_diagonal(gram, 1.0)
     return np.ascontiguousarray(gram.T)
-
-
-GRAMS = ("features", "reference")
 
 
 def make_gram(kind: str, labels: np.ndarray, k: int, c: float, d: float, epsilon: float,

@@ -221,14 +221,20 @@ def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Sp
                                    "iterations (the rounding floor or a non-convex problem; raise --tol)")
         if iteration == max_iter:
             break
-        if symmetric:
-            delta, m_delta, steps = _cg_direction(gram32, scale, p, r, _FORCING, top)
-        else:
-            delta, m_delta, steps = _dense_direction(gram, scale, p, r)
+        try:
+            if symmetric:
+                delta, m_delta, steps = _cg_direction(gram32, scale, p, r, _FORCING, top)
+            else:
+                delta, m_delta, steps = _dense_direction(gram, scale, p, r)
+        except np.linalg.LinAlgError as error:
+            # The systems are positive definite in exact arithmetic; rounding broke that (the scale
+            # 1/(N lambda) is far beyond what config.smallest_wd admits, or the iterate holds NaN).
+            raise ConvergenceError(f"the Newton system lost definiteness in rounding ({error}) at residual "
+                                   f"{res:.3e} > tol {tol:g} after {iteration} Newton iterations") from None
         inner += steps
         outputs, decrease = _line_search(previous, outputs, z, r, delta, m_delta, symmetric, res, tol)
         progress = symmetric and decrease > _ROUNDING
-    raise ConvergenceError(f"residual {res:.3e} > tol {tol:g} after --max_iter {max_iter} Newton iterations")
+    raise ConvergenceError(f"residual {res:.3e} > tol {tol:g} after --max-iter {max_iter} Newton iterations")
 
 
 def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *, tol: float, max_iter: int,
@@ -246,7 +252,7 @@ def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *,
             solution = solve_round(gram, previous, float(value), None, tol=tol, max_iter=max_iter,
                                    start=outputs, symmetric=False)
         except ConvergenceError as error:
-            raise ConvergenceError(f"{error} (continuation in lambda, at lbd={value:.3g})") from None
+            raise ConvergenceError(f"{error} (continuation in lambda, at lambda={value:.3g})") from None
         outputs, iterations = solution.outputs, iterations + solution.iterations
     return dataclasses.replace(solution, iterations=iterations)
 

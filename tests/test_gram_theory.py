@@ -8,12 +8,23 @@ import numpy as np
 import pytest
 
 from gram_theory import adam, approx, data, experiment, newton, stats
+from gram_theory.config import Config, smallest_wd
 from gram_theory.fixed_point import residual, softmax
 from gram_theory.spectrum import full_spectrum, top_spectrum
+from utils.errors import UsageError
 from utils.seeding import numpy_rng
+from utils.threads import cpu_threads
 
 K, N_PER = 3, 20
-SMALL = experiment.Config(k=K, n=N_PER, lbd=(1e-3,), eta=(0.4,), max_dist=4, epsilon=0.1)
+SMALL = Config(k=K, n=N_PER, wd=(1e-3,), corruption=(0.4,), rounds=3, epsilon=0.1)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """BLAS on one thread, scoped to each test: the sizes here are too small to split, and a busy
+    machine makes two threads wait on each other."""
+    with cpu_threads(1):
+        yield
 
 
 def _problem(gram: str = "features", eta: float = 0.4, epsilon: float = 0.1, n: int = N_PER, seed: int = 0):
@@ -139,19 +150,19 @@ def test_unreachable_tol_fails_with_the_residual_reached():
     labels, phi, given, y0 = _problem()
     with pytest.raises(newton.ConvergenceError, match=r"residual \d\.\d+e"):
         newton.solve_round(phi, y0, 1e-4, full_spectrum(phi), tol=1e-300, max_iter=1000)
-    with pytest.raises(newton.ConvergenceError, match="max_iter"):
+    with pytest.raises(newton.ConvergenceError, match="--max-iter 1 "):
         newton.solve_round(phi, y0, 1e-4, full_spectrum(phi), tol=1e-10, max_iter=1)
 
 
 def test_very_large_lambda_gives_uniform_outputs():
-    config = dataclasses.replace(SMALL, lbd=(1e8,))
+    config = dataclasses.replace(SMALL, wd=(1e8,))
     point = experiment.run_point(config, experiment.prepare(config), 1e8, 0.4)
     assert np.abs(point.outputs[1:] - 1.0 / K).max() < 1e-7
     assert point.undetermined[-1] == K * N_PER   # uniform to within tol: argmax is not resolved
 
 
 def test_clean_labels_stay_fully_accurate_every_round():
-    config = dataclasses.replace(SMALL, eta=(0.0,), max_dist=5)
+    config = dataclasses.replace(SMALL, corruption=(0.0,), rounds=4)
     point = experiment.run_point(config, experiment.prepare(config), 1e-3, 0.0)
     assert np.all(point.accuracy[:, [0, 2]] == 100.0)
     assert np.all(np.isnan(point.accuracy[:, 1]))
@@ -177,11 +188,89 @@ def test_closed_form_equals_repeated_linear_solves():
         previous = solved
 
 
+def _shrink_mismatch(shrink_factors) -> float:
+    """Largest gap between ``shrink_factors`` and the shrink measured from an independent solve.
+
+    The linearised round, Y = (1 + Phi (Y_0 - Y) / (N lambda)) / K, is solved as one dense float64
+    linear system in the N K unknowns vec(Y), written straight from the map (no eigenvectors, no
+    centring, no rearrangement); then the centred outputs are projected on each eigenvector u_j of
+    Phi and the measured shrink u_j^T (Y_1 - 1/K) / u_j^T (Y_0 - 1/K) is compared with the formula.
+    """
+    labels, phi, given, y0 = _problem(n=8)
+    n, lbd = phi.shape[0], 2e-3
+    gain = np.kron(np.eye(K), phi) / (n * lbd * K)         # vec(Phi Y / (N lambda K)), column-major vec
+    system = np.eye(n * K) + gain
+    rhs = 1.0 / K + gain @ y0.ravel(order="F")
+    y1 = np.linalg.solve(system, rhs).reshape((n, K), order="F")
+    assert residual(phi, y0, y1, lbd, linear=True) <= 1e-13
+    values, vectors = np.linalg.eigh(phi)
+    before, after = vectors.T @ (y0 - 1.0 / K), vectors.T @ (y1 - 1.0 / K)
+    usable = np.abs(before) > 1e-6                           # directions the labels actually excite
+    assert usable.sum() > n                                  # every eigenvalue is tested in some column
+    measured = after[usable] / before[usable]
+    predicted = np.broadcast_to(shrink_factors(values, K, n, lbd)[:, None], before.shape)[usable]
+    return float(np.abs(measured - predicted).max())
+
+
+def test_shrink_factors_match_an_independent_linear_solve():
+    assert _shrink_mismatch(approx.shrink_factors) < 1e-9
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda mu, k, n, lbd: mu / (mu + n * lbd),               # K forgotten
+    lambda mu, k, n, lbd: mu / (mu + k * n * lbd * 1.01),    # lambda off by 1%
+    lambda mu, k, n, lbd: (mu / (mu + k * n * lbd)) ** 2,    # two rounds instead of one
+])
+def test_the_shrink_check_catches_a_wrong_formula(wrong):
+    assert _shrink_mismatch(wrong) > 1e-4
+
+
 def test_shrink_factors_average_small_eigenvalues_first():
-    values = np.array([0.5, 10.0, 200.0])
-    shrink = approx.shrink_factors(values, 4, 100, 1e-3)
-    np.testing.assert_allclose(shrink, values / (values + 0.4))
-    assert shrink[0] < shrink[1] < shrink[2] < 1
+    shrink = approx.shrink_factors(np.array([0.5, 10.0, 200.0]), 4, 100, 1e-3)
+    assert 0 < shrink[0] < shrink[1] < shrink[2] < 1
+
+
+# --- the smallest lambda ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("approx_map", [False, True])
+def test_the_smallest_wd_solves_and_below_it_is_refused(approx_map):
+    """At config.smallest_wd every solve meets tol; a smaller lambda is refused up front, and the value
+    the message suggests is accepted and solves."""
+    config = dataclasses.replace(SMALL, approx=approx_map, epsilon=0.05, n=15)
+    lbd = smallest_wd(config)
+    at_limit = dataclasses.replace(config, wd=(lbd,)).validate()
+    point = experiment.run_point(at_limit, experiment.prepare(at_limit), lbd, 0.4)
+    assert np.all(point.residual <= config.tol) and point.iterations.max() <= 40
+    with pytest.raises(UsageError, match=rf"--wd {lbd / 2:g} is too small .* smallest --wd that works here is "
+                                         r"(\S+)") as refused:
+        dataclasses.replace(config, wd=(lbd / 2,)).validate()
+    suggested = float(str(refused.value).split("works here is ")[1].split()[0])
+    assert lbd <= suggested < 1.1 * lbd
+    dataclasses.replace(config, wd=(suggested,)).validate()
+
+
+@pytest.mark.parametrize("value", [1.75e-9, 2.25e-9, 1.0e-9, 9.99e-7, 7.7834e-7, 3.0000001e-5])
+def test_the_suggested_wd_is_rounded_up(value):
+    from gram_theory.config import _rounded_up
+
+    text = _rounded_up(value)
+    assert float(text) >= value and float(text) < 1.11 * value and len(text.replace("e-0", "e-")) <= 7
+
+
+def test_the_linear_maps_rounding_floor_is_real():
+    """Ten times below the smallest lambda, the closed form's own residual exceeds tol: the refusal
+    is not overcautious by more than the margin it states."""
+    config = dataclasses.replace(SMALL, approx=True, n=15)
+    lbd = smallest_wd(config) / 10
+    with pytest.raises(newton.ConvergenceError, match="residual .* > tol"):
+        experiment.run_point(config, experiment.prepare(config), lbd, 0.4)
+
+
+def test_a_lost_definiteness_is_a_convergence_error_not_a_crash():
+    """Far below the smallest lambda the Newton system loses definiteness in rounding: one-line error."""
+    labels, phi, given, y0 = _problem(n=50)
+    with pytest.raises(newton.ConvergenceError):
+        newton.solve_round(phi, y0, 1e-20, full_spectrum(phi), tol=1e-10, max_iter=50)
 
 
 # --- the Adam baseline --------------------------------------------------------------------------
@@ -203,7 +292,7 @@ def test_adam_gradient_matches_finite_differences(linear):
 
 
 def test_adam_rounds_are_reported_unconverged():
-    config = dataclasses.replace(SMALL, method="adam", max_iter=30, max_dist=2)
+    config = dataclasses.replace(SMALL, method="adam", max_iter=30, rounds=1)
     point = experiment.run_point(config, experiment.prepare(config), 1e-3, 0.4)
     assert not point.converged[1:].any()
     assert np.all(point.residual[1:] > config.tol)
