@@ -229,8 +229,8 @@ def dry_run(parser, args: argparse.Namespace, name: str) -> str:
     plan = chain_plan(base, args.seeds, args.corruption, stages, RunStore(args.checkpoint))
     words = {State.COMPLETE: "done", State.OLD_FORMAT: "done (old format)", State.DAMAGED: "damaged",
              State.IN_PROGRESS: "in progress", State.MISSING: "to run"}
-    lines = [f"{words[lookup.state]:<17} {config.run_name()}" + (f"  ({lookup.problem})" if lookup.problem else "")
-             for config, lookup in plan]
+    lines = [f"{words[lookup.state]:<17} {lookup.name}" + (f"  ({lookup.problem})" if lookup.problem else "")
+             for _, lookup in plan]
     done = sum(lookup.state.finished for _, lookup in plan)
     lines.append(f"{dataset}: {done} of {len(plan)} runs done, {len(plan) - done} to run, in {args.checkpoint}/")
     return "\n".join(lines)

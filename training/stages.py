@@ -234,11 +234,8 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
             extra = {**provenance(str(data.train_features.device)), "threads": ctx.threads,
                      "wall_time_s": round(wall, 3), "heads_trained_together": len(members),
                      "started": started, "finished": time.time()}
-            records = []
             for writer, config, result in zip(writers, members, results_):
-                records.append(_publish(writer, heads[config], result, extra, ctx))
-                published[config] = records[-1]
-            _export(records, ctx)
+                published[config] = _publish(writer, heads[config], result, extra, ctx)
     return published
 
 
@@ -307,7 +304,9 @@ def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -
         if pending:
             _wait_for_others(pending, ctx)
             waited.update(pending)
-    return [done[config] for config in configs]
+    runs = [done[config] for config in configs]
+    _export([run.record for run in runs], ctx)  # reused runs too: a row lost to an interruption comes back
+    return runs
 
 
 def _wait_for_others(pending: list[TrainConfig], ctx: StageContext) -> None:
