@@ -75,7 +75,7 @@ def build_parser() -> Parser:
     numerics.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=DEFAULT.max_iter,
                           help="iterations per model before giving up")
     add_threads(numerics, DEFAULT.threads, help="CPU threads for the computation (default 0: automatic, "
-                                                "one thread unless the simulations are large)")
+                                                "which is one thread here)")
     output = common.add_argument_group("output")
     add_out_dir(output, OUT, help="folder of the JSON document <subcommand>-<hash>.json (and its figures)")
     add_bool_flag(output, "--plot", help="also write the figure, <same name>.png and .pdf")

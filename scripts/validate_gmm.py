@@ -70,7 +70,7 @@ def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
     parser.add_argument("--trials", type=int, default=default.trials, help="training sets per N")
     add_seed(parser, default.seed, help=f"seed of the theory draws and the training sets (default {default.seed})")
     parser.add_argument("--samples", type=int, default=default.samples, help="theory draws")
-    add_threads(parser, default.threads, help="CPU threads (default 0: automatic, by the size of the simulations)")
+    add_threads(parser, default.threads, help="CPU threads (default 0: automatic, which is one thread)")
     parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
                         help="configurations to validate")
     add_bool_flag(parser, "--json", help="print rows as JSON")
