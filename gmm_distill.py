@@ -1,88 +1,95 @@
 #!/usr/bin/env python3
-"""Self-distillation on a noisy Gaussian mixture: RS theory, finite-N simulations, per-stage tuning.
+"""Self-distillation on a noisy Gaussian mixture: RS theory, finite-N simulations, per-round tuning.
 
-    gmm_distill.py theory   --alpha 1 2 4 --stages 3 --lambdas 1 1 1 --betas 2 2 --labels hard soft
-    gmm_distill.py simulate --alpha 2 --stages 2 --lambdas 1 1 --betas 2 --N 1000 --trials 20
-    gmm_distill.py tune     --alpha 1 2 4 --stages 3 --labels hard soft --N 1000 --trials 20 --plot fig.png
-    gmm_distill.py real     --dataset digits --classes 3 8 --M 200 --theta 0.2 --trials 10
+    gmm_distill.py theory   --alpha 1 2 4 --rounds 2 --lambdas 1 1 1 --betas 2 2 --labels hard soft
+    gmm_distill.py simulate --alpha 2 --rounds 1 --lambdas 1 1 --betas 2 --N 1000 --trials 20
+    gmm_distill.py tune     --alpha 1 2 4 --rounds 2 --labels hard soft --N 1000 --trials 20 --plot
+    gmm_distill.py real     --dataset digits --classes 3 8 --M 200 --corruption 0.2 --trials 10
 
-Every subcommand prints a table (or JSON with --json), writes the JSON document with --out and a
-figure with --plot. docs/gmm.md explains the model, the equations and the options.
+Every subcommand prints a table (or the JSON document with --json) and writes the JSON document
+to --out DIR as <subcommand>-<hash of the settings>.json, with --plot also <same name>.png and
+.pdf; the files appear together, only after all the work succeeded. docs/gmm.md explains the
+model, the equations and the options.
 """
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-import functools
 import json
 import logging
 import sys
+import warnings
+from pathlib import Path
 from typing import Sequence
 
-from tqdm import tqdm
-
-from gmm.model import BIASES, LABELS, LOSSES
-from gmm.plots import plot_real, plot_simulation, plot_theory, plot_tuning
-from gmm.report import document, format_table
-from gmm.runs import Config, check_config, run_real, run_simulate, run_theory, run_tune
-from utils.atomic import write_json
-from utils.cli import Parser, add_bool_flag
-from utils.errors import exits_cleanly
+from gmm.config import BIASES, LABELS, LOSSES, MAX_STAGES, Config
+from utils.atomic import atomic_group
+from utils.cli import Parser, add_bool_flag, add_out_dir, add_seed, add_threads, add_verbose
+from utils.errors import UserError, exits_cleanly, run_script
+from utils.outputs import planned_outputs
 
 DEFAULT = Config(command="")  # flag defaults come from the config's
+OUT = Path("results") / "gmm"
 
-TABLES = {
-    "theory": ("labels", "alpha", "stage", "error", "m", "q", "b", "iterations", "last_update"),
-    "simulate": ("labels", "alpha", "stage", "N", "trials", "error", "standard_error", "theory", "z", "b"),
-    "validation": ("labels", "alpha", "stage", "N", "M", "validation", "trials", "error", "standard_error",
-                   "mean_stages"),
-    "tune": ("labels", "alpha", "stages", "error", "lambdas", "betas", "at_bounds", "infeasible",
-             "simulation_error", "simulation_standard_error"),
-    "best": ("labels", "alpha", "best_stages", "error", "evaluated_stages"),
-    "real": ("data", "model", "M", "theta", "trials", "error", "standard_error", "mean_lambda", "mean_beta"),
-}
+
+class _Rounds(argparse.Action):
+    """``--rounds R`` (students after the teacher) stores the config's T = R + 1 trained models."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values + 1)
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="gmm_distill.py", description=__doc__.split("\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    commands = parser.add_subparsers(dest="command", required=True)
     common = Parser(add_help=False)
     model = common.add_argument_group("model")
-    model.add_argument("--alpha", dest="alphas", type=float, nargs="+", default=DEFAULT.alphas,
+    model.add_argument("--alpha", dest="alphas", type=float, nargs="+", default=list(DEFAULT.alphas), metavar="A",
                        help="sample ratios α = M/N (a list)")
     model.add_argument("--rho", type=float, default=DEFAULT.rho, help="P(y = 1), in (0, 1)")
     model.add_argument("--delta", type=float, default=DEFAULT.delta, help="noise variance Δ > 0")
-    model.add_argument("--theta", type=float, default=DEFAULT.theta, help="label-flip probability, in [0, 0.5)")
-    model.add_argument("--stages", type=int, default=DEFAULT.stages, help="T: number of trained models (T = 1 is 0-SD)")
-    model.add_argument("--lambdas", type=float, nargs="+", default=[], help="ridge λ_t per stage (T values; default 1)")
-    model.add_argument("--betas", type=float, nargs="+", default=[],
-                       help="inverse temperature β_t per soft pseudo-label (T − 1 values; default 1)")
-    model.add_argument("--labels", nargs="+", choices=LABELS, default=DEFAULT.labels,
+    model.add_argument("--corruption", "--theta", dest="corruption", type=float, default=DEFAULT.corruption,
+                       metavar="P",
+                       help="label-flip probability θ, in [0, 0.5) (--theta: the GMM paper's name)")
+    model.add_argument("--rounds", dest="stages", type=int, action=_Rounds, default=argparse.SUPPRESS, metavar="R",
+                       help=f"students after the teacher, 0..{MAX_STAGES - 1}; tune: the most tried "
+                            f"(default: {DEFAULT.stages - 1})")
+    model.add_argument("--stages", dest="stages", type=int, default=DEFAULT.stages, metavar="T",
+                       help=f"the GMM paper's count of trained models, T = R + 1 (default: {DEFAULT.stages})")
+    model.add_argument("--lambdas", type=float, nargs="+", default=[], metavar="LAMBDA",
+                       help="ridge λ per model, teacher first (R + 1 values; default: all 1)")
+    model.add_argument("--betas", type=float, nargs="+", default=[], metavar="BETA",
+                       help="inverse temperature β of each student's soft pseudo-labels (R values; default: all 1)")
+    model.add_argument("--labels", nargs="+", choices=LABELS, default=list(DEFAULT.labels),
                        help="pseudo-labels: soft, hard or both")
     model.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help="bce (logistic) or mse")
     model.add_argument("--bias", choices=BIASES, default=DEFAULT.bias,
-                       help="learn every stage's bias, or fix it at 0 (see docs/gmm.md)")
+                       help="learn every model's bias, or fix it at 0 (see docs/gmm.md)")
     numerics = common.add_argument_group("numerics")
     numerics.add_argument("--samples", type=int, default=DEFAULT.samples, help="Monte Carlo draws of the theory")
-    numerics.add_argument("--seed", type=int, default=DEFAULT.seed, help="seed of every random draw")
+    add_seed(numerics, DEFAULT.seed, help=f"seed of every random draw (default {DEFAULT.seed})")
     numerics.add_argument("--tol", type=float, default=DEFAULT.tol, help="saddle-point tolerance (relative update)")
     numerics.add_argument("--damping", type=float, default=DEFAULT.damping,
-                          help="fraction of the old iterate kept, in [0, 1)")
-    numerics.add_argument("--max-iter", type=int, default=DEFAULT.max_iter,
-                          help="iterations per stage before giving up")
-    numerics.add_argument("--threads", type=int, default=DEFAULT.threads, help="BLAS threads for simulations")
+                          help=f"fraction of the old iterate kept, in [0, 1) (default: {DEFAULT.damping:g})")
+    numerics.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=DEFAULT.max_iter,
+                          help="iterations per model before giving up")
+    add_threads(numerics, DEFAULT.threads, help="CPU threads for the computation (default 0: automatic, "
+                                                "which is one thread here)")
     output = common.add_argument_group("output")
+    add_out_dir(output, OUT, help="folder of the JSON document <subcommand>-<hash>.json (and its figures)")
+    add_bool_flag(output, "--plot", help="also write the figure, <same name>.png and .pdf")
     add_bool_flag(output, "--json", help="print the JSON document instead of a table")
-    output.add_argument("--out", help="write the JSON document (config, provenance, results) here")
-    output.add_argument("--plot", help="write a figure here (.png, .pdf, .svg)")
-    add_bool_flag(output, "--verbose", help="log progress of the solvers")
+    add_verbose(output)
 
     tuning = Parser(add_help=False)
     group = tuning.add_argument_group("tuning")
-    group.add_argument("--lambda-range", type=float, nargs=2, default=DEFAULT.lambda_range, metavar=("LOW", "HIGH"))
-    group.add_argument("--beta-range", type=float, nargs=2, default=DEFAULT.beta_range, metavar=("LOW", "HIGH"))
+    group.add_argument("--lambda-range", type=float, nargs=2, default=list(DEFAULT.lambda_range),
+                       metavar=("LOW", "HIGH"), help="search bounds of λ")
+    group.add_argument("--beta-range", type=float, nargs=2, default=list(DEFAULT.beta_range),
+                       metavar=("LOW", "HIGH"), help="search bounds of β")
     group.add_argument("--stop-tol", type=float, default=DEFAULT.stop_tol,
-                       help="early stopping: a further stage must lower the error by more than this")
+                       help="early stopping: a further round must lower the error by more than this")
     group.add_argument("--search-samples", type=int, default=DEFAULT.search_samples,
                        help="theory draws during the search")
     group.add_argument("--grid-points", type=int, default=DEFAULT.grid_points, help="grid points per new parameter")
@@ -93,16 +100,17 @@ def build_parser() -> Parser:
                        help="dimension of the simulations (simulate: 1000; tune: simulate only if given)")
     group.add_argument("--trials", type=int, default=DEFAULT.trials, help="independent training sets")
 
-    commands.add_parser("theory", parents=[common], help="RS saddle point per α and stage")
+    commands.add_parser("theory", parents=[common], help="RS saddle point per α and model")
     simulate = commands.add_parser("simulate", parents=[common, sizes, tuning], help="finite-N experiments")
     simulate.set_defaults(N=1000)
     simulate.add_argument("--validation", type=float, default=0.0,
-                          help="if > 0: tune λ/β per stage on this fraction of extra noisy samples")
-    commands.add_parser("tune", parents=[common, sizes, tuning], help="per-stage optimum from the theory")
-    real = commands.add_parser("real", parents=[common, tuning], help="0-SD vs 1-SD on two classes of real features")
+                          help="if > 0: tune λ/β per model on this fraction of extra noisy samples")
+    commands.add_parser("tune", parents=[common, sizes, tuning], help="per-model optimum from the theory")
+    real = commands.add_parser("real", parents=[common, tuning],
+                               help="teacher vs student 1 (hard, soft) on two classes of real features")
     source = real.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a feature set the data layer can load by name, e.g. digits")
-    source.add_argument("--features", help="a feature file written by the training pipeline")
+    source.add_argument("--features", help="a feature file (.npz or .pt) of train/test features and labels")
     real.add_argument("--classes", type=int, nargs=2, required=True, metavar=("A", "B"), help="the two class indices")
     real.add_argument("--M", type=int, default=DEFAULT.M, help="training samples (balanced over the two classes)")
     real.add_argument("--trials", type=int, default=10, help="independent draws of the training set and noise")
@@ -110,52 +118,57 @@ def build_parser() -> Parser:
     return parser
 
 
-def config_from_args(args) -> Config:
-    """The Config of the flags this subcommand has (flag names are Config field names); lists become tuples."""
+def config_from_args(args: argparse.Namespace) -> Config:
+    """The validated Config of the flags this subcommand has (flag names are Config field names)."""
     names = [field.name for field in dataclasses.fields(Config) if hasattr(args, field.name)]
     values = {name: tuple(v) if isinstance(v, list) else v for name, v in ((n, getattr(args, n)) for n in names)}
     values["labels"] = tuple(dict.fromkeys(values["labels"]))  # "--labels hard hard" means hard once
-    return check_config(Config(**values))
+    return Config(**values).validate()
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(name)s: %(message)s")
     config = config_from_args(args)
-    progress = functools.partial(tqdm, desc=config.command, leave=False, disable=None)
-    if config.command == "theory":
-        rows = run_theory(config, progress)
-        tables, results, figure = [("theory", rows)], {"rows": rows}, functools.partial(plot_theory, rows)
-    elif config.command == "simulate":
-        rows = run_simulate(config, progress)
-        name = "validation" if config.validation > 0 else "simulate"
-        tables, results, figure = [(name, rows)], {"rows": rows}, functools.partial(plot_simulation, rows)
-    elif config.command == "tune":
-        rows, best_rows = run_tune(config, progress)
-        tables = [("tune", rows), ("best", best_rows)]
-        results = {"rows": rows, "best_stages": best_rows}
-        figure = functools.partial(plot_tuning, rows, best_rows)
-    else:
-        rows = run_real(config, progress)
-        tables, results, figure = [("real", rows)], {"rows": rows}, functools.partial(plot_real, rows)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+    with planned_outputs() as plan, warnings.catch_warnings():
+        if not args.verbose:
+            warnings.simplefilter("ignore")  # library warnings only with -v
+        folder = plan.folder(args.out, "--out")
+        paths: list[Path] = []
 
-    payload = document(config, **results) if args.out or args.json else None
-    if args.out:
-        write_json(args.out, payload)
-    if args.plot:
-        figure(args.plot)
+        def name_outputs(identity: str) -> None:
+            """Called once the result's identity is known, before the work: probe the output names."""
+            stem = f"{config.command}-{config.digest(identity)}"
+            paths.extend(folder / f"{stem}{suffix}" for suffix in (".json", ".png", ".pdf")[:3 if args.plot else 1])
+            for path in paths:
+                if path.is_dir():
+                    raise UserError(f"--out: {path} is a folder where the result goes; remove or rename it, "
+                                    f"or choose another --out")
+
+        from gmm.report import document, tables_text  # numpy, scipy and matplotlib load from here on
+        from gmm.runs import run
+
+        outcome = run(config, progress=True, ready=name_outputs)
+        payload = document(config, outcome.threads, **outcome.results)
+        write_outputs(paths, payload, outcome.figure() if args.plot else None)
+    print(f"wrote {paths[0]}" + (" and its figures (.png, .pdf)" if args.plot else ""), file=sys.stderr)
     if args.json:
         print(json.dumps(payload, indent=2, default=str))
     else:
-        print("\n\n".join(format_table(table_rows, _present(TABLES[name], table_rows)) for name, table_rows in tables))
+        print(tables_text(outcome.tables))
     return 0
 
 
-def _present(columns: Sequence[str], rows: Sequence[dict]) -> list[str]:
-    """The columns that at least one row has."""
-    return [column for column in columns if any(column in row for row in rows)]
+def write_outputs(paths: Sequence[Path], payload: dict, figure) -> None:
+    """The JSON document and (with a figure) its PNG and PDF, all appearing together or not at all."""
+    with atomic_group(paths) as temps:
+        temps[0].write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        if figure is not None:
+            figure.savefig(temps[1], format="png", dpi=130, bbox_inches="tight")
+            figure.savefig(temps[2], format="pdf", bbox_inches="tight")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

@@ -14,11 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import expit, ndtr
 
-from utils.errors import UsageError
-
-LABELS = ("soft", "hard")
-LOSSES = ("bce", "mse")
-BIASES = ("learn", "fix")
+from gmm.config import check_point
 
 # The four kinds of training sample: (true class, label flipped?). Theory averages over them with
 # ``type_weights``; the order is shared by every array with a leading axis of length 4.
@@ -51,32 +47,10 @@ class Problem:
 
 
 def check_problem(problem: Problem) -> Problem:
-    """Raise :class:`UserError` naming the fix if any parameter is outside the model's domain."""
-    checks = (
-        (_finite(problem.alpha) and problem.alpha > 0, f"--alpha must be > 0, got {problem.alpha}"),
-        (_finite(problem.delta) and problem.delta > 0, f"--delta must be > 0, got {problem.delta}"),
-        (_finite(problem.rho) and 0 < problem.rho < 1, f"--rho must be in (0, 1), got {problem.rho}"),
-        (_finite(problem.theta) and 0 <= problem.theta < 0.5, f"--theta must be in [0, 0.5), got {problem.theta}"),
-        (problem.stages >= 1, "--lambdas needs one value per stage (at least one)"),
-        (all(_finite(x) and x > 0 for x in problem.lambdas), f"--lambdas must all be > 0, got {list(problem.lambdas)}"),
-        (all(_finite(x) and x > 0 for x in problem.betas), f"--betas must all be > 0, got {list(problem.betas)}"),
-        (
-            len(problem.betas) == problem.stages - 1,
-            f"--betas needs one value per pseudo-labelled stage ({problem.stages - 1} for "
-            f"{problem.stages} stages), got {len(problem.betas)}",
-        ),
-        (problem.labels in LABELS, f"--labels must be one of {', '.join(LABELS)}, got {problem.labels!r}"),
-        (problem.loss in LOSSES, f"--loss must be one of {', '.join(LOSSES)}, got {problem.loss!r}"),
-        (problem.bias in BIASES, f"--bias must be one of {', '.join(BIASES)}, got {problem.bias!r}"),
-    )
-    for ok, message in checks:
-        if not ok:
-            raise UsageError(message)
+    """Raise :class:`UsageError` naming the flag and the fix if any parameter is outside the model's domain."""
+    check_point(problem.alpha, problem.rho, problem.delta, problem.theta, problem.lambdas, problem.betas,
+                problem.labels, problem.loss, problem.bias)
     return problem
-
-
-def _finite(x: float) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def type_weights(rho: float, theta: float) -> np.ndarray:

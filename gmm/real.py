@@ -1,4 +1,5 @@
-"""The GMM study's 0-SD / 1-SD hard / 1-SD soft comparison on two classes of real features.
+"""The teacher against student 1 on hard and on soft pseudo-labels (the GMM paper's 0-SD, 1-SD hard
+and 1-SD soft) on two classes of real features.
 
 From a :class:`data.FeatureSet`: M balanced training samples of classes A (label 0) and B
 (label 1), an extra balanced validation split from the remaining training pool, a fraction θ of
@@ -15,15 +16,36 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
-from gmm.tune import TuneOptions, tune_on_validation
-from utils.errors import UsageError, UserError
+from gmm.config import MIN_M, TuneOptions
+from gmm.tune import tune_on_validation
+from utils.errors import UsageError
+from utils.stages import Stage
+from utils.threads import cpu_threads
 
 if TYPE_CHECKING:
     from data import FeatureSet
 
-MODELS = ("0-SD", "1-SD hard", "1-SD soft")
+
+@dataclass(frozen=True)
+class Model:
+    """One model of the comparison: the teacher, or student 1 on hard or soft pseudo-labels."""
+
+    stage: Stage
+    labels: str | None = None  # a student's pseudo-labels
+
+    @property
+    def name(self) -> str:
+        """Tables: ``teacher``, ``student 1 (hard)``."""
+        return self.stage.label + (f" ({self.labels})" if self.labels else "")
+
+    @property
+    def paper(self) -> str:
+        """The GMM paper's notation: ``0-SD``, ``1-SD hard``."""
+        return f"{self.stage.round}-SD" + (f" {self.labels}" if self.labels else "")
+
+
+MODELS = (Model(Stage.teacher()), Model(Stage.student(1), "hard"), Model(Stage.student(1), "soft"))
 
 
 @dataclass(frozen=True)
@@ -41,24 +63,57 @@ class BinaryTask:
 def load_features(dataset: str | None, features: str | None) -> FeatureSet:
     """A feature set by dataset name (through the data layer's registry) or from a feature file."""
     # imported here: the data layer pulls in torch and scikit-learn (seconds), which only this needs
-    from data import DataOptions, load_feature_file, load_feature_set
+    from data import load_feature_file, load_feature_set
 
-    return load_feature_file(features) if features else load_feature_set(dataset, DataOptions())
+    return load_feature_file(features) if features else load_feature_set(dataset)
 
 
 def check_classes(features: FeatureSet, classes: tuple[int, int], M: int, validation: float) -> None:
-    """Raise :class:`UserError` unless both classes exist and each has enough training samples."""
+    """Raise a one-line error naming a fix that works unless both classes exist in both splits and
+    each has enough training samples for ``M`` and ``validation``."""
     a, b = classes
-    if a == b or not (0 <= a < features.num_classes and 0 <= b < features.num_classes):
-        raise UsageError(f"--classes needs two different class indices in 0..{features.num_classes - 1}, got {a} {b}")
-    per_class = _split_sizes(M, validation)
-    available = min(int(np.sum(features.train_labels == c)) for c in classes)
-    if sum(per_class) > available:
-        largest = int(2 * available / (1 + validation))
-        raise UsageError(f"--M {M} with --validation {validation:g} needs {sum(per_class)} training samples per "
-                        f"class, {features.name} has {available}; use --M {largest - largest % 2} or less")
-    if not all(np.any(features.test_labels == c) for c in classes):
-        raise UserError(f"the test split of {features.name} lacks class {a} or {b}")
+    count = len(features.class_names)
+    if not (0 <= a < count and 0 <= b < count):
+        raise UsageError(f"--classes needs two class indices in 0..{count - 1} ({features.name} has {count} "
+                         f"classes), got {a} {b}")
+    train = {c: int(np.sum(features.train_labels == c)) for c in range(count)}
+    test = {c: int(np.sum(features.test_labels == c)) for c in range(count)}
+    both = [c for c in range(count) if train[c] and test[c]]
+    choose = (f"choose two of the classes present in both splits: {_listing(features, both)}" if len(both) >= 2
+              else f"{features.name} has fewer than two classes present in both splits; use another feature set")
+    for split, counts in (("training", train), ("test", test)):
+        for c in classes:
+            if not counts[c]:
+                raise UsageError(f"--classes: class {c} ({features.class_names[c]}) has no {split} samples in "
+                                 f"{features.name}; {choose}")
+    needed = sum(_split_sizes(M, validation))
+    available = min(train[a], train[b])
+    if needed > available:
+        largest = largest_m(available, validation)
+        smallest = MIN_M
+        if largest:
+            fix = f"use --M {largest} or less"
+        else:
+            roomy = [c for c in both if train[c] >= sum(_split_sizes(smallest, validation))]
+            fix = (f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; choose classes "
+                   f"with more samples: {_listing(features, roomy)}" if len(roomy) >= 2
+                   else f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; use "
+                        f"another feature set")
+        raise UsageError(f"--M {M} with --validation {validation:g} needs {needed} training samples per class, "
+                         f"{features.name} has {available} in class {a if train[a] <= train[b] else b}; {fix}")
+
+
+def largest_m(available: int, validation: float) -> int:
+    """The largest M whose per-class training and validation samples fit in ``available`` (0 if none ≥ 8)."""
+    for M in range(2 * available, MIN_M - 1, -1):
+        if sum(_split_sizes(M, validation)) <= available:
+            return M
+    return 0
+
+
+def _listing(features: FeatureSet, classes: list[int], most: int = 12) -> str:
+    shown = ", ".join(f"{c} ({features.class_names[c]})" for c in classes[:most])
+    return shown + (f" and {len(classes) - most} more" if len(classes) > most else "")
 
 
 def _split_sizes(M: int, validation: float) -> tuple[int, int]:
@@ -95,21 +150,29 @@ def binary_task(features: FeatureSet, classes: tuple[int, int], M: int, validati
     )
 
 
-def compare(task: BinaryTask, loss: str, bias: str, tuning: TuneOptions, threads: int = 1) -> dict[str, dict]:
-    """Test error and chosen hyperparameters of 0-SD, 1-SD with hard and 1-SD with soft labels.
+def compare(task: BinaryTask, loss: str, bias: str, tuning: TuneOptions, threads: int = 1) -> dict[Model, dict]:
+    """Test error and chosen hyperparameters of the teacher and of student 1 on hard and on soft labels.
 
-    ``threads`` caps BLAS threads: the fits are small, and threads only contend on a shared CPU.
+    The teacher is tuned on the validation split the same way in both chains (its choice does
+    not depend on the pseudo-labels); it is reported once. ``threads``: CPU threads of the fits
+    (scoped to the call; they are small, and threads only contend on a shared CPU).
     """
     two_stages = dataclasses.replace(tuning, max_stages=2)
     results = {}
     for labels in ("hard", "soft"):
-        with threadpool_limits(limits=threads, user_api="blas"):
+        with cpu_threads(threads):
             choice = tune_on_validation(task.train_X, task.train_labels, task.val_X, task.val_labels,
                                         labels, loss, bias, two_stages)
-        stages = {"0-SD": 0, f"1-SD {labels}": 1}
-        for name, t in stages.items():
+        for model in (MODELS[0], Model(Stage.student(1), labels)):
+            t = model.stage.round
             w, b = choice.fits[t]
-            logits = task.test_X @ w / np.sqrt(task.test_X.shape[1]) + b
-            results[name] = {"error": float(np.mean((logits > 0) != (task.test_labels > 0.5))),
-                             "lambda": choice.lambdas[t], "beta": choice.betas[0] if t and choice.betas else None}
-    return {name: results[name] for name in MODELS}
+            results[model] = {"error": scored_error(task.test_X, task.test_labels, w, b),
+                              "lambda": choice.lambdas[t],
+                              "beta": choice.betas[0] if t and choice.betas else None}
+    return {model: results[model] for model in MODELS}
+
+
+def scored_error(X: np.ndarray, labels: np.ndarray, w: np.ndarray, bias: float) -> float:
+    """Fraction of rows of X whose prediction (logit w·x/√D + B > 0) disagrees with the 0/1 label."""
+    logits = X @ w / np.sqrt(X.shape[1]) + bias
+    return float(np.mean((logits > 0) != (labels > 0.5)))

@@ -16,10 +16,10 @@ import scipy.linalg
 import scipy.sparse.linalg
 from scipy.optimize import minimize
 from scipy.special import expit, log_expit
-from threadpoolctl import threadpool_limits
 
 from gmm.model import Problem, generalisation_error, pseudo_targets
 from utils.seeding import numpy_rng
+from utils.threads import cpu_threads
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,9 @@ class TrainingFailed(RuntimeError):
 
 @dataclass(frozen=True)
 class SimulationOptions:
-    """Size of the experiment. ``threads`` caps BLAS threads: these matrix-vector-bound fits gain
-    little from threads and lose badly when the CPU is shared."""
+    """Size of the experiment: dimension N, independent training sets, the seed they are drawn from and
+    the CPU threads of the fits (scoped to the call): these matrix-vector-bound fits gain little from
+    threads and lose badly when the CPU is shared, so one is the default."""
 
     N: int
     trials: int
@@ -245,7 +246,7 @@ def simulate(problem: Problem, options: SimulationOptions) -> SimulationResult:
     M = training_size(problem.alpha, options.N)
     errors = np.zeros((options.trials, problem.stages))
     biases = np.zeros_like(errors)
-    with threadpool_limits(limits=options.threads, user_api="blas"):
+    with cpu_threads(options.threads):
         for trial in range(options.trials):
             rng = numpy_rng(options.seed, "gmm-simulate", trial)
             mixture = draw_mixture(options.N, M, problem.rho, problem.delta, problem.theta, rng)

@@ -34,30 +34,12 @@ import scipy.linalg
 from scipy.special import expit, ndtri
 from scipy.stats import qmc
 
+from gmm.config import MAX_STAGES, SolverOptions
 from gmm.model import TYPE_OBSERVED, TYPE_SIGN, Problem, generalisation_error, pseudo_targets, type_weights
 from utils.seeding import numpy_rng
+from utils.stages import Stage
 
 log = logging.getLogger(__name__)
-
-MAX_STAGES = 16  # the draws always have this many columns, so stage t's numbers do not depend on T
-
-
-@dataclass(frozen=True)
-class SolverOptions:
-    """Numerics of the saddle-point solver.
-
-    ``samples``: Monte Carlo draws, rounded up to a power of two (antithetic pairs included).
-    ``damping``: fraction of the old conjugates kept in a plain update, in [0, 1); the mixing of
-    the Anderson steps is 1 − damping.
-    ``tol``: stop when the largest relative change of a conjugate in one iteration is below it.
-    ``max_iter``: iterations per stage before :class:`NotConverged`.
-    """
-
-    samples: int = 16384
-    seed: int = 0
-    tol: float = 1e-8
-    damping: float = 0.0
-    max_iter: int = 2000
 
 
 class NotConverged(Exception):
@@ -69,7 +51,7 @@ class NotConverged(Exception):
         self.last_update = last_update
         self.reason = reason
         progress = f" after {iterations} iterations (last update {last_update:.3g})" if iterations else ""
-        super().__init__(f"RS saddle point, stage {stage}: {reason}{progress}")
+        super().__init__(f"RS saddle point of the {Stage.from_gmm_stage(stage).label}: {reason}{progress}")
 
 
 @dataclass(frozen=True)
@@ -251,7 +233,7 @@ def _check_label_balance(t: int, channel: "_Expectations", targets) -> None:
     ones = channel.mean(targets)
     minority = min(ones, 1.0 - ones) * channel.size
     if minority < 8:
-        raise NotConverged(t + 1, 0, math.nan, f"stage {t}'s hard labels are all one class "
+        raise NotConverged(t + 1, 0, math.nan, f"the {Stage.from_gmm_stage(t).label}'s hard labels are all one class "
                            f"(fraction of ones {ones:.2g}), so the student is degenerate")
 
 

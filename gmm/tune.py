@@ -21,27 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
+from gmm.config import SolverOptions, TuneOptions
 from gmm.model import Problem, pseudo_targets
 from gmm.simulate import RidgeSolver, fit_bce
-from gmm.theory import NotConverged, SolverOptions, TheoryResult, gaussian_draws, solve_rs
+from gmm.theory import NotConverged, TheoryResult, gaussian_draws, solve_rs
 
 log = logging.getLogger(__name__)
 
 INFEASIBLE = 1.0  # an error no feasible point reaches (errors are ≤ max(ρ, 1 − ρ) < 1)
 BOUND_MARGIN = 0.02  # a log-parameter this close to its bound counts as "at the bound"
 SEARCH_MAX_ITER = 400
-
-
-@dataclass(frozen=True)
-class TuneOptions:
-    """Search space and effort. Ranges are (low, high) with 0 < low < high."""
-
-    max_stages: int = 3
-    lambda_range: tuple[float, float] = (1e-3, 1e3)
-    beta_range: tuple[float, float] = (1e-2, 1e2)
-    stop_tol: float = 1e-4
-    search_samples: int = 2048
-    grid_points: int = 7
 
 
 @dataclass(frozen=True)

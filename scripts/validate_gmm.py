@@ -1,103 +1,129 @@
 #!/usr/bin/env python3
 """Validate the GMM replica theory against simulations at N = 1000, 2000, 4000 (20 trials each).
 
-For every configuration, N and stage: theory, simulation mean ± standard error, the gap
+For every configuration, N and model: theory, simulation mean ± standard error, the gap
 simulation − theory and z = gap/SE; then per configuration and N the largest |gap| and the
 largest SE. The first three configurations are the protocol's check (theory within ~2 SE at
 every N). The last one learns the bias at ρ = 1/2, where the theory has b ≡ 0 but a finite
 training set gives B ≈ logit(mean label) = O(1/√M): its gap is a finite-size effect that
 shrinks with N, which is why ``--bias fix`` (B = 0) is used to compare with the theory.
 
-    python3 scripts/validate_gmm.py                # ~10 minutes on 2 cores
-    python3 scripts/validate_gmm.py --N 500 1000 --trials 10
+    python3 -m scripts.validate_gmm                # ~10 minutes on 2 cores
+    python3 -m scripts.validate_gmm --N 500 1000 --trials 10
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
-from tqdm import tqdm
+from gmm.config import Config, SolverOptions
+from utils import checks
+from utils.cli import Parser, add_bool_flag, add_seed, add_threads, add_verbose
+from utils.errors import exits_cleanly, run_script
+from utils.progress import Steps
 
-from gmm.model import Problem
-from gmm.report import format_table
-from gmm.simulate import SimulationOptions, simulate
-from gmm.theory import SolverOptions, solve_rs
-from utils.cli import Parser, add_bool_flag
-from utils.errors import UserError, exits_cleanly
-
+# name → (α, ρ, Δ, θ, λ per model, β per student, labels, loss, bias)
 CONFIGS = {
-    "bce-soft-fix": Problem(2.0, 0.5, 1.0, 0.2, (0.5, 0.3, 0.3), (2.0, 2.0), "soft", "bce", "fix"),
-    "bce-hard-fix": Problem(3.0, 0.4, 0.8, 0.1, (0.1, 0.1, 1.0), (1.0, 1.0), "hard", "bce", "fix"),
-    "bce-soft-learn-rho0.3": Problem(1.5, 0.3, 0.5, 0.2, (0.5, 0.1, 0.1), (3.0, 3.0), "soft", "bce", "learn"),
-    "bce-hard-learn-rho0.5": Problem(2.0, 0.5, 1.0, 0.2, (5.0, 5.0), (1.0,), "hard", "bce", "learn"),
+    "bce-soft-fix": (2.0, 0.5, 1.0, 0.2, (0.5, 0.3, 0.3), (2.0, 2.0), "soft", "bce", "fix"),
+    "bce-hard-fix": (3.0, 0.4, 0.8, 0.1, (0.1, 0.1, 1.0), (1.0, 1.0), "hard", "bce", "fix"),
+    "bce-soft-learn-rho0.3": (1.5, 0.3, 0.5, 0.2, (0.5, 0.1, 0.1), (3.0, 3.0), "soft", "bce", "learn"),
+    "bce-hard-learn-rho0.5": (2.0, 0.5, 1.0, 0.2, (5.0, 5.0), (1.0,), "hard", "bce", "learn"),
 }
 
 
 @dataclass(frozen=True)
 class ValidationConfig:
-    sizes: tuple[int, ...]
-    trials: int
-    seed: int
-    samples: int
-    threads: int
-    configs: tuple[str, ...]
-    json: bool
+    sizes: tuple[int, ...] = (1000, 2000, 4000)
+    trials: int = 20
+    seed: int = 0
+    samples: int = 65536
+    threads: int = 0
+    configs: tuple[str, ...] = tuple(CONFIGS)
+
+    def validate(self) -> "ValidationConfig":
+        for N in self.sizes:
+            checks.integer("--N", N, 2)
+        checks.integer("--trials", self.trials, 2)
+        checks.seed("--seed", self.seed)
+        checks.integer("--samples", self.samples, 16)
+        checks.integer("--threads", self.threads, 0, 1024)
+        for name in self.configs:
+            simulation_config(name, self, max(self.sizes)).validate()  # sizes that fit in memory, among others
+        return self
 
 
-def parse(argv: Sequence[str] | None) -> ValidationConfig:
+def simulation_config(name: str, config: ValidationConfig, N: int) -> Config:
+    """The ``gmm_distill.py simulate`` settings of configuration ``name`` at dimension N."""
+    alpha, rho, delta, theta, lambdas, betas, labels, loss, bias = CONFIGS[name]
+    return Config(command="simulate", alphas=(alpha,), rho=rho, delta=delta, corruption=theta,
+                  stages=len(lambdas), lambdas=lambdas, betas=betas, labels=(labels,), loss=loss, bias=bias,
+                  samples=config.samples, seed=config.seed, N=N, trials=config.trials, threads=config.threads)
+
+
+def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
+    default = ValidationConfig()
     parser = Parser(prog="validate_gmm.py", description=__doc__.split("\n")[0])
-    parser.add_argument("--N", type=int, nargs="+", default=[1000, 2000, 4000], help="dimensions")
-    parser.add_argument("--trials", type=int, default=20, help="training sets per N")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--samples", type=int, default=65536, help="theory draws")
-    parser.add_argument("--threads", type=int, default=1, help="BLAS threads of the simulations")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS))
+    parser.add_argument("--N", type=int, nargs="+", default=list(default.sizes), help="dimensions")
+    parser.add_argument("--trials", type=int, default=default.trials, help="training sets per N")
+    add_seed(parser, default.seed, help=f"seed of the theory draws and the training sets (default {default.seed})")
+    parser.add_argument("--samples", type=int, default=default.samples, help="theory draws")
+    add_threads(parser, default.threads, help="CPU threads (default 0: automatic, which is one thread)")
+    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
+                        help="configurations to validate")
     add_bool_flag(parser, "--json", help="print rows as JSON")
+    add_verbose(parser)
     args = parser.parse_args(argv)
-    if min(args.N) < 2 or args.trials < 2 or args.samples < 16 or args.threads < 1:
-        raise UserError("--N and --trials must be at least 2, --samples at least 16, --threads at least 1")
-    return ValidationConfig(tuple(args.N), args.trials, args.seed, args.samples, args.threads,
-                            tuple(dict.fromkeys(args.configs)), args.json)
+    config = ValidationConfig(tuple(args.N), args.trials, args.seed, args.samples, args.threads,
+                              tuple(dict.fromkeys(args.configs)))
+    return config.validate(), args.json
 
 
-def validation_rows(config: ValidationConfig) -> tuple[list[dict], list[dict]]:
-    """Per (configuration, N, stage) comparison rows and per (configuration, N) summary rows."""
+def validation_rows(config: ValidationConfig, progress: bool = False) -> tuple[list[dict], list[dict]]:
+    """Per (configuration, N, model) comparison rows and per (configuration, N) summary rows."""
+    from gmm.runs import problem_at, simulation_rows
+    from gmm.simulate import SimulationOptions
+
     rows, summary = [], []
+    solver = SolverOptions(samples=config.samples, seed=config.seed)
     jobs = [(name, N) for name in config.configs for N in config.sizes]
-    theory = {name: solve_rs(CONFIGS[name], SolverOptions(samples=config.samples, seed=config.seed)).errors
-              for name in config.configs}
-    for name, N in tqdm(jobs, desc="validate", leave=False, disable=None):
-        start = time.perf_counter()
-        result = simulate(CONFIGS[name], SimulationOptions(N, config.trials, config.seed, config.threads))
-        seconds = time.perf_counter() - start
-        gaps = result.mean - theory[name]
-        for t, (gap, se) in enumerate(zip(gaps, result.standard_error)):
-            rows.append({"config": name, "N": N, "stage": t + 1, "theory": float(theory[name][t]),
-                         "simulation": float(result.mean[t]), "standard_error": float(se),
-                         "gap": float(gap), "z": float(gap / se)})
-        summary.append({"config": name, "N": N, "trials": config.trials, "max_abs_gap": float(abs(gaps).max()),
-                        "max_standard_error": float(result.standard_error.max()),
-                        "max_abs_z": float(abs(gaps / result.standard_error).max()), "seconds": round(seconds, 1)})
+    with Steps(len(jobs), "simulations", enabled=progress) as steps:
+        for name, N in jobs:
+            point = simulation_config(name, config, N)
+            threads = point.cpu_threads()
+            start = time.perf_counter()
+            problem = problem_at(point, point.alphas[0], point.labels[0])
+            compared = simulation_rows(problem, SimulationOptions(N, config.trials, config.seed, threads), solver)
+            seconds = time.perf_counter() - start
+            for row in compared:
+                rows.append({"config": name, "N": N, "model": row["model"], "theory": row["theory"],
+                             "simulation": row["error"], "standard_error": row["standard_error"],
+                             "gap": row["error"] - row["theory"], "z": row["z"]})
+            summary.append({"config": name, "N": N, "trials": config.trials, "threads": threads,
+                            "max_abs_gap": max(abs(row["error"] - row["theory"]) for row in compared),
+                            "max_standard_error": max(row["standard_error"] for row in compared),
+                            "max_abs_z": max(abs(row["z"]) for row in compared), "seconds": round(seconds, 1)})
+            steps.done(f"{name}, N={N}: largest |z| {summary[-1]['max_abs_z']:.2f}")
     return rows, summary
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    config = parse(argv)
-    rows, summary = validation_rows(config)
-    if config.json:
+    config, as_json = parse(argv)
+    rows, summary = validation_rows(config, progress=True)
+    if as_json:
         print(json.dumps({"config": asdict(config), "rows": rows, "summary": summary}, indent=2))
     else:
-        print(format_table(rows, ("config", "N", "stage", "theory", "simulation", "standard_error", "gap", "z")))
+        from gmm.report import format_table
+
+        print(format_table(rows, ("config", "N", "model", "theory", "simulation", "standard_error", "gap", "z")))
         print()
-        print(format_table(summary, ("config", "N", "trials", "max_abs_gap", "max_standard_error", "max_abs_z",
-                                     "seconds")))
+        print(format_table(summary, ("config", "N", "trials", "threads", "max_abs_gap", "max_standard_error",
+                                     "max_abs_z", "seconds")))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_script(main)

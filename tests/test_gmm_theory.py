@@ -102,4 +102,4 @@ def test_a_point_that_does_not_converge_raises_with_its_diagnostics():
     failure = caught.value
     assert (failure.stage, failure.iterations) == (1, 2)
     assert failure.last_update > FAST.tol
-    assert "stage 1" in str(failure) and "after 2 iterations" in str(failure)
+    assert "of the teacher" in str(failure) and "after 2 iterations" in str(failure)

@@ -25,6 +25,7 @@ def test_zero_sd_optimum_is_the_hebbian_limit_and_sits_at_the_bound():
     assert result.best_stages == 1
 
 
+@pytest.mark.slow
 def test_the_tuned_two_stage_error_beats_random_hyperparameters():
     problem = dataclasses.replace(BALANCED, alpha=1.0, rho=0.4, bias="learn")
     options = TuneOptions(max_stages=2, lambda_range=(1e-2, 1e2), search_samples=1024, stop_tol=1.0)
@@ -60,6 +61,7 @@ def test_points_that_do_not_converge_are_infeasible_and_counted(monkeypatch):
     assert optimum.error > hebbian_error(2.0, 1.0, 0.2)
 
 
+@pytest.mark.slow
 def test_early_stopping_stops_at_the_first_stage_count_that_does_not_help():
     # Hard labels at these values: 1-SD helps, 2-SD does not (error 0.2434 → 0.2440)
     result = tune_theory(BALANCED, SOLVER, TuneOptions(max_stages=5, search_samples=1024))
