@@ -6,6 +6,7 @@ import importlib.metadata
 import os
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 _PACKAGES = ("numpy", "scipy", "torch", "torchvision", "scikit-learn")
@@ -47,12 +48,9 @@ def provenance(device: str | None = None) -> dict[str, object]:
     }
     if device is not None:
         info["device"] = device
-    try:
-        import torch
-
+    torch = sys.modules.get("torch")  # only if loaded: importing it here would cost seconds
+    if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
         if device is not None and device.startswith("cuda") and torch.cuda.is_available():
             info["gpu"] = torch.cuda.get_device_name(torch.device(device))
-    except ImportError:
-        pass
     return info
