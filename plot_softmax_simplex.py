@@ -17,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES
+from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, check_settings
 from utils import checks
 from utils.cli import Parser, add_out_dir, add_seed, add_select, add_verbose, add_which
 from utils.errors import UsageError, exits_cleanly, run_script
@@ -96,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     for eta in args.corruption or []:
         checks.interval("--corruption", eta, 0.0, 1.0)
+    check_settings(wanted_settings(args))
     from analysis import settings as settings_mod
     from analysis import simplex
     from analysis.cli_support import load_one_feature_set

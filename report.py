@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     from analysis.report_outputs import ReportConfig
+    from training.config import check_settings
     from analysis.selection import Filters, parse_per_dataset
 
     for flag, etas in (("--columns", args.columns or []), ("--gain-etas", args.gain_etas)):
@@ -80,6 +81,7 @@ def config_from_args(args: argparse.Namespace):
              "train_batch": args.train_batch, "gamma": args.gamma, "momentum": args.momentum,
              "seeding": args.seeding, "q": args.q, "pll_k": args.pll_k, "select": args.select,
              "last": None if args.which is None else int(args.which == "last")}
+    check_settings({key: value for key, value in fixed.items() if key not in ("backbone",) and value is not None})
     filters = Filters(datasets=tuple(dict.fromkeys(args.dataset)), ctype=args.ctype,
                       lr=parse_per_dataset("--lr", args.lr), wd=parse_per_dataset("--wd", args.wd),
                       values=tuple((k, v) for k, v in fixed.items() if v is not None))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from utils.cli import Parser, add_verbose
-from utils.errors import UsageError, UserError, exits_cleanly, run_script
+from utils.errors import UsageError, exits_cleanly, run_script
 
 STATES = ("complete", "old-format", "damaged", "in-progress")
 
@@ -89,21 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command == "show":
         print(show_run(store, args.run))
     else:
-        removed = store.sweep()
+        removed = store.sweep(strict=True)
         if args.damaged:
-            import shutil
-
             for lookup in store.lookups():
                 if lookup.state is State.DAMAGED:
-                    entry = store.root / lookup.name
-                    target = entry.resolve()
-                    try:
-                        entry.unlink() if entry.is_symlink() else shutil.rmtree(entry)
-                        if target != entry and target.exists():
-                            shutil.rmtree(target)
-                    except OSError as error:
-                        raise UserError(f"cannot remove {entry}: {error.strerror}") from None
-                    removed.append(entry)
+                    store.remove(lookup.name)
+                    removed.append(store.root / lookup.name)
         for path in removed:
             print(f"removed {path}")
         print(f"{len(removed)} leftover(s) removed from {store.root}")

@@ -177,12 +177,14 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
     """Every write, folder creation, rename or link under ``root`` fails with ``OSError(code)``.
 
     Patches the primitives every writer goes through (``os.open``, ``open``/``io.open`` in a
-    writing mode, ``os.mkdir``, ``os.replace``/``os.rename``, ``os.link``/``os.symlink``), so the
+    writing mode, ``os.mkdir``, ``os.replace``/``os.rename``, ``os.link``/``os.symlink``, and the
+    path-based removals ``os.unlink``/``os.remove``/``os.rmdir``), so the
     code under test sees what a read-only, full or forbidden folder would give it.
     """
     root = Path(root).absolute()
     real = {"os_open": os.open, "open": builtins.open, "io_open": io.open, "mkdir": os.mkdir,
-            "replace": os.replace, "rename": os.rename, "link": os.link, "symlink": os.symlink}
+            "replace": os.replace, "rename": os.rename, "link": os.link, "symlink": os.symlink,
+            "unlink": os.unlink, "remove": os.remove, "rmdir": os.rmdir}
 
     def refuse(path):
         raise OSError(code, os.strerror(code), os.fsdecode(path))
@@ -199,10 +201,12 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
             return original(file, mode, *args, **kwargs)
         return patched
 
-    def mkdir(path, *args, **kwargs):
-        if _under(path, root):
-            refuse(path)
-        return real["mkdir"](path, *args, **kwargs)
+    def one_path(name):
+        def patched(path, *args, **kwargs):
+            if kwargs.get("dir_fd") is None and _under(path, root):
+                refuse(path)
+            return real[name](path, *args, **kwargs)
+        return patched
 
     def two_paths(name):
         def patched(src, dst, *args, **kwargs):
@@ -212,7 +216,8 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
         return patched
 
     patches = {(os, "open"): os_open, (builtins, "open"): make_open(real["open"]),
-               (io, "open"): make_open(real["io_open"]), (os, "mkdir"): mkdir,
+               (io, "open"): make_open(real["io_open"]), (os, "mkdir"): one_path("mkdir"),
+               (os, "unlink"): one_path("unlink"), (os, "remove"): one_path("remove"), (os, "rmdir"): one_path("rmdir"),
                (os, "replace"): two_paths("replace"), (os, "rename"): two_paths("rename"),
                (os, "link"): two_paths("link"), (os, "symlink"): two_paths("symlink")}
     saved = {key: getattr(*key) for key in patches}

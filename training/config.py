@@ -190,6 +190,13 @@ class TrainConfig:
         return cls.from_dict(values)
 
 
+def check_settings(values: dict[str, object]) -> None:
+    """Validate setting values given on their own (filters of reports): each as TrainConfig would check it."""
+    template = TrainConfig(dataset="", feature_source="", backbone="", weights="", ctype="cc", corruption=0.0, seed=0,
+                           stage=Stage.teacher(), lr=0.1, wd=0.0)
+    dataclasses.replace(template, **values).validate()
+
+
 def describe_source(source: str, depth: object = None) -> tuple[str, str]:
     """(backbone, weights) of a feature source string as this project writes them (see data/)."""
     if source.startswith("sklearn-digits/"):

@@ -35,7 +35,6 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -66,6 +65,22 @@ class State(enum.Enum):
     @property
     def finished(self) -> bool:
         return self in (State.COMPLETE, State.OLD_FORMAT)
+
+
+def remove_tree(path: Path, strict: bool = False) -> None:
+    """Remove a run folder (or a symlink to one); with ``strict`` an ``OSError`` is raised, else ignored."""
+    try:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            return
+        for child in sorted(path.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            child.rmdir() if child.is_dir() and not child.is_symlink() else child.unlink()
+        path.rmdir()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        if strict:
+            raise
 
 
 def sha256(path: Path) -> str:
@@ -312,19 +327,19 @@ class RunStore:
             raise
         wrote("publish")
         if replaced is not None and replaced != writer.folder:
-            shutil.rmtree(replaced, ignore_errors=True)
+            remove_tree(replaced)
             wrote("remove replaced")
         if old.record is not None and old.record.old_format:
-            shutil.rmtree(old.record.folder, ignore_errors=True)  # superseded by the run just published
+            remove_tree(old.record.folder)  # superseded by the run just published
             wrote("remove old format")
         writer.published = True
         found = self.inspect(entry)
         assert found.record is not None, f"the run just published does not read back: {found.problem}"
         return found.record
 
-    def sweep(self) -> list[Path]:
+    def sweep(self, strict: bool = False) -> list[Path]:
         """Remove what dead writers left: unpublished run folders whose lock is not held by their writer,
-        stale locks and temporary links. Returns what was removed."""
+        stale locks and temporary links. Returns what was removed; with ``strict`` a refusal raises."""
         removed: list[Path] = []
         if not self.root.is_dir():
             return removed
@@ -338,18 +353,24 @@ class RunStore:
             owner = locks.read_owner(lock_path) if lock_path.exists() else {}
             if owner.get("token") == token and not locks.is_stale(lock_path):
                 continue  # its writer is alive and still training it
-            shutil.rmtree(folder, ignore_errors=True)
+            remove_tree(folder, strict)
             removed.append(folder)
         for lock_path in sorted((self.root / LOCKS_DIR).glob("*.lock*")) if (self.root / LOCKS_DIR).is_dir() else []:
             if ".lock.broken-" in lock_path.name or locks.is_stale(lock_path):
-                with contextlib.suppress(FileNotFoundError):
-                    lock_path.unlink()
-                    removed.append(lock_path)
+                remove_tree(lock_path, strict)
+                removed.append(lock_path)
         for leftover in self.root.glob(".*.link"):
-            with contextlib.suppress(FileNotFoundError):
-                leftover.unlink()
-                removed.append(leftover)
+            remove_tree(leftover, strict)
+            removed.append(leftover)
         return removed
+
+    def remove(self, name: str) -> None:
+        """Unpublish and delete one run (``runs.py clean --damaged``); refusals raise."""
+        entry = self.root / name
+        target = entry.resolve() if entry.is_symlink() else None
+        remove_tree(entry, strict=True)
+        if target is not None:
+            remove_tree(target, strict=True)
 
 
 class RunWriter:
@@ -392,7 +413,7 @@ class RunWriter:
 
     def discard(self) -> None:
         if not self.published:
-            shutil.rmtree(self.folder, ignore_errors=True)
+            remove_tree(self.folder)
             with contextlib.suppress(OSError):
                 self.folder.parent.rmdir()  # .runs goes too if nothing else is in it
 

@@ -46,7 +46,11 @@ class OutputPlan:
         if target.exists() and not os.access(target, os.W_OK) and os.geteuid() != 0:
             raise UserError(f"{flag}: " + describe_os_error(
                 PermissionError(errno.EACCES, "Permission denied", str(target)), "cannot write to"))
-        self.folder(target.parent if str(target.parent) else Path("."), flag)
+        parent = target.parent if str(target.parent) else Path(".")
+        blocking = next((p for p in [parent, *parent.parents] if p.exists()), None)
+        if blocking is not None and not blocking.is_dir():
+            raise UserError(f"{flag} {target}: {blocking} is a file, not a folder; give a path inside a folder")
+        self.folder(parent, flag)
         return target
 
     def _make(self, folder: Path) -> None:
