@@ -40,6 +40,7 @@ KINDS = {
     "signal": "Ctrl-C and SIGTERM",
 }
 FAULT_LOG = "SELFDISTILL_FAULT_LOG"
+PROGRESS_LINE = re.compile(r"\[ *\d+\.\d s\] ")
 
 
 @dataclasses.dataclass
@@ -84,9 +85,16 @@ class Outcome:
         lines = self.stderr.splitlines()
         return len(lines) == 1 and (lines[0].startswith("error: ") or lines[0] in ("interrupted", "terminated"))
 
+    @property
+    def last_line_after_progress(self) -> bool:
+        """A failure after work had started: progress lines (utils.progress), then the one final line."""
+        *progress, last = self.stderr.splitlines() or [""]
+        final = last.startswith("error: ") or last in ("interrupted", "terminated")
+        return final and all(PROGRESS_LINE.match(line) for line in progress)
+
     def record(self) -> dict:
         return {"script": self.script, "kind": self.kind, "case": self.case, "status": self.status,
-                "one_line": self.one_line, "traceback": self.traceback, "partial_files": self.added,
+                "one_line": self.one_line or self.last_line_after_progress, "traceback": self.traceback, "partial_files": self.added,
                 "changed": [p for p in self.changed if not p.endswith(".csv")],
                 "rows_changed": [p for p in self.changed if p.endswith(".csv")], "lost": self.removed}
 
@@ -130,7 +138,7 @@ def run_case(case: Case, sandbox: Path, capsys: pytest.CaptureFixture) -> Outcom
         changed=sorted(p for p in set(before) & set(after) if before[p] != after[p]),
     )
     log = os.environ.get(FAULT_LOG)
-    if log:
+    if log and status != 0:  # a case that succeeded (the rerun a message suggests) is not a fault
         with open(log, "a") as stream:
             stream.write(json.dumps(outcome.record()) + "\n")
     return outcome

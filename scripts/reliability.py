@@ -1,0 +1,94 @@
+"""The README's Reliability table: run the whole fault suite (both tiers) and count its cases by kind.
+
+    python3 -m scripts.reliability            # prints the Markdown table
+
+Each case of ``tests/test_faults_*.py`` that runs through ``tests/fault_harness.run_case`` logs what
+happened (exit status, stderr, every file added, changed or removed anywhere the command could
+write); the subprocess cases (signals while modules load, SIGTERM while training) are counted from
+pytest's own results, since each asserts the same contract. The table counts, per kind: the cases,
+those that ended in the promised one line, tracebacks, partial or leftover files, results rows
+changed, and earlier data lost. A failing case is counted as it happened, not hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ElementTree
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KINDS = {
+    "value": "values refused before any work",
+    "file": "malformed input files",
+    "state": "corrupt or missing state (runs, caches, CSVs)",
+    "os": "the operating system says no (injected and real)",
+    "collision": "output paths that collide with files or folders",
+    "signal": "Ctrl-C and SIGTERM",
+}
+
+
+def run_suite(log: Path, junit: Path) -> int:
+    env = {**os.environ, "SELFDISTILL_FAULT_LOG": str(log)}
+    files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_faults_*.py"))
+    command = [sys.executable, "-m", "pytest", "-q", "-m", "slow or not slow", f"--junitxml={junit}", *files]
+    return subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True).returncode
+
+
+def subprocess_cases(junit: Path) -> list[dict]:
+    """Signal cases run as subprocesses: counted from pytest's results (each asserts the whole contract)."""
+    cases = []
+    for case in ElementTree.parse(junit).iter("testcase"):
+        name = case.get("name", "")
+        if "signal" not in name and "sigterm" not in name.lower():
+            continue
+        failed = case.find("failure") is not None or case.find("error") is not None
+        if case.find("skipped") is not None:
+            continue
+        script = next((word[:-3] for word in name.replace("[", "-").replace("]", "-").split("-")
+                       if word.endswith(".py")), case.get("classname", "").rsplit(".", 1)[-1].replace("test_faults_", ""))
+        cases.append({"script": script, "kind": "signal", "one_line": not failed, "traceback": failed,
+                      "partial_files": [], "rows_changed": [], "lost": []})
+    return cases
+
+
+def table(records: list[dict]) -> str:
+    rows = ["| kind | cases | one line (after any progress lines) | tracebacks | partial files | wrong rows recorded "
+            "| data lost |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    totals = Counter()
+    for kind, words in KINDS.items():
+        mine = [r for r in records if r["kind"] == kind]
+        counts = Counter(cases=len(mine), one_line=sum(r["one_line"] for r in mine),
+                         traceback=sum(r["traceback"] for r in mine),
+                         partial=sum(bool(r["partial_files"]) for r in mine),
+                         rows=sum(bool(r["rows_changed"]) for r in mine), lost=sum(bool(r["lost"]) for r in mine))
+        totals.update(counts)
+        rows.append(f"| {words} | {counts['cases']} | {counts['one_line']} | {counts['traceback']} | "
+                    f"{counts['partial']} | {counts['rows']} | {counts['lost']} |")
+    rows.append(f"| **all** | **{totals['cases']}** | **{totals['one_line']}** | **{totals['traceback']}** | "
+                f"**{totals['partial']}** | **{totals['rows']}** | **{totals['lost']}** |")
+    scripts = Counter(r["script"] for r in records)
+    rows.append("")
+    rows.append("Cases per script: " + ", ".join(f"{name} {count}" for name, count in sorted(scripts.items())) + ".")
+    return "\n".join(rows)
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory() as folder:
+        log, junit = Path(folder) / "faults.jsonl", Path(folder) / "junit.xml"
+        status = run_suite(log, junit)
+        records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        records += subprocess_cases(junit)
+    print(table(records))
+    if status:
+        print(f"\nthe fault suite itself failed (pytest exit status {status}): rerun it to see which case")
+    return 1 if status else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
