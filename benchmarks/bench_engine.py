@@ -17,15 +17,14 @@ epoch). Everything runs in this process on the same features, timed epoch by epo
 With ``--baseline REV`` the engine as it was at git revision REV (``training/engine.py`` read with
 ``git show``) runs too, on the same problem, for a before/after comparison in one run.
 
-The loops run in ``--rounds`` rounds of ``--epochs`` epochs each, in an order that alternates
+The loops run in ``--repeats`` repeats of ``--epochs`` epochs each, in an order that alternates
 from round to round, and the floor and the gather bound are measured after every epoch, so that
 a machine whose speed drifts slows every loop alike; the table gives medians over all epochs
-(and repeats), the ratios are of medians. Usage: ``python3 -m benchmarks.bench_engine [--rounds 3] [--epochs 2] [--stage teacher] [--baseline REV]``.
+(and repeats), the ratios are of medians. Usage: ``python3 -m benchmarks.bench_engine [--repeats 3] [--epochs 2] [--stage teacher] [--baseline REV]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import platform
 import statistics
@@ -42,6 +41,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from models.heads import init_head
+from utils.cli import Parser
 from models.losses import SoftCrossEntropy
 from training import engine as current_engine
 
@@ -180,14 +180,19 @@ def gather_and_matmul(x: torch.Tensor, generator: torch.Generator) -> float:
     return time.perf_counter() - start
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=3, help="rounds, each loop's order alternating (default 3)")
-    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per round (default 2)")
-    parser.add_argument("--stage", choices=("teacher", "student"), default="teacher")
+def build_parser() -> Parser:
+    parser = Parser(prog="python3 -m benchmarks.bench_engine", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=3, help="repeats, each loop's order alternating")
+    parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per repeat")
+    parser.add_argument("--stage", choices=("teacher", "student"), default="teacher", help="which stage's loss")
     parser.add_argument("--baseline", metavar="REV", help="also time the engine as it was at this git revision")
     parser.add_argument("--profile", action="store_true",
                         help="instead, profile two epochs of ours with torch.profiler and print where the time goes")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     baseline = baseline_at(args.baseline) if args.baseline else None
     warnings.filterwarnings("ignore", message="This DataLoader will create")
@@ -200,7 +205,7 @@ def main(argv=None) -> int:
         targets = torch.softmax(teacher(x), dim=1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {args.stage} stage, {N}×{D} features, K={K}, batch {BATCH}, "
-          f"{args.rounds} rounds × {args.epochs} epochs per loop")
+          f"{args.repeats} repeats × {args.epochs} epochs per loop")
     floors: list[float] = []
     gathers: list[float] = []
     generator = torch.Generator().manual_seed(1)
@@ -219,7 +224,7 @@ def main(argv=None) -> int:
     loops["reference style"] = lambda: reference_style(*data, args.epochs, teacher, measure_bounds)
     times: dict[str, list[float]] = {name: [] for name in loops}
     measure_bounds()
-    for round_number in range(args.rounds):
+    for round_number in range(args.repeats):
         names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
         for name in names:
             times[name] += loops[name]()

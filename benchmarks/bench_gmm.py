@@ -48,9 +48,9 @@ class BenchConfig:
         return self
 
 
-def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool]:
+def build_parser() -> Parser:
     default = BenchConfig()
-    parser = Parser(prog="bench_gmm.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python3 -m benchmarks.bench_gmm", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=default.repeats, help="timed solves of the single point")
     parser.add_argument("--sweep-points", type=int, default=default.sweep_points, help="α values of the tuned sweep")
     parser.add_argument("--sweep-labels", nargs="+", choices=LABELS, default=list(default.sweep_labels),
@@ -59,6 +59,11 @@ def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool]:
     add_threads(parser, default.threads, help="CPU threads of the timed work (0: automatic, which is 1 here)")
     add_bool_flag(parser, "--json", help="print rows as JSON")
     add_verbose(parser)
+    return parser
+
+
+def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool]:
+    parser = build_parser()
     args = parser.parse_args(argv)
     config = BenchConfig(args.repeats, args.sweep_points, tuple(dict.fromkeys(args.sweep_labels)), args.skip_sweep,
                          args.threads)

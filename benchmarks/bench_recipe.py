@@ -13,7 +13,6 @@ these rates and marked so. Usage: ``python3 -m benchmarks.bench_recipe [--depth 
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
@@ -23,6 +22,7 @@ from torch.utils.data import TensorDataset
 from data.features import extract
 from models.backbone import build_backbone
 from models.heads import init_head
+from utils.cli import Parser
 from models.losses import SoftCrossEntropy
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.randomness import IndependentOrder
@@ -65,11 +65,16 @@ def epoch_seconds(n: int, m: int, k: int, heads: int, epochs: int = 1) -> float:
     return (time.perf_counter() - start) / epochs
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--depth", type=int, default=34, choices=(18, 34, 50))
+def build_parser() -> Parser:
+    parser = Parser(prog="python3 -m benchmarks.bench_recipe", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--depth", type=int, default=34, choices=(18, 34, 50), help="ResNet depth")
     parser.add_argument("--heads", type=int, default=24, help="stacked heads per stage (3 seeds × 8 rates)")
     parser.add_argument("--images", type=int, default=64, help="generated images to time extraction on")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)  # pay torch's one-time lazy imports first
     rate = extraction_rate(args.depth, args.images, batch=32)

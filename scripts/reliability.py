@@ -21,6 +21,8 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from pathlib import Path
 
+from utils.cli import Parser
+
 REPO = Path(__file__).resolve().parents[1]
 KINDS = {
     "value": "values refused before any work",
@@ -78,7 +80,12 @@ def table(records: list[dict]) -> str:
     return "\n".join(rows)
 
 
-def main() -> int:
+def build_parser() -> Parser:
+    return Parser(prog="python3 -m scripts.reliability", description=__doc__.split("\n\n")[0])
+
+
+def main(argv=None) -> int:
+    build_parser().parse_args(argv)
     with tempfile.TemporaryDirectory() as folder:
         log, junit = Path(folder) / "faults.jsonl", Path(folder) / "junit.xml"
         status = run_suite(log, junit)

@@ -63,9 +63,9 @@ def simulation_config(name: str, config: ValidationConfig, N: int) -> Config:
                   samples=config.samples, seed=config.seed, N=N, trials=config.trials, threads=config.threads)
 
 
-def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
+def build_parser() -> Parser:
     default = ValidationConfig()
-    parser = Parser(prog="validate_gmm.py", description=__doc__.split("\n")[0])
+    parser = Parser(prog="python3 -m scripts.validate_gmm", description=__doc__.split("\n")[0])
     parser.add_argument("--N", type=int, nargs="+", default=list(default.sizes), help="dimensions")
     parser.add_argument("--trials", type=int, default=default.trials, help="training sets per N")
     add_seed(parser, default.seed, help=f"seed of the theory draws and the training sets (default {default.seed})")
@@ -75,6 +75,11 @@ def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
                         help="configurations to validate")
     add_bool_flag(parser, "--json", help="print rows as JSON")
     add_verbose(parser)
+    return parser
+
+
+def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
+    parser = build_parser()
     args = parser.parse_args(argv)
     config = ValidationConfig(tuple(args.N), args.trials, args.seed, args.samples, args.threads,
                               tuple(dict.fromkeys(args.configs)))

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from utils.threads import cpu_threads
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -41,6 +43,13 @@ def make_image_folder(root: Path, classes=("cat", "dog"), per_split=(3, 2), size
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tests run small problems: on one thread, as the CLI runs them (a test may ask for more, scoped)."""
+    with cpu_threads(1):
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -39,6 +39,7 @@ from utils.errors import UserError
 from utils.provenance import provenance
 from utils.stages import Stage
 from utils.testhooks import step
+from utils.threads import cpu_threads
 
 log = logging.getLogger(__name__)
 WAIT_POLL_S = 0.25
@@ -201,13 +202,15 @@ def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
     )
 
 
-def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | None, on_epoch=None
-                ) -> list[HeadResult]:
+def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | None, on_epoch=None,
+                threads: int = 1) -> list[HeadResult]:
+    """Train the heads as one stack on ``threads`` CPU threads (restored afterwards)."""
     config = heads[0].config
     problem = build_problem(heads, data)
-    if config.optimizer == "lbfgs":
-        return train_exact(problem, config.wd, eval_batch=eval_chunk(config))
-    return train_sgd(problem, sgd_settings(config), progress, on_epoch=on_epoch)
+    with cpu_threads(threads):
+        if config.optimizer == "lbfgs":
+            return train_exact(problem, config.wd, eval_batch=eval_chunk(config))
+        return train_sgd(problem, sgd_settings(config), progress, on_epoch=on_epoch)
 
 
 def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageContext) -> dict[TrainConfig, RunRecord]:
@@ -228,7 +231,7 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
                 for writer, row in zip(writers, rows):
                     writer.append_log(row)
 
-            results_ = train_heads([heads[c] for c in members], data, ctx.progress(stage), on_epoch)
+            results_ = train_heads([heads[c] for c in members], data, ctx.progress(stage), on_epoch, ctx.threads)
             wall = time.perf_counter() - start
             step("trained")
             extra = {**provenance(str(data.train_features.device)), "threads": ctx.threads,
