@@ -23,6 +23,12 @@ from utils.threads import cpu_threads
 H, B, K = 2, 6, 4
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    with cpu_threads(1):  # tiny matmuls: one thread is faster and the numbers do not depend on the machine
+        yield
+
+
 def symmetric_transition(eta: float, k: int) -> torch.Tensor:
     t = torch.full((k, k), eta / (k - 1), dtype=torch.float64)
     return t.fill_diagonal_(1.0 - eta)
@@ -265,9 +271,8 @@ def test_estimated_transition_is_near_the_planted_one():
     true = np.repeat(np.arange(k), per_class)
     x = torch.tensor(np.eye(k)[true] + rng.normal(scale=1 / 40, size=(true.size, k)))
     noisy = make_noisy_labels(true, "sym", eta, 0, k).labels
-    with cpu_threads(1):
-        weights, _, _ = solve_head(x, torch.nn.functional.one_hot(torch.tensor(noisy), k).double(), SoftCrossEntropy(),
-                                   1e-5, torch.zeros(k, k, dtype=torch.float64))
+    weights, _, _ = solve_head(x, torch.nn.functional.one_hot(torch.tensor(noisy), k).double(), SoftCrossEntropy(),
+                               1e-5, torch.zeros(k, k, dtype=torch.float64))
     estimate = estimate_transition(torch.softmax(x @ weights.T, dim=-1))
     planted = true_transition("sym", eta, k)
     np.testing.assert_array_equal(planted, transition_matrix("sym", eta, k))
