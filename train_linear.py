@@ -23,7 +23,7 @@ from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which
 from utils.errors import UsageError, exits_cleanly, run_script
 from utils.progress import interactive
-from utils.stages import Stage
+from utils.stages import BASELINES, Stage
 
 DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_RATES = [0.3, 0.5, 0.7]
@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_which(stage, help="checkpoint of round t−1 that student t (and PLL) learns from: best or last")
     stage.add_argument("--pll-k", type=int, default=2, metavar="K", help="PLL candidate set: the teacher's top-k classes")
     stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL")
+    stage.add_argument("--baselines", nargs="+", choices=(*BASELINES, "all"), default=[], metavar="NAME",
+                       help=f"also train these label-noise baselines in the chain ({', '.join(BASELINES)}, or all)")
     stage.add_argument("--seeding", choices=SEEDING_MODES, default="reference",
                        help="reference: every stage draws as the authors' code does (same initial weights, students "
                             "share one batch order); independent: separate streams per stage")
@@ -94,6 +96,10 @@ def check_args(args: argparse.Namespace) -> None:
         checks.integer("--dist", args.dist, 0)
     if args.dist is not None and args.partial:
         raise UsageError("give either --dist T or --partial, not both")
+    if args.baselines and (args.dist is not None or args.partial):
+        raise UsageError("--baselines trains beside the whole chain: drop --dist/--partial")
+    for name in baseline_names(args):
+        template(args, "", stage=Stage(name)).validate()
     checks.integer("--rounds", args.rounds, 0)
     checks.integer("--threads", args.threads, 0, 4096)
     for flag, values in (("--seed", args.seeds), ("--corruption", args.corruption)):
@@ -118,6 +124,10 @@ def template(args: argparse.Namespace, dataset: str, source: str = "", backbone:
         optimizer=args.optimizer, last=1 if args.which == "last" else 0, select=args.select,
         val_fraction=args.val_fraction, q=args.q, pll_k=args.pll_k, seeding=args.seeding,
     )
+
+
+def baseline_names(args: argparse.Namespace) -> list[str]:
+    return list(BASELINES) if "all" in args.baselines else list(dict.fromkeys(args.baselines))
 
 
 def requested_stages(args: argparse.Namespace) -> list[Stage] | None:
@@ -225,7 +235,7 @@ def dry_run(parser, args: argparse.Namespace, name: str) -> str:
 
     dataset, source, backbone, weights = describe_source_of(args, name)
     base = template(args, dataset, source, backbone, weights)
-    stages = requested_stages(args) or chain_stages(args.rounds)
+    stages = requested_stages(args) or chain_stages(args.rounds, baselines=baseline_names(args))
     plan = chain_plan(base, args.seeds, args.corruption, stages, RunStore(args.checkpoint))
     words = {State.COMPLETE: "done", State.OLD_FORMAT: "done (old format)", State.DAMAGED: "damaged",
              State.IN_PROGRESS: "in progress", State.MISSING: "to run"}
@@ -239,6 +249,7 @@ def dry_run(parser, args: argparse.Namespace, name: str) -> str:
 def train(parser, args: argparse.Namespace, name: str) -> str:
     """Train (or reuse) the requested stage(s) of one dataset; returns the text to print."""
     from training.chain import chain_stages, chain_table, configs_for, run_chain
+    from training.methods import NON_CONVEX
     from training.stages import DeviceData, StageContext, run_stage
     from training.store import RunStore
     from utils.device import resolve_device
@@ -270,13 +281,15 @@ def train(parser, args: argparse.Namespace, name: str) -> str:
         data = DeviceData.load(features, device, clusters)
         stages = requested_stages(args)
         if stages is None:
-            runs = run_chain(base, args.seeds, args.corruption, chain_stages(args.rounds), data, ctx)
+            runs = run_chain(base, args.seeds, args.corruption,
+                             chain_stages(args.rounds, baselines=baseline_names(args)), data, ctx)
             header = (f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
                       f"wd {base.wd:g}, {base.optimizer}, {base.seeding} seeding, test accuracy (%) selected by "
                       f"{base.select}, mean ± std over seeds")
             reused = sum(run.reused for run in runs)
             note = f"\n{reused} of {len(runs)} runs reused from {args.checkpoint}/ (--force trains them again)" if reused else ""
-            return f"{header}\n{chain_table([run.record for run in runs])}{note}"
+            stationary = NON_CONVEX if base.optimizer == "lbfgs" else ()
+            return f"{header}\n{chain_table([run.record for run in runs], stationary=stationary)}{note}"
         runs = run_stage(configs_for(base, stages[0], args.seeds, args.corruption), data, ctx)
     return "\n".join(run_line(run.record, run.reused) for run in runs)
 

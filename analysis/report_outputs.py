@@ -11,7 +11,9 @@ from matplotlib.figure import Figure
 from analysis import settings as settings_mod
 from analysis.figures import figure_files, write_files
 from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
-from analysis.report_tables import GAIN_STAGES, accuracy_table, describe_setting, gain_table, to_latex, to_markdown
+from analysis.correction_plots import correction_figure, has_correction
+from analysis.report_tables import (GAIN_STAGES, accuracy_table, describe_setting, gain_table, method_stages,
+                                    methods_table, table_stages, to_latex, to_markdown)
 from analysis.selection import DatasetResults, Filters, listed_runs, select
 from utils.errors import UsageError
 
@@ -38,6 +40,7 @@ class Report:
     markdown: str
     latex: str
     figure: Figure
+    correction: Figure | None = None  # corrected and kept labels per stage, when the runs measured them
 
 
 def default_name(selected: list[DatasetResults], metric: str) -> str:
@@ -93,15 +96,25 @@ def _render(config: ReportConfig, selected: list[DatasetResults], name: str) -> 
         gains = gain_table(results, config.gain_etas, metric)
         markdown += ["", to_markdown(accuracy, setting), "", to_markdown(gains, setting)]
         latex += ["", to_latex(accuracy, setting, label=f"tab:{name}:{results.dataset}")]
+        if set(method_stages(results)) - set(table_stages(results)):  # baselines present: every method side by side
+            methods = methods_table(results, config.columns or results.etas, metric)
+            markdown += ["", to_markdown(methods, setting)]
+            latex += ["", to_latex(methods, setting, label=f"tab:{name}:{results.dataset}:methods")]
     figure = gain_figure(selected, config.gain_etas, GAIN_STAGES, ylabel=f"gain in {metric} (points)")
-    return Report(name, "\n".join(markdown) + "\n", "\n".join(latex) + "\n", figure)
+    correction = None
+    if has_correction(selected):
+        correction = correction_figure(selected, config.columns or sorted({e for r in selected for e in r.etas if e > 0}))
+    return Report(name, "\n".join(markdown) + "\n", "\n".join(latex) + "\n", figure, correction)
 
 
 def report_files(report: Report, out: Path) -> dict[Path, bytes]:
     """``<name>_table.md``, ``<name>_table.tex``, ``<name>_gain.png`` and ``<name>_gain.pdf`` under ``out``."""
     stem = Path(out) / report.name
-    return {Path(f"{stem}_table.md"): report.markdown.encode(), Path(f"{stem}_table.tex"): report.latex.encode(),
-            **figure_files(report.figure, Path(f"{stem}_gain"))}
+    files = {Path(f"{stem}_table.md"): report.markdown.encode(), Path(f"{stem}_table.tex"): report.latex.encode(),
+             **figure_files(report.figure, Path(f"{stem}_gain"))}
+    if report.correction is not None:
+        files.update(figure_files(report.correction, Path(f"{stem}_correction")))
+    return files
 
 
 def write_reports(reports: list[Report], out: Path) -> list[Path]:

@@ -114,6 +114,54 @@ def gain_table(results: DatasetResults, etas: Sequence[float], metric_name: str)
                  seeds=len(results.seeds), signed=True)
 
 
+def method_stages(results: DatasetResults) -> list[Stage]:
+    """Every stage present: the teacher first, then students, PLL and the baselines, in the one stage order."""
+    present = {stage for stage, _ in results.accuracy}
+    return [Stage.teacher(), *sorted(present - {Stage.teacher()}, key=lambda stage: stage.sort_key)]
+
+
+def _column_values(results: DatasetResults, stage: Stage, eta: float) -> dict[int, float]:
+    """Seed → accuracy of a stage at η; the clean-label head (trained once per seed, at η = 0) fills every column."""
+    return results.accuracy.get((stage, eta_key(0.0 if stage.name == "clean" else eta)), {})
+
+
+ORACLES = ("clean", "fc-true")  # they see what no method can: shown, not ranked
+
+
+def within_paired_error(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]
+                        ) -> set[tuple[Stage, float]]:
+    """Per column: the best mean, and every method within one paired standard error of it (the standard
+    error of the per-seed differences to the best, ddof 1; with fewer than two common seeds, ties only).
+    The oracles (clean labels, forward correction with the true matrix) are not ranked."""
+    bold: set[tuple[Stage, float]] = set()
+    for eta in etas:
+        values = {stage: _column_values(results, stage, eta) for stage in stages if stage.name not in ORACLES}
+        means = {stage: float(np.mean(list(v.values()))) for stage, v in values.items() if v}
+        if not means:
+            continue
+        best = max(means, key=means.get)
+        for stage, mean in means.items():
+            seeds = sorted(values[stage].keys() & values[best].keys())
+            differences = np.array([values[best][s] - values[stage][s] for s in seeds])
+            error = float(differences.std(ddof=1) / np.sqrt(len(seeds))) if len(seeds) >= 2 else 0.0
+            if round(means[best] - mean, DECIMALS) <= round(error, DECIMALS):
+                bold.add((stage, eta))
+    return bold
+
+
+def methods_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
+    """Every method side by side: the teacher first, then students, PLL and the baselines."""
+    stages = method_stages(results)
+    cells = {(stage, eta): summarise(_column_values(results, stage, eta).values()) for stage in stages for eta in etas}
+    return Table(title=f"{results.dataset}: {metric_name} of every method (%)",
+                 note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; in bold the best mean and "
+                      f"every method within one paired standard error of it, oracles (clean labels, forward with the "
+                      f"true T) not ranked; the clean-label head (trained once per seed) fills every column",
+                 row_header="Method", stages=tuple(stages), etas=tuple(etas), cells=cells,
+                 labels={stage: stage.label for stage in stages}, bold=frozenset(within_paired_error(results, stages, etas)),
+                 seeds=len(results.seeds))
+
+
 def describe_setting(results: DatasetResults) -> str:
     return results.setting.describe() + (f" ({results.others})" if results.others else "")
 

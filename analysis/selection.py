@@ -99,6 +99,8 @@ class DatasetResults:
     accuracy: dict[tuple[Stage, float], dict[int, float]]  # (stage, η) → seed → accuracy (%)
     others: str = ""  # the other settings present and the flags that select them
     runs: tuple[str, ...] = ()
+    measures: dict[str, dict[tuple[Stage, float], dict[int, float]]] = dataclasses.field(default_factory=dict)
+    # run metrics beyond accuracy (MEASURES), as accuracy is held; missing where a run has none
 
     @property
     def seeds(self) -> list[int]:
@@ -106,7 +108,8 @@ class DatasetResults:
 
     @property
     def etas(self) -> list[float]:
-        return sorted({eta for _, eta in self.accuracy})
+        """The noise rates of the runs (the clean-label head's η = 0 is not one: it fills every column)."""
+        return sorted({eta for stage, eta in self.accuracy if stage.name != "clean"})
 
     @property
     def rounds(self) -> int:
@@ -186,9 +189,17 @@ def select(records, filters: Filters, metric: str = "test", listed: set[str] | N
     return selected
 
 
+MEASURES = ("ece", "corrected", "kept", "candidates")
+
+
 def _dataset_results(dataset: str, setting: Setting, records, metric: str, others: str) -> DatasetResults:
     accuracy: dict[tuple[Stage, float], dict[int, float]] = {}
+    measures: dict[str, dict[tuple[Stage, float], dict[int, float]]] = {name: {} for name in MEASURES}
     for record in records:
         config: TrainConfig = record.config
-        accuracy.setdefault((config.stage, eta_key(config.corruption)), {})[config.seed] = record.metrics[METRICS[metric]]
-    return DatasetResults(dataset, setting, accuracy, others, tuple(sorted(r.name for r in records)))
+        key = (config.stage, eta_key(config.corruption))
+        accuracy.setdefault(key, {})[config.seed] = record.metrics[METRICS[metric]]
+        for name in MEASURES:
+            if isinstance(record.metrics.get(name), (int, float)):
+                measures[name].setdefault(key, {})[config.seed] = float(record.metrics[name])
+    return DatasetResults(dataset, setting, accuracy, others, tuple(sorted(r.name for r in records)), measures)

@@ -61,9 +61,10 @@ def train_exact(problem: HeadProblem, wd: float, eval_batch: int = 4096) -> list
     for h in range(problem.num_heads):
         rows = problem.train_index[h]
         features = problem.features[rows]
-        weights, iterations, gradient = solve_head(features, problem.targets[h], problem.loss, wd, problem.init[h])
+        loss = problem.loss.head(h)  # a loss with per-head parameters (forward correction) gives this head's
+        weights, iterations, gradient = solve_head(features, problem.targets[h], loss, wd, problem.init[h])
         stack = weights.float().to(problem.features.device)[None]
-        train_loss = float(problem.loss(features.double() @ weights.to(features.device).T,
+        train_loss = float(loss(features.double() @ weights.to(features.device).T,
                                         problem.targets[h].double())[0].mean())
         logits = features @ stack[0].T
         predicted = logits.argmax(dim=-1)

@@ -23,7 +23,7 @@ from utils.testhooks import wrote
 
 LEGACY_COLUMNS = ("Dataset", "Depth", "CType", "Corruption", "Seed", "LR", "WD", "Distill", "Train Acc.",
                   "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs", "Optimizer", "Last", "Selection", "Run")
-COLUMNS = (*LEGACY_COLUMNS, "Backbone", "Seeding")
+COLUMNS = (*LEGACY_COLUMNS, "Backbone", "Seeding", "ECE", "Corrected", "Kept", "Candidates")
 NUMERIC = ("Corruption", "Seed", "LR", "WD", "Train Acc.", "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs")
 
 
@@ -38,7 +38,14 @@ def result_row(record) -> dict[str, object]:
         "Realized Corruption": round(metrics["realized_corruption"], 6), "Epochs": metrics["epochs"],
         "Optimizer": config.optimizer, "Last": config.last, "Selection": config.select, "Run": record.name,
         "Backbone": config.backbone, "Seeding": config.seeding,
+        **{column: _percent(metrics.get(key)) for column, key in
+           (("ECE", "ece"), ("Corrected", "corrected"), ("Kept", "kept"), ("Candidates", "candidates"))},
     }
+
+
+def _percent(value) -> object:
+    """A metric in percent rounded for the CSV; empty where a run has none (older runs, undefined)."""
+    return "" if value is None else round(value, 4)
 
 
 class ForeignFile(UserError):

@@ -27,14 +27,13 @@ import torch
 from data.feature_set import FeatureSet
 from data.noise import make_noisy_labels
 from data.validation import validation_split
-from models.losses import PartialLabelGCE, SoftCrossEntropy
 from training import results
 from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
 from training.exact import train_exact
 from training.randomness import BatchOrder, head_draws
 from training.store import RunRecord, RunStore, State, writing
-from training.targets import one_hot_targets, partial_label_targets, soft_targets
+from training.methods import learned, loss_for
 from utils.errors import UserError
 from utils.provenance import provenance
 from utils.stages import Stage
@@ -96,6 +95,8 @@ class HeadInputs:
     init: torch.Tensor
     order: BatchOrder
     teacher: str | None
+    transition: torch.Tensor | None = None  # forward correction's T
+    notes: dict = dataclasses.field(default_factory=dict)
 
 
 # -- what a head learns from ------------------------------------------------------------------------
@@ -127,9 +128,11 @@ def settings_difference(there: TrainConfig, wanted: TrainConfig) -> str:
 def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: StageContext) -> tuple[np.ndarray, ...]:
     """(noisy labels, train rows, validation rows, realised rate): drawn for a teacher, read from the teacher's run."""
     true = data.features.train_labels
-    if config.is_teacher:
+    if config.is_teacher or config.stage.is_baseline:  # baselines draw the teacher's labels, and clean uses none
         noisy = make_noisy_labels(true, config.ctype, config.corruption, config.seed, data.features.num_classes,
                                   data.clusters).labels
+        if config.stage.name == "clean":
+            noisy = true.copy()
         if config.select == "val":
             train_index, val_index = validation_split(noisy, config.val_fraction, config.seed, config.ctype,
                                                       config.corruption)
@@ -141,11 +144,16 @@ def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: Sta
     return noisy, train_index, val_index, float(np.mean(noisy != true))
 
 
+def source_stage(config: TrainConfig) -> Stage | None:
+    """The stage whose checkpoint ``config``'s targets come from (fc-est estimates T from the teacher's)."""
+    return Stage.teacher() if config.stage.name == "fc-est" else config.stage.learns_from
+
+
 def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> HeadInputs:
     k, d = data.features.num_classes, data.features.dim
     teacher_weights, teacher_name = None, None
-    if not config.is_teacher:
-        teacher = finished(ctx.store, config.with_stage(config.stage.learns_from), ctx)
+    if source_stage(config) is not None:
+        teacher = finished(ctx.store, config.with_stage(source_stage(config)), ctx)
         teacher_weights = teacher.weights("last" if config.last else "best")
         if tuple(teacher_weights.shape) != (k, d):
             raise UserError(f"the {teacher.config.stage.label} run {teacher.name} has weights of shape "
@@ -155,24 +163,26 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
     noisy, train_index, val_index, realized = _labels_for(config, data, ctx.store, ctx)
     device = data.train_features.device
     inputs = data.train_features[torch.as_tensor(train_index, device=device)]
-    if config.is_teacher:
-        targets = one_hot_targets(torch.as_tensor(noisy[train_index], device=device), k)
-    elif config.is_pll:
-        targets = partial_label_targets(teacher_weights.to(device), inputs, config.pll_k)
-    else:
-        targets = soft_targets(teacher_weights.to(device), inputs)
+    # Baselines start from the teacher's initial weights and batch order (a paired comparison).
     init, order = head_draws(config.seeding, config.seed, (config.ctype, config.corruption, config.stage.distill),
-                             not config.is_teacher, k, d)
+                             config.stage.learns_from is not None, k, d)
+
+    def confident(rows: np.ndarray) -> np.ndarray:
+        from training.confident import confident_learning
+
+        found = confident_learning(data.train_features[torch.as_tensor(rows, device=device)], noisy[rows], k,
+                                   sgd_settings(config), init, order, config.seed)
+        return found.kept
+
+    method = learned(config, inputs, noisy, train_index, data.features.train_labels, k, teacher_weights,
+                     data.clusters, confident)
     if config.is_pll:
         init = teacher_weights.clone()  # the authors' PLL head loads the teacher's checkpoint
-    return HeadInputs(config, noisy, train_index, val_index, realized, targets, init, order, teacher_name)
+    return HeadInputs(config, noisy, method.train_index, val_index, realized, method.targets, init, order,
+                      teacher_name, method.transition, method.notes)
 
 
 # -- training ----------------------------------------------------------------------------------------
-
-def loss_for(config: TrainConfig):
-    return PartialLabelGCE(q=config.q) if config.is_pll else SoftCrossEntropy()
-
 
 def eval_chunk(config: TrainConfig) -> int:
     """Rows per evaluation matmul: ``--test-batch`` or more; chunking changes no metric beyond float rounding."""
@@ -197,7 +207,7 @@ def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
         train_index=train_index, targets=torch.stack([h.targets for h in heads]),
         true_labels=data.train_labels[train_index], noisy_labels=torch.gather(noisy, 1, train_index),
         init=torch.stack([h.init for h in heads]).to(device), orders=[h.order for h in heads],
-        loss=loss_for(heads[0].config),
+        loss=loss_for([h.config for h in heads], [h.transition for h in heads], device),
         val_index=val_index, val_labels=torch.gather(noisy, 1, val_index) if has_val else None,
     )
 
@@ -238,12 +248,31 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
                      "wall_time_s": round(wall, 3), "heads_trained_together": len(members),
                      "started": started, "finished": time.time()}
             for writer, config, result in zip(writers, members, results_):
-                published[config] = _publish(writer, heads[config], result, extra, ctx)
+                published[config] = _publish(writer, heads[config], result, extra, ctx, data)
     return published
 
 
-def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: StageContext) -> RunRecord:
-    metrics = {**result.metrics(), "realized_corruption": head.realized}
+def evaluation(head: HeadInputs, weights: torch.Tensor, data: DeviceData) -> dict[str, float | None]:
+    """What the selected checkpoint does beyond accuracy: calibration on the test set (top-label ECE, %),
+    label correction on the training split (corrected: corrupted labels predicted as the true class;
+    kept: clean labels still predicted right, %) and, for PLL, how often the true class is a candidate."""
+    from training.metrics import candidate_coverage, expected_calibration_error, label_correction
+
+    weights = weights.to(data.train_features.device)
+    rows = np.setdiff1d(np.arange(data.features.train_labels.shape[0]), head.val_index)
+    predicted = (data.train_features[torch.as_tensor(rows)] @ weights.T).argmax(dim=-1).cpu().numpy()
+    correction = label_correction(predicted, data.features.train_labels[rows], head.noisy[rows])
+    probabilities = torch.softmax(data.test_features @ weights.T, dim=-1)
+    found = {"ece": expected_calibration_error(probabilities, data.test_labels), "corrected": correction.corrected,
+             "kept": correction.kept}
+    if head.config.is_pll:
+        found["candidates"] = candidate_coverage(head.targets > 0, data.features.train_labels[head.train_index])
+    return {key: (None if value is None or not np.isfinite(value) else float(value)) for key, value in found.items()}
+
+
+def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: StageContext,
+             data: DeviceData) -> RunRecord:
+    metrics = {**result.metrics(), "realized_corruption": head.realized, **evaluation(head, result.best_weights, data)}
     if result.history and not (writer.folder / "log.csv").exists():  # the exact solver has no epochs to stream
         for row in result.history:
             writer.append_log(row)
@@ -251,7 +280,7 @@ def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: Sta
     writer.write_checkpoint("last", result.last_weights, metrics, int(result.history[-1]["epoch"]))
     writer.write_labels(head.noisy, head.train_index, head.val_index)
     content = {"stage": head.config.stage.slug, "config": head.config.to_dict(), "metrics": metrics,
-               "teacher": head.teacher, "provenance": extra}
+               "teacher": head.teacher, "method": head.notes, "provenance": extra}
     return ctx.store.publish(writer, content)
 
 
@@ -270,8 +299,8 @@ def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -
         "heads trained together share their stage and settings"
     store = ctx.store
     for config in configs:  # what the stage learns from must be there before anything is locked or written
-        if not config.is_teacher:
-            finished(store, config.with_stage(config.stage.learns_from), ctx)
+        if source_stage(config) is not None:
+            finished(store, config.with_stage(source_stage(config)), ctx)
     done: dict[TrainConfig, StageRun] = {}
     pending = sorted(dict.fromkeys(configs), key=TrainConfig.run_name)
     waited: set[TrainConfig] = set()
