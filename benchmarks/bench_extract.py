@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Benchmark: feature-extraction throughput (images/s) of ResNet-34 and ViT-B/16 on generated JPEGs.
 
 The script writes its own JPEGs into a temporary folder it removes afterwards: ``--images`` of
@@ -46,7 +45,7 @@ class BenchConfig:
     precision: str
     batch_size: int | None
 
-    def validate(self) -> "BenchConfig":
+    def validate(self) -> BenchConfig:
         from models.choices import PRECISION_CHOICES, backbone_spec
 
         for arch in self.archs:

@@ -53,7 +53,7 @@ class DataOptions:
     progress: bool = False
     synthetic: SyntheticConfig = SyntheticConfig()
 
-    def validate(self) -> "DataOptions":
+    def validate(self) -> DataOptions:
         """Raise a :class:`UsageError` naming the flag of the first setting that cannot work; returns self."""
         checks.choice("--download", self.download, DOWNLOAD_CHOICES)
         checks.choice("--device", self.device, DEVICE_CHOICES)

@@ -24,11 +24,18 @@ import torch
 from torch import nn
 from torchvision import models
 
-from models.choices import (DEFAULT_ARCH, FIXED_INPUT, IMAGENET_MEAN, IMAGENET_STD, RANDOM_INIT_SEED, arch_entry,
-                            architecture, resolve_weights, weights_entry)
+from models.choices import (
+    DEFAULT_ARCH,
+    FIXED_INPUT,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    RANDOM_INIT_SEED,
+    arch_entry,
+    architecture,
+    resolve_weights,
+    weights_entry,
+)
 from utils.errors import UserError
-
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)

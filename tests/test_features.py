@@ -26,8 +26,8 @@ from utils.errors import UsageError, UserError
 
 
 def options(root, feature_root, **changes):
-    settings = dict(data_root=root, feature_root=feature_root, download="never", depth=18, weights="none",
-                    device="cpu", workers=0, batch_size=4)
+    settings = {"data_root": root, "feature_root": feature_root, "download": "never", "depth": 18, "weights": "none",
+                "device": "cpu", "workers": 0, "batch_size": 4}
     return DataOptions(**{**settings, **changes})
 
 
@@ -300,8 +300,10 @@ def test_weights_transform_path_with_grayscale_images(image_folder, tmp_path):
     """A non-ResNet architecture gets its weights' transforms() (shorter side 256, centre crop 224) after RGB."""
     features = load_feature_set("imagefolder", options(image_folder, tmp_path / "cache", depth=None,
                                                        arch="mobilenet_v3_small"))
-    assert features.dim == 1024 and features.backbone == "mobilenet_v3_small" and np.isfinite(features.train_features).all()
-    assert "/rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|imagenet-mean-std/fp32/" in features.source
+    assert features.dim == 1024 and features.backbone == "mobilenet_v3_small"
+    assert np.isfinite(features.train_features).all()
+    assert "/rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|imagenet-mean-std/fp32/" in (
+        features.source)
 
 
 @pytest.mark.slow
@@ -323,4 +325,5 @@ def test_a_vision_transformer_at_full_size(image_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(images_module, "PAPER_SIZE", 224)
     features = load_feature_set("imagefolder", options(image_folder, tmp_path / "cache", depth=None, arch="vit_b_32",
                                                        workers=2))
-    assert features.dim == 768 and features.weights == "random-init-seed0" and np.isfinite(features.train_features).all()
+    assert features.dim == 768 and features.weights == "random-init-seed0"
+    assert np.isfinite(features.train_features).all()
