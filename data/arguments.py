@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from data.registry import DATASET_NAMES, DataOptions
+from data.registry import DATASET_NAMES, DEVICE_CHOICES, DOWNLOAD_CHOICES, DataOptions
 from data.synthetic import SyntheticConfig
-from models.choices import DEPTHS, WEIGHT_CHOICES
-from utils.device import DEVICE_CHOICES
+from models.choices import DEFAULT_ARCH, DEPTHS, PRECISION_CHOICES, TRANSFORM_CHOICES
+
+BOTH = "give --depth or --arch, not both (--depth {depth} means --arch resnet{depth})"
+
+
+class _DepthAction(argparse.Action):
+    """``--depth N``: refused after ``--arch``; remembered, so that a later ``--arch`` is refused too."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, "arch", None) is not None:
+            parser.error(BOTH.format(depth=values))
+        setattr(namespace, self.dest, values)
+        namespace.depth_given = True
+
+
+class _ArchAction(argparse.Action):
+    """``--arch NAME``: refused after ``--depth``; sets ``depth`` to None (the depth belongs to a ResNet)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, "depth_given", False):
+            parser.error(BOTH.format(depth=namespace.depth))
+        setattr(namespace, self.dest, values)
+        namespace.depth = None
 
 
 def add_data_arguments(parser: argparse.ArgumentParser, *, many_datasets: bool = False, many_files: bool = False,
@@ -27,21 +47,40 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, many_datasets: bool =
                       help="precomputed features (.npz or .pt dict)" + ("" if many_files else "; replaces --dataset"))
     data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
     data.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
-    data.add_argument("--download", choices=("auto", "never"), default="auto", help="fetch missing datasets (default auto)")
-    data.add_argument("--depth", type=int, choices=DEPTHS, default=34, help="ResNet depth (default 34)")
-    data.add_argument("--weights", choices=WEIGHT_CHOICES, default="default",
-                      help="backbone weights: torchvision's DEFAULT, or none (random init, for offline tests)")
-    data.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
+    data.add_argument("--download", choices=DOWNLOAD_CHOICES, default="auto",
+                      help="fetch missing datasets (default auto)")
     data.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
     data.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
+
+    backbone = parser.add_argument_group("backbone (image datasets)")
+    # Without either flag, args.depth is 34 (resnet34), as before --arch existed; with --arch it is None.
+    backbone.add_argument("--arch", metavar="NAME", action=_ArchAction,
+                          help=f"any torchvision classification model, e.g. resnet50, vit_b_16, convnext_tiny, "
+                               f"efficientnet_b0 (default {DEFAULT_ARCH})")
+    backbone.add_argument("--depth", type=int, choices=DEPTHS, default=34, action=_DepthAction,
+                          help="ResNet depth, the paper's flag: --depth 50 means --arch resnet50 (default 34 when "
+                               "--arch is not given)")
+    backbone.add_argument("--weights", default="default", metavar="NAME",
+                          help="default (torchvision's recommended), none (random init: offline tests), or a weights "
+                               "name of the architecture such as IMAGENET1K_V1 (default: default)")
+    backbone.add_argument("--transform", choices=TRANSFORM_CHOICES,
+                          help="paper: Resize((224, 224)) + ImageNet mean/std; weights: the weights' own transforms() "
+                               "(default: paper for ResNets, weights for other architectures)")
+    backbone.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
+                          help="extraction arithmetic; auto: fp16 autocast on CUDA, fp32 on a CPU (default auto)")
+    backbone.add_argument("--extract-batch", type=int, metavar="N",
+                          help="images per extraction batch (default: 512 on CUDA, halved on out-of-memory; "
+                               "64 on a CPU)")
+    backbone.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
     return data
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
-    """The :class:`DataOptions` the parsed data flags describe."""
+    """The validated :class:`DataOptions` the parsed data flags describe (a :class:`UsageError` names a bad flag)."""
     overrides = {"data_root": args.data_root, "feature_root": args.feature_root}
     return DataOptions(
         **{key: value for key, value in overrides.items() if value is not None},
-        download=args.download, depth=args.depth, weights=args.weights, device=args.device,
-        gpu_id=args.gpu_id, workers=args.workers, progress=sys.stderr.isatty(), synthetic=SyntheticConfig(),
-    )
+        download=args.download, depth=args.depth, arch=args.arch, weights=args.weights, transform=args.transform,
+        precision=args.precision, device=args.device, gpu_id=args.gpu_id, workers=args.workers,
+        batch_size=args.extract_batch, progress=True, synthetic=SyntheticConfig(),
+    ).validate()

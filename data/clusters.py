@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy.cluster import hierarchy
 
@@ -48,11 +50,16 @@ def class_similarity(features: np.ndarray, labels: np.ndarray, num_classes: int)
 
 
 def linkage_of(similarity: np.ndarray) -> np.ndarray:
-    return hierarchy.linkage(1.0 - similarity, method="complete")
+    with warnings.catch_warnings():
+        # 1 − M can look like a square distance matrix to scipy; its rows are observations on purpose (see above).
+        warnings.simplefilter("ignore", hierarchy.ClusterWarning)
+        return hierarchy.linkage(1.0 - similarity, method="complete")
 
 
 def cluster_classes(similarity: np.ndarray, cut: float = NOISE_CUT) -> np.ndarray:
-    """Cluster id (0-based, in order of first appearance) for each class."""
+    """Cluster id (0-based, in order of first appearance) for each class; one class is one cluster."""
+    if similarity.shape[0] < 2:
+        return np.zeros(similarity.shape[0], dtype=np.int64)  # linkage needs two observations
     tree = linkage_of(similarity)
     raw = hierarchy.fcluster(tree, cut * tree[:, 2].max(), criterion="distance")
     _, first = np.unique(raw, return_index=True)

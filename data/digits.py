@@ -16,6 +16,8 @@ from data.feature_set import FeatureSet
 
 TEST_SIZE = 0.25
 SPLIT_STATE = 0
+SOURCE = f"sklearn-digits/split-{TEST_SIZE}-{SPLIT_STATE}/standardised"
+BACKBONE = "identity"  # the features are the (standardised) pixels themselves
 
 
 def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -41,5 +43,6 @@ def load_digits_features() -> FeatureSet:
         test_features=x_test.astype(np.float32),
         test_labels=y_test,
         class_names=tuple(str(name) for name in bunch.target_names),
-        source=f"sklearn-digits/split-{TEST_SIZE}-{SPLIT_STATE}/standardised",
+        source=SOURCE,
+        backbone=BACKBONE,
     )

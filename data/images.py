@@ -1,13 +1,17 @@
 """The paper's image datasets through torchvision, and a user's image folder, as (train, test) image splits.
 
 Each builder returns an :class:`ImageSplits` whose datasets yield ``(tensor, label)`` after the
-paper's transform: RGB conversion (Caltech and Flowers contain grayscale images),
-``Resize((224, 224))`` and ImageNet mean/std normalisation. No augmentation.
+chosen transform (:func:`image_transform`), always preceded by RGB conversion (Caltech and Flowers
+contain grayscale images): the paper's ``Resize((224, 224))`` + ImageNet mean/std, or the backbone
+weights' own ``transforms()``. No augmentation.
 
 Splits follow the paper: official splits for CIFAR-10/100, Food-101 and StanfordCars; Flowers-102
 trains on the official ``test`` split and tests on ``train``; Caltech-101/256 use
 ``train_test_split(test_size=0.2, random_state=42)`` over the *sorted* image list (the reference
 walked the filesystem in directory order, which differs between machines).
+
+torchvision is imported only when a transform or a torchvision dataset is built, so that an image
+folder's listing and content hash (which key its features) need no torch.
 """
 
 from __future__ import annotations
@@ -20,33 +24,41 @@ from typing import Callable, Sequence
 import numpy as np
 from PIL import Image
 from sklearn.model_selection import train_test_split
-from torch.utils.data import Dataset
-from torchvision import datasets as tv
-from torchvision import transforms as T
-from torchvision.datasets.folder import IMG_EXTENSIONS
 
+from models.choices import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZE, BackboneSpec
 from utils.errors import UserError
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
-TRANSFORM_ID = "rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std"
 CALTECH_SPLIT = {"test_size": 0.2, "random_state": 42}
+# torchvision.datasets.folder.IMG_EXTENSIONS, without importing torchvision.
+IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def paper_transform() -> T.Compose:
+def paper_transform():
+    from torchvision import transforms as T
+
     return T.Compose([
         T.Lambda(to_rgb),
-        T.Resize((224, 224), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+        T.Resize((PAPER_SIZE, PAPER_SIZE), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
         T.ToTensor(),
         T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
     ])
 
 
-class ImageList(Dataset):
+def image_transform(spec: BackboneSpec):
+    """The transform ``spec`` names: the paper's, or RGB conversion + the weights' own ``transforms()``."""
+    if spec.transform == "paper":
+        return paper_transform()
+    from torchvision import models
+    from torchvision import transforms as T
+
+    return T.Compose([T.Lambda(to_rgb), models.get_model_weights(spec.arch)[spec.transform_member].transforms()])
+
+
+class ImageList:
     """Images from a list of paths with integer labels, opened with PIL and transformed."""
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable) -> None:
@@ -65,8 +77,8 @@ class ImageList(Dataset):
 
 @dataclasses.dataclass(frozen=True)
 class ImageSplits:
-    train: Dataset
-    test: Dataset
+    train: object  # a map-style dataset of (image tensor, label)
+    test: object
     class_names: tuple[str, ...]
     fingerprint: str = ""  # content hash where the files are the user's own (imagefolder)
 
@@ -75,7 +87,7 @@ class ImageSplits:
 class ImageSource:
     """How to obtain one dataset: the folder torchvision expects and how to fill it by hand."""
 
-    build: Callable[[Path, bool], ImageSplits]
+    build: Callable[..., ImageSplits]  # (root, download, transform=None: the paper's) -> ImageSplits
     layout: str
     downloadable: bool = True
     manual: str = ""
@@ -91,9 +103,15 @@ def _open(name: str, source: ImageSource, root: Path, download: bool, factory: C
         raise UserError(f"{name}: {how}; place the files in {root} as {source.layout}{hint}") from None
 
 
-def _cifar(cls: type, name: str) -> Callable[[Path, bool], ImageSplits]:
-    def build(root: Path, download: bool) -> ImageSplits:
-        transform = paper_transform()
+def _torchvision_dataset(class_name: str) -> type:
+    from torchvision import datasets
+
+    return getattr(datasets, class_name)
+
+
+def _cifar(class_name: str, name: str) -> Callable[..., ImageSplits]:
+    def build(root: Path, download: bool, transform=None) -> ImageSplits:
+        cls, transform = _torchvision_dataset(class_name), transform or paper_transform()
         source = IMAGE_SOURCES[name]
         train = _open(name, source, root, download, lambda d: cls(str(root), train=True, transform=transform, download=d))
         test = _open(name, source, root, download, lambda d: cls(str(root), train=False, transform=transform, download=d))
@@ -102,9 +120,9 @@ def _cifar(cls: type, name: str) -> Callable[[Path, bool], ImageSplits]:
     return build
 
 
-def _official_split(cls: type, name: str, train_split: str, test_split: str) -> Callable[[Path, bool], ImageSplits]:
-    def build(root: Path, download: bool) -> ImageSplits:
-        transform = paper_transform()
+def _official_split(class_name: str, name: str, train_split: str, test_split: str) -> Callable[..., ImageSplits]:
+    def build(root: Path, download: bool, transform=None) -> ImageSplits:
+        cls, transform = _torchvision_dataset(class_name), transform or paper_transform()
         source = IMAGE_SOURCES[name]
         train = _open(name, source, root, download, lambda d: cls(str(root), split=train_split, transform=transform, download=d))
         test = _open(name, source, root, download, lambda d: cls(str(root), split=test_split, transform=transform, download=d))
@@ -118,8 +136,9 @@ def _class_range(dataset) -> tuple[str, ...]:
     return tuple(str(k) for k in range(int(max(labels)) + 1)) if labels is not None else ()
 
 
-def _caltech(cls: type, name: str, folder: str, excluded: str) -> Callable[[Path, bool], ImageSplits]:
-    def build(root: Path, download: bool) -> ImageSplits:
+def _caltech(class_name: str, name: str, folder: str, excluded: str) -> Callable[..., ImageSplits]:
+    def build(root: Path, download: bool, transform=None) -> ImageSplits:
+        cls = _torchvision_dataset(class_name)
         _open(name, IMAGE_SOURCES[name], root, download, lambda d: cls(str(root), download=d))
         image_root = root / folder
         categories = sorted(p.name for p in image_root.iterdir() if p.is_dir() and p.name != excluded)
@@ -129,7 +148,7 @@ def _caltech(cls: type, name: str, folder: str, excluded: str) -> Callable[[Path
             paths += files
             labels += [label] * len(files)
         train_idx, test_idx = train_test_split(np.arange(len(paths)), **CALTECH_SPLIT)
-        transform = paper_transform()
+        transform = transform or paper_transform()
         pick = lambda idx: ImageList([paths[i] for i in idx], [labels[i] for i in idx], transform)  # noqa: E731
         names = tuple(c.split(".", 1)[1] if c[:3].isdigit() and "." in c else c for c in categories)
         return ImageSplits(pick(train_idx), pick(test_idx), names)
@@ -137,10 +156,22 @@ def _caltech(cls: type, name: str, folder: str, excluded: str) -> Callable[[Path
     return build
 
 
-def _imagefolder(root: Path, download: bool) -> ImageSplits:
+@dataclasses.dataclass(frozen=True)
+class FolderListing:
+    """A user's image folder: class names, (paths, labels) per split, and a hash of names and bytes."""
+
+    class_names: tuple[str, ...]
+    train: tuple[list[Path], list[int]]
+    test: tuple[list[Path], list[int]]
+    fingerprint: str
+
+
+def list_image_folder(root: Path) -> FolderListing:
+    """List ``root/train/<class>/…`` and ``root/test/<class>/…`` (sorted) and hash them; no torch needed."""
     train_root, test_root = root / "train", root / "test"
     if not train_root.is_dir() or not test_root.is_dir():
-        raise UserError(f"imagefolder: {root} must contain train/<class>/<image> and test/<class>/<image>; pass --data-root DIR")
+        raise UserError(f"imagefolder: {root} must contain train/<class>/<image> and test/<class>/<image>; "
+                        f"pass --data-root DIR")
     classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
     unknown = sorted({p.name for p in test_root.iterdir() if p.is_dir()} - set(classes))
     if not classes:
@@ -149,11 +180,12 @@ def _imagefolder(root: Path, download: bool) -> ImageSplits:
         raise UserError(f"imagefolder: test classes {', '.join(unknown)} have no folder in {train_root}")
     digest = hashlib.blake2b(digest_size=16)
 
-    def listing(split_root: Path) -> ImageList:
+    def listing(split_root: Path) -> tuple[list[Path], list[int]]:
         paths, labels = [], []
         for label, name in enumerate(classes):
             folder = split_root / name
-            files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS) if folder.is_dir() else []
+            files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS
+                           ) if folder.is_dir() else []
             for file in files:
                 digest.update(str(file.relative_to(root)).encode())
                 digest.update(file.read_bytes())
@@ -161,26 +193,37 @@ def _imagefolder(root: Path, download: bool) -> ImageSplits:
             labels += [label] * len(files)
         if not paths:
             raise UserError(f"imagefolder: no images under {split_root} (extensions: {', '.join(IMG_EXTENSIONS)})")
-        return ImageList(paths, labels, paper_transform())
+        return paths, labels
 
     train, test = listing(train_root), listing(test_root)
-    return ImageSplits(train, test, tuple(classes), fingerprint=f"{root.resolve()}#{digest.hexdigest()}")
+    empty = [name for label, name in enumerate(classes) if label not in set(train[1])]
+    if empty:
+        raise UserError(f"imagefolder: class folder(s) {', '.join(empty)} in {train_root} hold no images; "
+                        f"add training images or remove the folder(s)")
+    return FolderListing(tuple(classes), train, test, f"{root.resolve()}#{digest.hexdigest()}")
+
+
+def _imagefolder(root: Path, download: bool, transform=None) -> ImageSplits:
+    listing = list_image_folder(root)
+    transform = transform or paper_transform()
+    return ImageSplits(ImageList(*listing.train, transform), ImageList(*listing.test, transform), listing.class_names,
+                       fingerprint=listing.fingerprint)
 
 
 IMAGE_SOURCES: dict[str, ImageSource] = {
-    "cifar10": ImageSource(_cifar(tv.CIFAR10, "cifar10"), "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta from cifar-10-python.tar.gz)"),
-    "cifar100": ImageSource(_cifar(tv.CIFAR100, "cifar100"), "cifar-100-python/ (train, test, meta from cifar-100-python.tar.gz)"),
-    "caltech101": ImageSource(_caltech(tv.Caltech101, "caltech101", "caltech101/101_ObjectCategories", "BACKGROUND_Google"),
+    "cifar10": ImageSource(_cifar("CIFAR10", "cifar10"), "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta from cifar-10-python.tar.gz)"),
+    "cifar100": ImageSource(_cifar("CIFAR100", "cifar100"), "cifar-100-python/ (train, test, meta from cifar-100-python.tar.gz)"),
+    "caltech101": ImageSource(_caltech("Caltech101", "caltech101", "caltech101/101_ObjectCategories", "BACKGROUND_Google"),
                               "caltech101/101_ObjectCategories/<class>/image_NNNN.jpg (and caltech101/Annotations/)"),
-    "caltech256": ImageSource(_caltech(tv.Caltech256, "caltech256", "caltech256/256_ObjectCategories", "257.clutter"),
+    "caltech256": ImageSource(_caltech("Caltech256", "caltech256", "caltech256/256_ObjectCategories", "257.clutter"),
                               "caltech256/256_ObjectCategories/NNN.<class>/NNN_NNNN.jpg"),
     # Flowers-102 trains on the official test split (6,149 images) and tests on train (1,020), as the paper does.
-    "flowers102": ImageSource(_official_split(tv.Flowers102, "flowers102", "test", "train"),
+    "flowers102": ImageSource(_official_split("Flowers102", "flowers102", "test", "train"),
                               "flowers-102/ (jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat)"),
-    "food101": ImageSource(_official_split(tv.Food101, "food101", "train", "test"),
+    "food101": ImageSource(_official_split("Food101", "food101", "train", "test"),
                            "food-101/ (images/<class>/*.jpg, meta/train.json, meta/test.json)"),
     "stanfordcars": ImageSource(
-        _official_split(tv.StanfordCars, "stanfordcars", "train", "test"),
+        _official_split("StanfordCars", "stanfordcars", "train", "test"),
         "stanford_cars/ (devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_train/, cars_test/, cars_test_annos_withlabels.mat)",
         downloadable=False,
         manual=" (torchvision cannot download StanfordCars: its original URL is gone; get the archive from a mirror such as Kaggle's 'stanford-cars-dataset' plus cars_test_annos_withlabels.mat)",

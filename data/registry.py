@@ -1,7 +1,10 @@
 """The dataset registry: a name maps to a builder that returns a :class:`FeatureSet`.
 
-Embedded sets (``digits``, ``synthetic``) are features already; image sets go through the frozen
-ResNet extractor and the feature cache. Precomputed features come from ``load_feature_file``.
+Embedded sets (``digits``, ``synthetic``) are features already; image sets go through a frozen
+torchvision backbone and the sharded feature cache. Precomputed features come from
+``load_feature_file``. :func:`feature_identity` says which features a name and options give
+(backbone, weights, source) without extracting anything and without torch (except to ask whether
+CUDA is there, when ``--device auto`` and ``--precision auto`` leave that open).
 """
 
 from __future__ import annotations
@@ -9,19 +12,22 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NamedTuple
 
-import numpy as np
-
+from data.digits import BACKBONE as DIGITS_BACKBONE
+from data.digits import SOURCE as DIGITS_SOURCE
 from data.digits import load_digits_features
-from data.feature_set import FeatureSet
+from data.feature_set import FeatureSet, check_splits
 from data.paths import default_data_root, default_feature_root
-from data.synthetic import SyntheticConfig, make_synthetic
-from utils.device import resolve_device
-from utils.errors import UsageError
+from data.synthetic import BACKBONE as SYNTHETIC_BACKBONE
+from data.synthetic import SyntheticConfig, make_synthetic, synthetic_source
+from models.choices import PRECISION_CHOICES, BackboneSpec, backbone_spec, precision_id
+from utils import checks
+from utils.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
+DEVICE_CHOICES = ("auto", "cpu", "cuda")  # utils.device's, without importing torch
 # Image datasets, built in data.images; torchvision is imported only when one of them is used.
 IMAGE_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "flowers102", "food101", "stanfordcars",
                   "imagefolder")
@@ -29,103 +35,148 @@ IMAGE_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "flowers102
 
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
-    """Everything that decides which features a dataset name yields (and where files live)."""
+    """Everything that decides which features a dataset name yields (and where files live and how fast)."""
 
     data_root: Path = dataclasses.field(default_factory=default_data_root)
     feature_root: Path = dataclasses.field(default_factory=default_feature_root)
     download: str = "auto"
-    depth: int = 34
-    weights: str = "default"
+    depth: int | None = None  # 18, 34 or 50: resnet18/34/50; neither depth nor arch: resnet34
+    arch: str | None = None  # any torchvision classification model
+    weights: str = "default"  # default, none (random init) or a weights enum member
+    transform: str | None = None  # paper or weights; None: paper for ResNets, weights otherwise
+    precision: str = "auto"  # auto (fp16 on CUDA, fp32 on a CPU), fp16, bf16, fp32
     device: str = "auto"
     gpu_id: str | None = None
     workers: int = 4
-    batch_size: int = 256
+    batch_size: int | None = None  # --extract-batch; None: 512 on CUDA (halved on out-of-memory), 64 on a CPU
+    shard_rows: int | None = None  # rows per cache shard; None: data.features.SHARD_ROWS
     progress: bool = False
     synthetic: SyntheticConfig = SyntheticConfig()
 
+    def validate(self) -> DataOptions:
+        """Raise a :class:`UsageError` naming the flag of the first setting that cannot work; returns self."""
+        checks.choice("--download", self.download, DOWNLOAD_CHOICES)
+        checks.choice("--device", self.device, DEVICE_CHOICES)
+        checks.choice("--precision", self.precision, PRECISION_CHOICES)
+        checks.integer("-j/--workers", self.workers, 0)
+        if self.batch_size is not None:
+            checks.integer("--extract-batch", self.batch_size, 1)
+        if self.shard_rows is not None:
+            checks.integer("shard_rows", self.shard_rows, 1)
+        self.backbone_spec()
+        return self
 
-def _embedded(build: Callable[[DataOptions], FeatureSet]) -> Callable[[str, DataOptions], FeatureSet]:
-    return lambda name, options: build(options)
+    def backbone_spec(self) -> BackboneSpec:
+        return backbone_spec(self.depth, self.arch, self.weights, self.transform)
+
+
+class FeatureIdentity(NamedTuple):
+    """Which features a dataset name and options give, as :class:`FeatureSet` names them."""
+
+    backbone: str
+    weights: str
+    source: str
+
+
+def _precision(options: DataOptions) -> str:
+    if options.precision != "auto" or options.device == "cpu":
+        return precision_id(options.precision, cuda=False)
+    from utils.device import resolve_device
+
+    return precision_id("auto", resolve_device(options.device, options.gpu_id).type == "cuda")
+
+
+def _image_source(name: str, spec: BackboneSpec, precision: str, fingerprint: str) -> str:
+    """The ``FeatureSet.source`` of an image dataset: everything that determines its features."""
+    content = f"/{fingerprint}" if fingerprint else ""
+    return f"{name}/{spec.arch}/{spec.weights_name}/{spec.transform_id}/{precision}{content}"
+
+
+def _image_identity(name: str, options: DataOptions) -> FeatureIdentity:
+    spec = options.backbone_spec()
+    fingerprint = ""
+    if name == "imagefolder":
+        from data.images import list_image_folder
+
+        fingerprint = list_image_folder(Path(options.data_root).expanduser()).fingerprint
+    return FeatureIdentity(spec.arch, spec.weights_name, _image_source(name, spec, _precision(options), fingerprint))
 
 
 def _image_features(name: str, options: DataOptions) -> FeatureSet:
-    from data import features as feature_cache
-    from data.images import IMAGE_SOURCES, TRANSFORM_ID, ImageSplits
-    from models.backbone import build_backbone, resolve_weights_name
+    from data import features as extraction
+    from data.images import IMAGE_SOURCES, image_transform
+    from models import backbone as backbones
+    from utils.device import resolve_device
 
-    if options.download not in DOWNLOAD_CHOICES:
-        raise UsageError(f"--download must be one of {', '.join(DOWNLOAD_CHOICES)}, got {options.download!r}")
-    weights_name = resolve_weights_name(options.depth, options.weights)
-    root = Path(options.data_root).expanduser()
-    splits: ImageSplits = IMAGE_SOURCES[name].build(root, options.download == "auto")
+    spec = options.backbone_spec()
     device = resolve_device(options.device, options.gpu_id)
-    precision = _precision(device)
-    backbone = None
+    precision = precision_id(options.precision, device.type == "cuda")
+    root = Path(options.data_root).expanduser()
+    splits = IMAGE_SOURCES[name].build(root, options.download == "auto", image_transform(spec))
+    built: list = []
 
-    def split_features(split: str) -> tuple[np.ndarray, np.ndarray]:
-        nonlocal backbone
-        key = {"dataset": name, "split": split, "depth": options.depth, "weights": weights_name,
-               "transform": TRANSFORM_ID, "precision": precision, "content": splits.fingerprint}
+    def backbone():
+        if not built:
+            built.append(backbones.build_backbone(spec.arch, options.weights))
+        return built[0]
 
-        def compute() -> tuple[np.ndarray, np.ndarray]:
-            nonlocal backbone
-            if backbone is None:
-                backbone = build_backbone(options.depth, options.weights)
-            dataset = splits.train if split == "train" else splits.test
-            return feature_cache.extract(backbone, dataset, device, batch_size=options.batch_size,
-                                         workers=options.workers, amp=True, progress=options.progress,
-                                         description=f"{name} {split}")
-
-        x, y, hit = feature_cache.cached_features(Path(options.feature_root).expanduser(), key, compute)
-        log.info("%s %s features: %s (%d × %d)", name, split, "cache hit" if hit else "extracted", *x.shape)
-        return x, y
-
-    x_train, y_train = split_features("train")
-    x_test, y_test = split_features("test")
+    arrays = []
+    for split, dataset in (("train", splits.train), ("test", splits.test)):
+        if len(dataset) == 0:
+            raise UserError(f"{name}: the {split} split under {root} holds no images")
+        key = extraction.cache_key(name, split, spec, precision, splits.fingerprint)
+        cache = extraction.FeatureCache(Path(options.feature_root).expanduser(), key, len(dataset),
+                                        len(splits.class_names), options.shard_rows or extraction.SHARD_ROWS)
+        settings = extraction.ExtractSettings(device, precision, options.batch_size, options.workers,
+                                              options.progress, f"{name} {split}")
+        x, y, hit = extraction.cached_features(cache, dataset, backbone, settings)
+        log.info("%s %s features: %s (%d × %d) in %s", name, split, "cache hit" if hit else "extracted", *x.shape,
+                 cache.index_path)
+        arrays += [x, y]
+    check_splits(f"{name} (under {root})", *arrays, splits.class_names)
+    x_train, y_train, x_test, y_test = arrays
     return FeatureSet(
         name=name, train_features=x_train, train_labels=y_train, test_features=x_test, test_labels=y_test,
-        class_names=splits.class_names, source=_image_source(name, options, precision, splits.fingerprint),
+        class_names=splits.class_names, source=_image_source(name, spec, precision, splits.fingerprint),
+        backbone=spec.arch, weights=spec.weights_name,
     )
 
 
-def _precision(device) -> str:
-    return "amp-fp16" if device.type == "cuda" else "fp32"
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    build: Callable[[str, DataOptions], FeatureSet]
+    identity: Callable[[str, DataOptions], FeatureIdentity]
 
 
-def _image_source(name: str, options: DataOptions, precision: str, fingerprint: str) -> str:
-    """The ``FeatureSet.source`` of an image dataset: everything that determines its features."""
-    from data.images import TRANSFORM_ID
-    from models.backbone import resolve_weights_name
+REGISTRY: dict[str, Entry] = {
+    "digits": Entry(lambda name, options: load_digits_features(),
+                    lambda name, options: FeatureIdentity(DIGITS_BACKBONE, "none", DIGITS_SOURCE)),
+    "synthetic": Entry(lambda name, options: make_synthetic(options.synthetic),
+                       lambda name, options: FeatureIdentity(SYNTHETIC_BACKBONE, "none",
+                                                             synthetic_source(options.synthetic))),
+    **{name: Entry(_image_features, _image_identity) for name in IMAGE_DATASETS},
+}
+DATASET_NAMES = tuple(REGISTRY)
 
-    content = f"/{fingerprint}" if fingerprint else ""
-    return f"{name}/resnet{options.depth}/{resolve_weights_name(options.depth, options.weights)}/{TRANSFORM_ID}/{precision}{content}"
+
+def _entry(name: str) -> Entry:
+    if name not in REGISTRY:
+        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
+    return REGISTRY[name]
+
+
+def feature_identity(name: str, options: DataOptions | None = None) -> FeatureIdentity:
+    """(backbone, weights, source) that ``load_feature_set(name, options)`` would give, without extracting."""
+    entry = _entry(name)
+    return entry.identity(name, (options or DataOptions()).validate())
 
 
 def feature_source(name: str, options: DataOptions | None = None) -> str:
     """The source string ``load_feature_set(name, options)`` would give, without extracting any features."""
-    options = options or DataOptions()
-    if name not in BUILDERS:
-        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
-    if name not in IMAGE_DATASETS:
-        return BUILDERS[name](name, options).source
-    fingerprint = ""
-    if name == "imagefolder":
-        from data.images import IMAGE_SOURCES
-
-        fingerprint = IMAGE_SOURCES[name].build(Path(options.data_root).expanduser(), False).fingerprint
-    return _image_source(name, options, _precision(resolve_device(options.device, options.gpu_id)), fingerprint)
-
-
-BUILDERS: dict[str, Callable[[str, DataOptions], FeatureSet]] = {
-    "digits": _embedded(lambda options: load_digits_features()),
-    "synthetic": _embedded(lambda options: make_synthetic(options.synthetic)),
-    **{name: _image_features for name in IMAGE_DATASETS},
-}
-DATASET_NAMES = tuple(BUILDERS)
+    return feature_identity(name, options).source
 
 
 def load_feature_set(name: str, options: DataOptions | None = None) -> FeatureSet:
     """Features and labels of dataset ``name``; an unknown name is an error listing the valid ones."""
-    if name not in BUILDERS:
-        raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
-    return BUILDERS[name](name, options or DataOptions())
+    entry = _entry(name)
+    return entry.build(name, (options or DataOptions()).validate())

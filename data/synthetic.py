@@ -43,6 +43,15 @@ class SyntheticConfig:
         return self.num_superclasses * self.classes_per_super
 
 
+BACKBONE = "planted"  # features drawn directly, no feature map
+
+
+def synthetic_source(config: SyntheticConfig) -> str:
+    """The ``FeatureSet.source`` of ``make_synthetic(config)``: every field of the config."""
+    fields = ",".join(f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config))
+    return f"synthetic({fields})"
+
+
 def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> FeatureSet:
     rng = numpy_rng(config.seed, "synthetic")
     k = config.num_classes
@@ -58,7 +67,6 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> FeatureSet:
 
     x_train, y_train = draw(config.train_per_class)
     x_test, y_test = draw(config.test_per_class)
-    fields = ",".join(f"{f.name}={getattr(config, f.name)}" for f in dataclasses.fields(config))
     return FeatureSet(
         name="synthetic",
         train_features=x_train,
@@ -66,6 +74,7 @@ def make_synthetic(config: SyntheticConfig = SyntheticConfig()) -> FeatureSet:
         test_features=x_test,
         test_labels=y_test,
         class_names=tuple(f"s{s}c{c % config.classes_per_super}" for c, s in enumerate(superclass)),
-        source=f"synthetic({fields})",
+        source=synthetic_source(config),
+        backbone=BACKBONE,
         superclasses=tuple(int(s) for s in superclass),
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from data.clusters import class_similarity, cluster_classes
 from data.synthetic import SyntheticConfig, make_synthetic
@@ -46,3 +47,15 @@ def test_cluster_ids_are_zero_based_in_order_of_appearance():
     data = make_synthetic()
     found = cluster_classes(class_similarity(data.train_features, data.train_labels, data.num_classes))
     assert found[0] == 0 and set(found) == set(range(found.max() + 1))
+
+
+def test_one_and_two_classes():
+    assert cluster_classes(np.ones((1, 1))).tolist() == [0]
+    x = np.array([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [0.1, 0.9]])
+    ids = cluster_classes(class_similarity(x, np.array([0, 0, 1, 1]), 2))
+    assert ids.tolist() in ([0, 1], [0, 0]) and ids[0] == 0
+
+
+def test_a_class_without_training_samples_is_reported():
+    with pytest.raises(ValueError, match=r"classes \[1\] have no training samples"):
+        class_similarity(np.eye(3), np.array([0, 2, 2]), 3)

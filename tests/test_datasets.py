@@ -18,6 +18,7 @@ def test_digits_split_is_stratified_and_reproducible():
     np.testing.assert_array_equal(a.test_labels, b.test_labels)
     assert a.train_features.shape[0] + a.test_features.shape[0] == 1797
     assert a.num_classes == 10 and a.dim == 64
+    assert (a.backbone, a.weights) == ("identity", "none")
     train_share = np.bincount(a.train_labels) / len(a.train_labels)
     test_share = np.bincount(a.test_labels) / len(a.test_labels)
     np.testing.assert_allclose(train_share, test_share, atol=0.005)
@@ -33,6 +34,7 @@ def test_synthetic_is_deterministic_by_seed():
     np.testing.assert_array_equal(a.train_features, b.train_features)
     assert not np.array_equal(a.train_features, c.train_features)
     assert a.num_classes == 12 and len(set(a.superclasses)) == 4
+    assert (a.backbone, a.weights) == ("planted", "none")
 
 
 def test_unknown_dataset_lists_the_valid_names():
@@ -63,16 +65,17 @@ def test_feature_file_round_trip_npz_and_pt(tmp_path):
         assert loaded.num_classes == 3
     assert load_feature_file(tmp_path / "f.npz").class_names == ("a", "b", "c")
     assert load_feature_file(tmp_path / "f.npz").source != load_feature_file(tmp_path / "f.pt").source
+    assert load_feature_file(tmp_path / "f.npz").backbone != load_feature_file(tmp_path / "f.pt").backbone
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
         (lambda a: a.pop("test_labels"), "lacks key"),
-        (lambda a: a.update(train_labels=np.arange(19) % 3), "rows but train_labels"),
+        (lambda a: a.update(train_labels=np.arange(19) % 3), "19 labels but the features have 20 rows"),
         (lambda a: a.update(test_features=np.zeros((6, 4), np.float32)), "dimension"),
         (lambda a: a.update(train_features=np.zeros(20, np.float32)), "2-d"),
-        (lambda a: a.update(train_labels=np.arange(20) % 4), "must lie in 0..2"),
+        (lambda a: a.update(train_labels=np.arange(20) % 4), r"outside 0\.\.2"),
     ],
 )
 def test_feature_file_errors_are_one_line(tmp_path, change, message):
@@ -87,7 +90,7 @@ def test_feature_file_refuses_pickled_objects(tmp_path):
     arrays = _arrays()
     arrays["class_names"] = np.array([object(), "b", "c"], dtype=object)
     np.savez(tmp_path / "pickled.npz", **arrays)
-    with pytest.raises(UserError, match="cannot read"):
+    with pytest.raises(UserError, match="holds object arrays"):
         load_feature_file(tmp_path / "pickled.npz")
 
 
@@ -106,6 +109,7 @@ def test_stanfordcars_says_where_to_get_it(tmp_path):
         load_feature_set("stanfordcars", DataOptions(data_root=tmp_path, download="auto"))
 
 
+@pytest.mark.slow
 def test_cli_offline_error_is_one_line_without_traceback(tmp_path):
     result = run_script("train_linear.py", "--summary", "-d", "cifar100", "--download", "never",
                         "--data-root", str(tmp_path / "nothing"))

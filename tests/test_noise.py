@@ -86,3 +86,17 @@ def test_sampling_is_per_sample_and_reproducible():
     np.testing.assert_array_equal(a, b)
     assert (a != c).any() and (a != d).any(), "seed and ctype both enter the generator"
     assert 0 < np.mean(a != labels) < 1
+
+
+def test_single_class_and_out_of_range_labels():
+    with pytest.raises(UserError, match="at least 2 classes"):
+        make_noisy_labels(np.zeros(5, np.int64), "cc", 0.3, 0, 1, np.zeros(1, np.int64))
+    with pytest.raises(ValueError, match=r"labels must lie in 0\.\.2"):
+        make_noisy_labels(np.array([0, 1, 3]), "sym", 0.3, 0, 3)
+
+
+def test_cc_with_every_class_alone_keeps_every_label():
+    labels = np.repeat(np.arange(3), 10)
+    noisy = make_noisy_labels(labels, "cc", 0.8, 0, 3, np.arange(3))
+    np.testing.assert_array_equal(noisy.labels, labels)
+    assert noisy.realized_rate == 0.0
