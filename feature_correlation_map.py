@@ -81,8 +81,7 @@ class CorrelationConfig:
     per_class: int = 20
     seed: int = 0
     out: Path = Path("reports")
-    depth: int = 34  # backbone of the image datasets (their labels carry it)
-    weights: str = "default"
+    backbone: str = "r34"  # the image datasets' backbone, as their labels carry it: r34, r50-random, vit_b_16, …
 
     @property
     def inputs(self) -> tuple[Input, ...]:
@@ -90,19 +89,15 @@ class CorrelationConfig:
         from data.registry import IMAGE_DATASETS
 
         names = self.datasets or (() if self.feature_files else (DEFAULT_DATASET,))
-        backbone = f"-r{self.depth}" + ("-random" if self.weights == "none" else "")
-        return (*(Input("-d", name, name + (backbone if name in IMAGE_DATASETS else "")) for name in names),
+        return (*(Input("-d", name, name + (f"-{self.backbone}" if name in IMAGE_DATASETS else "")) for name in names),
                 *(Input("--features", path, _file_label(path)) for path in self.feature_files))
 
     def validate(self) -> CorrelationConfig:
         """Refuse, before any work, settings that cannot work; returns self."""
         from data.registry import DATASET_NAMES
-        from models.choices import DEPTHS, WEIGHT_CHOICES
 
         checks.integer("--per-class", self.per_class, 2)
         checks.seed("--seed", self.seed)
-        checks.choice("--depth", self.depth, DEPTHS)
-        checks.choice("--weights", self.weights, WEIGHT_CHOICES)
         for name in self.datasets:
             if name not in DATASET_NAMES:
                 raise UsageError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASET_NAMES)}")
@@ -175,10 +170,19 @@ class CorrelationConfig:
                       GRAM_BYTES_PER_ENTRY * n * n, "lower --per-class")
 
 
-def config_from_args(args: argparse.Namespace) -> CorrelationConfig:
+def backbone_label(options) -> str:
+    """The image datasets' label token: r18/r34/r50 for the paper's ResNets, else the architecture; -random
+    for random weights, -<weights> for weights other than the default."""
+    spec = options.backbone_spec()
+    arch = re.sub(r"^resnet(18|34|50)$", r"r\1", spec.arch)
+    if options.weights == "none":
+        return f"{arch}-random"
+    return arch if options.weights == "default" else f"{arch}-{re.sub(r'[^A-Za-z0-9._-]', '_', options.weights)}"
+
+
+def config_from_args(args: argparse.Namespace, options) -> CorrelationConfig:
     return CorrelationConfig(datasets=tuple(args.dataset or ()), feature_files=tuple(args.features or ()),
-                             per_class=args.per_class, seed=args.seed, out=args.out, depth=args.depth,
-                             weights=args.weights)
+                             per_class=args.per_class, seed=args.seed, out=args.out, backbone=backbone_label(options))
 
 
 def load_inputs(config: CorrelationConfig, options) -> list[tuple[Input, object]]:
@@ -227,8 +231,11 @@ def replaced_files(files: dict[Path, bytes]) -> list[Path]:
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
+    from data.arguments import data_options
+
     args = build_parser().parse_args(argv)
-    config = config_from_args(args).validate()
+    options = data_options(args)
+    config = config_from_args(args, options).validate()
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     with planned_outputs() as plan:
         plan.folder(config.out, "--out")
@@ -237,12 +244,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"{path} is a folder, where --out's output of that name goes; remove or rename it")
             plan.file(path, "--out")
         from analysis.figures import write_files
-        from data.arguments import data_options
 
         with warnings.catch_warnings():
             if not args.verbose:
                 warnings.simplefilter("ignore")
-            loaded = load_inputs(config, data_options(args))
+            loaded = load_inputs(config, options)
             table, files = render_outputs(config, loaded)
         replaced = replaced_files(files)
         write_files(files)

@@ -18,7 +18,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd, describe_source
+from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd
 from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which
 from utils.errors import UsageError, exits_cleanly, run_script
@@ -189,21 +189,20 @@ def load_features(args: argparse.Namespace, name: str):
 
 
 def feature_identity(features) -> tuple[str, str]:
-    """(backbone, weights) of a feature set."""
-    backbone, weights = getattr(features, "backbone", None), getattr(features, "weights", None)
-    return (backbone, weights) if backbone and weights else describe_source(features.source)
+    """(backbone, weights) of a feature set (what the run key names)."""
+    return features.backbone, features.weights
 
 
 def describe_source_of(args: argparse.Namespace, name: str) -> tuple[str, str, str, str]:
     """(dataset, source, backbone, weights) without extracting features, for --dry-run."""
     from data.arguments import data_options
-    from data.registry import feature_source
+    from data.registry import feature_identity as identity_of
 
     if args.features is not None:
         features = load_features(args, name)
         return (features.name, features.source, *feature_identity(features))
-    source = feature_source(name, data_options(args))
-    return (name, source, *describe_source(source))
+    found = identity_of(name, data_options(args))
+    return name, found.source, found.backbone, found.weights
 
 
 def noise_clusters(features):

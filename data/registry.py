@@ -23,11 +23,11 @@ from data.synthetic import BACKBONE as SYNTHETIC_BACKBONE
 from data.synthetic import SyntheticConfig, make_synthetic, synthetic_source
 from models.choices import PRECISION_CHOICES, BackboneSpec, backbone_spec, precision_id
 from utils import checks
+from utils.device import DEVICE_CHOICES
 from utils.errors import UsageError, UserError
 
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
-DEVICE_CHOICES = ("auto", "cpu", "cuda")  # utils.device's, without importing torch
 # Image datasets, built in data.images; torchvision is imported only when one of them is used.
 IMAGE_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "flowers102", "food101", "stanfordcars",
                   "imagefolder")

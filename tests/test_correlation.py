@@ -17,8 +17,9 @@ import feature_correlation_map
 from analysis import figures as figure_io
 from analysis.correlation import (class_correlation, group_means, gram_spectrum, sample_count, sample_instances,
                                   sample_per_class, statistics)
+from data.registry import DataOptions
 from data.synthetic import SyntheticConfig, make_synthetic
-from feature_correlation_map import CorrelationConfig
+from feature_correlation_map import CorrelationConfig, backbone_label
 from tests.fault_harness import os_refusal
 
 PLANTED = SyntheticConfig(num_superclasses=2, classes_per_super=3, dim=16, train_per_class=8, test_per_class=2)
@@ -124,14 +125,16 @@ def test_table_is_named_by_the_inputs_it_covers(tmp_path):
     # a file's name is kept to letters, digits, '.', '_' and '-'
     assert files.table_path.name == "correlation_stats-digits+my_features_v2.md"
     assert "my_features_v2-dendrogram.png" in names(files)
-    image = CorrelationConfig(datasets=("cifar100", "digits"), depth=18)
+    image = CorrelationConfig(datasets=("cifar100", "digits"), backbone=backbone_label(DataOptions(depth=18)))
     assert image.table_path.name == "correlation_stats-cifar100-r18+digits.md"
     assert "cifar100-r18-class-correlation.pdf" in names(image) and "digits-dendrogram.png" in names(image)
-    random = CorrelationConfig(datasets=("cifar100",), weights="none")
+    random = CorrelationConfig(datasets=("cifar100",), backbone=backbone_label(DataOptions(weights="none")))
     assert random.table_path.name == "correlation_stats-cifar100-r34-random.md"
+    vit = CorrelationConfig(datasets=("cifar100",), backbone=backbone_label(DataOptions(arch="vit_b_16")))
+    assert vit.table_path.name == "correlation_stats-cifar100-vit_b_16.md"
     # different commands never share a table
     tables = {c.table_path for c in (one, two, files, image, random, CorrelationConfig(datasets=("synthetic",)))}
-    assert len(tables) == 6
+    assert len(tables) == 6 and vit.table_path not in tables
 
 
 def test_figure_names_carry_the_sample_settings_where_they_matter():

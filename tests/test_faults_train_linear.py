@@ -79,14 +79,14 @@ def _raw(name: str, content: bytes):
 
 
 FILE_CASES = [
-    ("missing.npz", None, r"features file .*missing\.npz does not exist", 2),
+    ("missing.npz", None, r"--features .*missing\.npz does not exist", 2),
     ("empty.npz", _raw("empty.npz", b""), r"empty\.npz", 1),
     ("text.npz", _raw("text.npz", b"not a zip archive at all"), r"text\.npz", 1),
     ("nokey.npz", _npz("nokey.npz", test_labels=None), r"lacks key\(s\) test_labels", 1),
     ("nan.npz", _npz("nan.npz", train_features=np.full((30, 4), np.nan, np.float32)), r"NaN or infinite", 1),
     ("shape.npz", _npz("shape.npz", test_features=np.zeros((9, 5), np.float32)), r"dimension 4 but test_features 5", 1),
-    ("rows.npz", _npz("rows.npz", train_labels=np.arange(29) % 3), r"30 rows but train_labels has 29", 1),
-    ("labels.npz", _npz("labels.npz", train_labels=np.arange(30) % 3 - 1), r"train_labels .* must lie in", 1),
+    ("rows.npz", _npz("rows.npz", train_labels=np.arange(29) % 3), r"train_labels has 29 labels but the features have 30 rows", 1),
+    ("labels.npz", _npz("labels.npz", train_labels=np.arange(30) % 3 - 1), r"train_labels hold -1, outside 0\.\.2", 1),
 ]
 CASES += [case("file", ["--features", name, "--epochs", "2", "--ctype", "sym", *STORE], pattern, status,
                setup=setup, name=f"features {name}") for name, setup, pattern, status in FILE_CASES]
