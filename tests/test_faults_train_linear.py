@@ -230,3 +230,59 @@ def test_sigterm_while_training_leaves_no_partial_run(tmp_path):
     out, err = process.communicate(timeout=120)
     assert (process.returncode, err.splitlines()[-1]) == (143, "terminated")
     assert not list(tmp_path.glob("ck/*")) and not list(tmp_path.glob("ck/.runs/*")) and not (tmp_path / "r.csv").exists()
+
+
+# -- slow tier: real mounts (tmpfs) where mounting is permitted ------------------------------------------------
+
+def _mount(target: Path, options: str) -> bool:
+    target.mkdir(parents=True, exist_ok=True)
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
+                          capture_output=True).returncode == 0
+
+
+def _unmount(target: Path) -> None:
+    subprocess.run(["umount", str(target)], capture_output=True)
+    shutil.rmtree(target, ignore_errors=True)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_mid_chain_keeps_finished_runs_and_leaves_no_partial_one(tmp_path):
+    """A 64 KiB store fills up after a few runs: one line naming the file, every published run verified, its CSV
+    row present, no temporary folder, lock or stray file; the rerun on a roomy copy finishes the chain."""
+    disk = tmp_path / "full"
+    if not _mount(disk, "size=64k"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        argv = [*TINY, "-c", str(disk / "ck"), "--csv", str(tmp_path / "r.csv")]
+        result = subprocess.run([sys.executable, str(ROOT / "train_linear.py"), *argv], cwd=tmp_path,
+                                capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+        last = result.stderr.splitlines()[-1]
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert last.startswith("error: cannot use ") and str(disk / "ck") in last and "(ENOSPC)" in last
+        store = RunStore(disk / "ck")
+        published = list(store.records())
+        assert published, "the runs that fitted were kept"
+        assert all(store.inspect(disk / "ck" / record.name).state.finished for record in published)
+        assert sorted(p.name for p in (disk / "ck").iterdir()) == sorted([".runs", *(r.name for r in published)])
+        assert len(list((disk / "ck" / ".runs").iterdir())) == len(published), "no temporary run folder left"
+        rows = (tmp_path / "r.csv").read_text().splitlines()
+        assert len(rows) == 1 + len(published)
+    finally:
+        _unmount(disk)
+
+
+@pytest.mark.slow
+def test_a_real_read_only_store_is_refused_before_any_work(tmp_path):
+    disk = tmp_path / "ro"
+    if not _mount(disk, "size=1m,ro"):
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        result = subprocess.run([sys.executable, str(ROOT / "train_linear.py"), *TINY, "-c", str(disk / "ck"),
+                                 "--csv", str(tmp_path / "r.csv")], cwd=tmp_path, capture_output=True, text=True,
+                                stdin=subprocess.DEVNULL, timeout=300)
+        assert (result.returncode, result.stdout) == (1, "")
+        assert result.stderr == f"error: -c/--checkpoint: cannot write to {disk / 'ck'}: read-only file system " \
+                                "(EROFS); choose a writable folder\n"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"] and not list(disk.iterdir())
+    finally:
+        _unmount(disk)

@@ -20,6 +20,7 @@ import uuid
 from pathlib import Path
 from typing import Iterator
 
+from utils.errors import naming
 from utils.testhooks import wrote
 
 HEARTBEAT_S = 10.0
@@ -88,8 +89,12 @@ def try_lock(path: Path) -> Lock | None:
             if not _break_if_stale(path):
                 return None
             continue
-        with os.fdopen(handle, "w") as stream:
-            json.dump({"host": HOST, "pid": os.getpid(), "token": token, "since": time.time()}, stream)
+        try:
+            with naming(path), os.fdopen(handle, "w") as stream:
+                json.dump({"host": HOST, "pid": os.getpid(), "token": token, "since": time.time()}, stream)
+        except BaseException:
+            path.unlink(missing_ok=True)  # a lock we could not fill (disk full, Ctrl-C) is not left behind
+            raise
         wrote("lock")
         lock = Lock(path, token)
         _HEARTBEAT.add(lock)

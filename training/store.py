@@ -42,7 +42,7 @@ from typing import Iterator
 
 from training import locks
 from training.config import TrainConfig
-from utils.errors import UserError
+from utils.errors import UserError, naming
 from utils.stages import Stage
 from utils.testhooks import wrote
 
@@ -389,7 +389,7 @@ class RunWriter:
             self._log_columns = list(row)
             writer.writeheader()
         writer.writerow(row)
-        with open(self.folder / LOG, "a") as stream:
+        with naming(self.folder / LOG), open(self.folder / LOG, "a") as stream:
             stream.write(buffer.getvalue())
             stream.flush()
         wrote("log")
@@ -419,7 +419,7 @@ class RunWriter:
 
 
 def _write_file(path: Path, data: bytes) -> None:
-    with open(path, "wb") as stream:
+    with naming(path), open(path, "wb") as stream:
         stream.write(data)
         stream.flush()
         os.fsync(stream.fileno())

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from utils.errors import signals_deferred
+from utils.errors import naming, signals_deferred
 
 
 def _temp_beside(target: Path) -> Path:
@@ -54,9 +54,10 @@ def atomic_group(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
             if target.is_dir():
                 raise IsADirectoryError(21, "Is a directory", str(target))
             temps.append(_temp_beside(target))
-        yield list(temps)
-        for temp in temps:
-            _fsync(temp)
+        with naming(targets[0] if len(targets) == 1 else targets[0].parent):
+            yield list(temps)
+            for temp in temps:
+                _fsync(temp)
         with signals_deferred():
             for temp, target in zip(temps, targets):
                 os.replace(temp, target)

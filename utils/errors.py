@@ -81,6 +81,17 @@ _OS_FIXES = {
 }
 
 
+@contextlib.contextmanager
+def naming(path: str | os.PathLike) -> Iterator[None]:
+    """Give an ``OSError`` raised inside without a file name (a failed ``write``: disk full) ``path``'s name."""
+    try:
+        yield
+    except OSError as error:
+        if error.filename is None:
+            error.filename = str(path)
+        raise
+
+
 def describe_os_error(error: OSError, action: str = "cannot use") -> str:
     """One line for an ``OSError``: the path, the cause in words and, where there is one, the fix."""
     path = error.filename if error.filename is not None else "a file"
