@@ -74,7 +74,7 @@ class ExtractJob:
     def state(self) -> JobState:
         from data.registry import features_cached
 
-        return JobState("done", 1, 1) if features_cached(self.dataset, self.options) else JobState("missing", 0, 1)
+        return JobState("done" if features_cached(self.dataset, self.options) else "missing", 0, 0)
 
     def run(self) -> JobResult:
         import torch  # noqa: F401  (loaded first, so that the thread scope below covers it)
