@@ -245,23 +245,23 @@ def dry_run(parser, args: argparse.Namespace, name: str) -> str:
     return "\n".join(lines)
 
 
+def chain_job(args: argparse.Namespace, name: str):
+    """The :class:`training.jobs.ChainJob` this command runs for one dataset (or features file)."""
+    from data.arguments import data_options
+    from training.chain import chain_stages
+    from training.jobs import ChainJob
+
+    stages = requested_stages(args)
+    dataset = name if args.features is None else ""
+    return ChainJob(dataset=dataset, options=data_options(args), settings=template(args, dataset),
+                    seeds=tuple(args.seeds), rates=tuple(args.corruption),
+                    stages=tuple(chain_stages(args.rounds, baselines=baseline_names(args))), store=args.checkpoint,
+                    csv=csv_path(args, args.ctype), threads=args.threads, force=args.force,
+                    only=stages[0] if stages else None, features=args.features)
+
+
 def train(parser, args: argparse.Namespace, name: str) -> str:
     """Train (or reuse) the requested stage(s) of one dataset; returns the text to print."""
-    from training.chain import chain_stages, chain_table, configs_for, run_chain
-    from training.methods import NON_CONVEX
-    from training.stages import DeviceData, StageContext, run_stage
-    from training.store import RunStore
-    from utils.device import resolve_device
-    from utils.threads import cpu_threads, training_threads
-
-    features = load_features(args, name)
-    base = template(args, features.name, features.source, *feature_identity(features)).validate(features.num_classes)
-    device = resolve_device(args.device, args.gpu_id)
-    heads = len(args.seeds) * len(args.corruption)
-    threads = training_threads(args.threads, args.train_batch * features.dim * features.num_classes * heads)
-    store = RunStore(args.checkpoint)
-    for leftover in store.sweep():
-        logging.getLogger(__name__).info("removed %s, left by a process that stopped", leftover)
 
     def progress(description: str):
         from tqdm import tqdm
@@ -272,31 +272,10 @@ def train(parser, args: argparse.Namespace, name: str) -> str:
         if not interactive():
             print(message, file=sys.stderr, flush=True)
 
-    ctx = StageContext(store=store, csv_path=lambda config: csv_path(args, config.ctype),
-                       command_for=lambda stage: suggested_command(parser, args, features.name, stage),
-                       progress=progress, announce=announce, threads=threads, force=args.force)
-    with cpu_threads(threads):
-        clusters = noise_clusters(features) if args.ctype == "cc" else None
-        data = DeviceData.load(features, device, clusters)
-        stages = requested_stages(args)
-        if stages is None:
-            runs = run_chain(base, args.seeds, args.corruption,
-                             chain_stages(args.rounds, baselines=baseline_names(args)), data, ctx)
-            header = (f"{features.name}: {args.ctype} noise, seeds {' '.join(map(str, args.seeds))}, lr {base.lr:g}, "
-                      f"wd {base.wd:g}, {base.optimizer}, {base.seeding} seeding, test accuracy (%) selected by "
-                      f"{base.select}, mean ± std over seeds")
-            reused = sum(run.reused for run in runs)
-            note = f"\n{reused} of {len(runs)} runs reused from {args.checkpoint}/ (--force trains them again)" if reused else ""
-            stationary = NON_CONVEX if base.optimizer == "lbfgs" else ()
-            return f"{header}\n{chain_table([run.record for run in runs], stationary=stationary)}{note}"
-        runs = run_stage(configs_for(base, stages[0], args.seeds, args.corruption), data, ctx)
-    return "\n".join(run_line(run.record, run.reused) for run in runs)
-
-
-def run_line(record, reused: bool) -> str:
-    m, c = record.metrics, record.config
-    return (f"{c.stage.label:>9}  η={c.corruption:g} seed {c.seed}: test {m['test_acc']:.2f}% (epoch {m['best_epoch']}), "
-            f"final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  {'reused' if reused else 'trained'}: {record.name}")
+    dataset = name if args.features is None else None
+    text, _ = chain_job(args, name).train(command_for=lambda stage: suggested_command(parser, args, dataset, stage),
+                                          progress=progress, announce=announce)
+    return text
 
 
 def probe_outputs(plan, args: argparse.Namespace) -> None:

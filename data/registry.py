@@ -92,14 +92,19 @@ def _image_source(name: str, spec: BackboneSpec, precision: str, fingerprint: st
     return f"{name}/{spec.arch}/{spec.weights_name}/{spec.transform_id}/{precision}{content}"
 
 
+def _fingerprint(name: str, options: DataOptions) -> str:
+    """The content hash of a user's own images (imagefolder); '' for the published datasets."""
+    if name != "imagefolder":
+        return ""
+    from data.images import list_image_folder
+
+    return list_image_folder(Path(options.data_root).expanduser()).fingerprint
+
+
 def _image_identity(name: str, options: DataOptions) -> FeatureIdentity:
     spec = options.backbone_spec()
-    fingerprint = ""
-    if name == "imagefolder":
-        from data.images import list_image_folder
-
-        fingerprint = list_image_folder(Path(options.data_root).expanduser()).fingerprint
-    return FeatureIdentity(spec.arch, spec.weights_name, _image_source(name, spec, _precision(options), fingerprint))
+    source = _image_source(name, spec, _precision(options), _fingerprint(name, options))
+    return FeatureIdentity(spec.arch, spec.weights_name, source)
 
 
 def _image_features(name: str, options: DataOptions) -> FeatureSet:
@@ -180,3 +185,18 @@ def load_feature_set(name: str, options: DataOptions | None = None) -> FeatureSe
     """Features and labels of dataset ``name``; an unknown name is an error listing the valid ones."""
     entry = _entry(name)
     return entry.build(name, (options or DataOptions()).validate())
+
+
+def features_cached(name: str, options: DataOptions | None = None) -> bool:
+    """Whether ``load_feature_set(name, options)`` would read both splits from the cache (their index files
+    are there; the shards are checked when they are read). Embedded sets need no cache: always True."""
+    _entry(name)
+    if name not in IMAGE_DATASETS:
+        return True
+    from data import features as extraction
+
+    options = (options or DataOptions()).validate()
+    spec, root = options.backbone_spec(), Path(options.feature_root).expanduser()
+    precision, fingerprint = _precision(options), _fingerprint(name, options)
+    return all(extraction.cache_path(root, extraction.cache_key(name, split, spec, precision, fingerprint)).exists()
+               for split in ("train", "test"))

@@ -1,4 +1,4 @@
-"""What produced a result: package versions, machine, threads and the git commit."""
+"""What produced a result: package versions, machine, process, threads and the git commit."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ def provenance(device: str | None = None) -> dict[str, object]:
         "platform": platform.platform(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        "host": platform.node(),
+        "pid": os.getpid(),  # the process that trained the run (a sweep's worker)
         "git_commit": git_commit(),
     }
     if device is not None:

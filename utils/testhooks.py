@@ -2,6 +2,8 @@
 
 - ``SELFDISTILL_KILL_AFTER_WRITES=N``: the process SIGKILLs itself right after its N-th write to a
   run store or results CSV (every write calls :func:`wrote`), so a test can stop it at every point.
+- ``SELFDISTILL_KILL_AFTER_PUBLISHES=N``: the same, right after its N-th published run (a worker of a
+  sweep killed by a scheduler part-way through its chain).
 - ``SELFDISTILL_PAUSE=STEP:FOLDER``: the first time it reaches the named step (:func:`step`), the process writes
   ``FOLDER/STEP.<pid>.paused`` and waits until that file is removed, so a test can hold one
   writer at a chosen point while another runs.
@@ -15,17 +17,21 @@ import time
 from pathlib import Path
 
 KILL_AFTER_WRITES = "SELFDISTILL_KILL_AFTER_WRITES"
+KILL_AFTER_PUBLISHES = "SELFDISTILL_KILL_AFTER_PUBLISHES"
 PAUSE = "SELFDISTILL_PAUSE"
 _writes = 0
+_publishes = 0
 _paused: set[str] = set()
 
 
 def wrote(what: str = "") -> None:
     """Count one completed write; the N-th kills the process when the test hook asks for it."""
-    global _writes
+    global _writes, _publishes
     _writes += 1
+    _publishes += what == "publish"
     limit = os.environ.get(KILL_AFTER_WRITES)
-    if limit and _writes == int(limit):
+    published = os.environ.get(KILL_AFTER_PUBLISHES)
+    if (limit and _writes == int(limit)) or (published and what == "publish" and _publishes == int(published)):
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -1,0 +1,1 @@
+"""Sweeps: a TOML file expanded into extraction and chain jobs, run by a launcher (local, Ray, SLURM)."""

@@ -1,0 +1,157 @@
+"""What every launcher shares: which jobs still need to run, the progress lines and the summary,
+and the local launcher (this process, or a small process pool).
+
+A job whose runs are all in the store, complete and verified, is skipped; so is an extraction
+whose cache is there or whose chains are all done. A job killed by a scheduler left nothing
+published for its unfinished runs (the store publishes atomically), so the next launch redoes it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Iterable
+
+from sweeping.spec import Sweep, SweepJob
+from training.jobs import JobResult, JobState, run_job
+from utils.errors import UserError
+
+REQUIREMENTS = "requirements-launchers.txt"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]  # what workers import: the code that submitted them
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions:
+    launcher: str = "local"
+    parallel: int | None = None  # jobs at once (local: processes; ray: a local instance's CPUs; slurm: array)
+    address: str | None = None  # a Ray cluster
+    log_dir: Path | None = None
+    slurm_executor: str = "slurm"  # or submitit's local executor (separate processes on this machine)
+
+
+def require(module: str, launcher: str):
+    """Import a launcher's package, or one line saying how to install it."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"--launcher {launcher} needs the package {module}; install the launchers with: "
+                        f"python3 -m pip install -r {REQUIREMENTS}") from None
+
+
+def worker_pythonpath() -> str:
+    """PYTHONPATH for workers on this machine: the project first, so they import the code that submitted them."""
+    rest = os.environ.get("PYTHONPATH", "")
+    return f"{PROJECT_ROOT}{os.pathsep}{rest}" if rest else str(PROJECT_ROOT)
+
+
+def states(sweep: Sweep) -> dict[str, JobState]:
+    return {job.name: job.state() for job in sweep.jobs}
+
+
+def pending(sweep: Sweep, found: dict[str, JobState]) -> list[SweepJob]:
+    """The jobs to run, extractions first; a chain whose extraction is not run needs nothing."""
+    chains = [job for job in sweep.jobs if not job.is_extraction and not found[job.name].finished]
+    needed = {job.needs for job in chains if job.needs}
+    extractions = [job for job in sweep.jobs if job.is_extraction and job.name in needed
+                   and not found[job.name].finished]
+    running = {job.name for job in extractions}
+    return extractions + [job if job.needs in running else dataclasses.replace(job, needs=None) for job in chains]
+
+
+def dry_run_text(sweep: Sweep, found: dict[str, JobState], store: Path) -> str:
+    lines = [f"{found[job.name].describe():<26} {job.name}" for job in sweep.jobs]
+    words = [state.word for state in found.values()]
+    extractions = sum(job.is_extraction for job in sweep.jobs)
+    lines.append(f"{sweep.name}: {len(sweep.jobs)} jobs ({extractions} extractions, {len(sweep.jobs) - extractions} "
+                 f"chains): {words.count('done')} done, {words.count('damaged')} damaged, "
+                 f"{words.count('missing')} missing; runs in {store}/")
+    return "\n".join(lines)
+
+
+class Tally:
+    """A line per finished job (with its wall time, or its error) and the summary at the end."""
+
+    def __init__(self, total: int, stream=None):
+        self.total, self.stream = total, stream or sys.stdout
+        self.done: list[JobResult] = []
+        self.failed: list[JobResult] = []
+        self.start = time.perf_counter()
+
+    def __call__(self, job: SweepJob, result: JobResult) -> None:
+        (self.done if result.ok else self.failed).append(result)
+        count = f"[{len(self.done) + len(self.failed)}/{self.total}]"
+        if result.ok:
+            runs = f", {result.trained} runs trained, {result.reused} reused" if not job.is_extraction else ""
+            print(f"{count} done    {job.name}  {result.wall_s:.1f} s (pid {result.pid} on {result.host}{runs})",
+                  file=self.stream, flush=True)
+        else:
+            print(f"{count} FAILED  {job.name}: {result.error}", file=self.stream, flush=True)
+
+    @property
+    def remaining(self) -> int:
+        return self.total - len(self.done) - len(self.failed)
+
+    def summary(self, skipped: int) -> str:
+        return (f"{len(self.done)} done, {len(self.failed)} failed, {self.remaining} remaining "
+                f"({skipped} already done before this launch) in {time.perf_counter() - self.start:.1f} s")
+
+
+def failure(job: SweepJob, error: BaseException | str) -> JobResult:
+    """A result for a job whose worker died or whose engine reported an error."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    first = next((line for line in str(text).splitlines() if line.strip()), "failed")
+    return JobResult(job.name, False, 0.0, 0, "", error=" ".join(first.split()))
+
+
+def needs_of(job: SweepJob, results: dict[str, JobResult]) -> tuple[JobResult, ...]:
+    return (results[job.needs],) if job.needs in results else ()
+
+
+# -- local -------------------------------------------------------------------------------------------------
+
+def run_local(jobs: list[SweepJob], parallel: int, report: Callable[[SweepJob, JobResult], None]) -> None:
+    """In this process, one job after another (``parallel`` ≤ 1), or in a pool of ``parallel`` processes."""
+    results: dict[str, JobResult] = {}
+    if parallel <= 1:
+        for job in jobs:
+            results[job.name] = run_job(job.work, *needs_of(job, results))
+            report(job, results[job.name])
+        return
+    import concurrent.futures as futures
+    import multiprocessing
+
+    # spawn: a fresh interpreter per job (max_tasks_per_child=1), nothing inherited from this process's torch.
+    pool = futures.ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
+                                       max_tasks_per_child=1)
+    running: dict[futures.Future, SweepJob] = {}
+    waiting = [job for job in jobs if job.needs]
+
+    def submit(ready: Iterable[SweepJob]) -> None:
+        for job in ready:
+            running[pool.submit(run_job, job.work, *needs_of(job, results))] = job
+
+    try:
+        submit(job for job in jobs if not job.needs)
+        while running:
+            finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
+            for future in finished:
+                job = running.pop(future)
+                try:
+                    results[job.name] = future.result()
+                except Exception as error:  # a worker that died (killed, out of memory)
+                    results[job.name] = failure(job, error)
+                report(job, results[job.name])
+                ready = [other for other in waiting if other.needs == job.name]
+                waiting = [other for other in waiting if other.needs != job.name]
+                submit(ready)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):  # stop the workers, not only the queue
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()

@@ -1,0 +1,129 @@
+"""Sweep files: loading and its one-line errors, the paper's 48 jobs, job states from the run store,
+the SLURM scripts, and a tiny sweep run by the local launcher in this process."""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+import sweep
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = """
+name = "tiny"
+device = "cpu"
+precision = "fp32"
+seeds = [0]
+corruption = [0.3, 0.5]
+rounds = 1
+epochs = 2
+[grids.small]
+ctype = "sym"
+datasets = ["digits"]
+"""
+
+
+def write(tmp_path: Path, text: str = TINY, name: str = "tiny.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def cli(tmp_path: Path, *args: str) -> int:
+    return sweep.main([*args, "-c", str(tmp_path / "ck"), "--csv-dir", str(tmp_path / "results")])
+
+
+@pytest.fixture(autouse=True)
+def no_ray_usage_stats(monkeypatch):
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+
+
+def test_the_paper_sweep_lists_its_48_jobs_without_any_data(tmp_path, capsys):
+    assert cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--dry-run") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1].startswith("paper: 48 jobs (6 extractions, 42 chains): 0 done, 0 damaged, 48 missing")
+    chains = [line for line in out if "lr" in line]
+    assert len(chains) == 42 and all("0 of 144 done" in line for line in chains)
+    for figure, ctype, wd in (("fig2", "cc", "5e-05"), ("fig6b", "asym", "0.0005"), ("fig7a", "cc", "2e-05"),
+                              ("fig8b", "sym", "0.001")):
+        assert sum(f"{figure}/" in line and f" {ctype} " in line and line.endswith(f"wd {wd}") for line in out) == 3
+    assert not (tmp_path / "ck").exists()  # a dry run writes nothing
+
+
+def test_only_one_grid_and_the_embedded_sweep(tmp_path, capsys):
+    assert cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--dry-run", "--only", "fig6a") == 0
+    assert "12 jobs (6 extractions, 6 chains)" in capsys.readouterr().out
+    assert cli(tmp_path, str(REPO / "sweeps/embedded.toml"), "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "2 jobs (0 extractions, 2 chains)" in out and "embedded/digits: cc lr 0.1 wd 0.01" in out
+
+
+@pytest.mark.parametrize("text, args, message", [
+    ("name = \n", (), "is not valid TOML: Invalid value (at line 1, column 8)"),
+    (TINY + "colour = 1\n", (), "unknown key 'colour'"),
+    (TINY.replace('ctype = "sym"', 'ctype = "sym"\nlr = -1'), (), "[grids.small]: lr must be"),
+    (TINY.replace("epochs = 2", "epochs = 0"), (), "epochs must be"),
+    (TINY.replace('device = "cpu"', 'device = "auto"'), (), "a sweep fixes its device"),
+    (TINY.replace("[0.3, 0.5]", "[0.3, 0.3]"), (), "corruption names 0.3 twice"),
+    (TINY.replace('"digits"', '"mnist"'), (), "unknown dataset 'mnist'"),
+    (TINY + '[datasets.digits]\nwd = { base = 1e-2 }\n', (), "names weight decays (base); choose one"),
+    (TINY, ("--only", "fig9"), "--only fig9:"),
+    (TINY, ("--parallel", "0"), "--parallel must be at least 1"),
+])
+def test_mistakes_are_one_line_usage_errors_before_any_job(tmp_path, capsys, text, args, message):
+    assert cli(tmp_path, str(write(tmp_path, text)), *args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "ck").exists()
+
+
+def test_a_missing_launcher_package_names_the_requirements_file(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    assert cli(tmp_path, str(write(tmp_path)), "--launcher", "ray") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "requirements-launchers.txt" in err
+
+
+def test_the_sbatch_scripts_hold_the_arrays_and_their_dependencies(tmp_path, capsys):
+    assert cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--print-sbatch", "--partition", "gpu",
+               "--log-dir", str(tmp_path / "logs")) == 0
+    out = capsys.readouterr().out
+    assert out.count("#SBATCH --array=") == 7  # the extractions, then one array of chains per dataset
+    assert "#SBATCH --array=0-5" in out and out.count("#SBATCH --array=0-6") == 6
+    assert out.count("#SBATCH --dependency=") == 6 and "afterok:<extract>_5" in out
+    assert "#SBATCH --partition=gpu" in out and "#SBATCH --gpus-per-node=1" in out
+    assert not (tmp_path / "logs").exists()
+
+
+def rows(path: Path) -> list[dict]:
+    with open(path, newline="") as stream:
+        return list(csv.DictReader(stream))
+
+
+def test_job_states_and_a_relaunch_that_runs_only_what_is_missing_or_damaged(tmp_path, capsys):
+    path = write(tmp_path)
+    assert cli(tmp_path, str(path)) == 0
+    out = capsys.readouterr().out
+    assert "[1/1] done    small/digits: sym lr 0.1 wd 0.01" in out and "6 runs trained, 0 reused" in out
+    assert "1 done, 0 failed, 0 remaining" in out and len(rows(tmp_path / "results/sym.csv")) == 6
+    assert cli(tmp_path, str(path), "--dry-run") == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("done ")
+    assert cli(tmp_path, str(path)) == 0
+    assert "0 job(s) to run on local, 1 already done" in capsys.readouterr().out
+
+    store = tmp_path / "ck"
+    entries = sorted(p for p in store.iterdir() if p.is_symlink())
+    with open(entries[0] / "best.ckpt", "ab") as stream:  # damage one run
+        stream.write(b"x")
+    shutil.rmtree(entries[1].resolve())
+    os.unlink(entries[1])  # and lose another
+    assert cli(tmp_path, str(path), "--dry-run") == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith("damaged, 4 of 6 done")
+    assert cli(tmp_path, str(path)) == 0
+    assert "2 runs trained, 4 reused" in capsys.readouterr().out
+    assert len(rows(tmp_path / "results/sym.csv")) == 6
