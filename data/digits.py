@@ -9,8 +9,6 @@ The train/test split is fixed and stratified (25% test, ``random_state=0``).
 from __future__ import annotations
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
 
 from data.feature_set import FeatureSet
 
@@ -29,6 +27,9 @@ def standardise(train: np.ndarray, test: np.ndarray) -> tuple[np.ndarray, np.nda
 
 
 def load_digits_features() -> FeatureSet:
+    from sklearn.datasets import load_digits  # here, not at import: flag parsers import this module
+    from sklearn.model_selection import train_test_split
+
     bunch = load_digits()
     images = bunch.data.astype(np.float64)
     labels = bunch.target.astype(np.int64)

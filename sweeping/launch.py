@@ -23,15 +23,6 @@ REQUIREMENTS = "requirements-launchers.txt"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # what workers import: the code that submitted them
 
 
-@dataclasses.dataclass(frozen=True)
-class LaunchOptions:
-    launcher: str = "local"
-    parallel: int | None = None  # jobs at once (local: processes; ray: a local instance's CPUs; slurm: array)
-    address: str | None = None  # a Ray cluster
-    log_dir: Path | None = None
-    slurm_executor: str = "slurm"  # or submitit's local executor (separate processes on this machine)
-
-
 def require(module: str, launcher: str):
     """Import a launcher's package, or one line saying how to install it."""
     import importlib
