@@ -116,11 +116,27 @@ def module_at(revision: str, path: str):
     return module
 
 
+def exists_at(revision: str, path: str) -> bool:
+    repo = Path(__file__).resolve().parents[1]
+    return subprocess.run(["git", "cat-file", "-e", f"{revision}:{path}"], cwd=repo, capture_output=True).returncode == 0
+
+
 def baseline_at(revision: str):
-    """(engine module, soft cross-entropy loss) as they were at ``revision``."""
+    """(engine module, soft cross-entropy loss) as they were at ``revision``; the engine imports that
+    revision's ``training/sgd.py`` where it had one."""
     losses = module_at(revision, "models/losses.py")
     loss = losses.SoftCrossEntropy() if hasattr(losses, "SoftCrossEntropy") else losses.soft_cross_entropy
-    return module_at(revision, "training/engine.py"), loss
+    if not exists_at(revision, "training/sgd.py"):
+        return module_at(revision, "training/engine.py"), loss
+    current = sys.modules.get("training.sgd")
+    sys.modules["training.sgd"] = module_at(revision, "training/sgd.py")
+    try:
+        return module_at(revision, "training/engine.py"), loss
+    finally:
+        if current is None:
+            del sys.modules["training.sgd"]
+        else:
+            sys.modules["training.sgd"] = current
 
 
 def reference_style(x, y, x_test, y_test, epochs: int, teacher: nn.Module | None, between) -> list[float]:
