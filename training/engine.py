@@ -5,8 +5,8 @@ Features stay on the device; each head's batches are slices of a permutation of 
 rows that its :mod:`training.randomness` order draws every epoch (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
 loss's closed-form gradient (no autograd graph), so each head follows exactly the trajectory it
 would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied by
-``training.sgd.HeadSGD`` in three in-place ops, which multiplies its lr by gamma after every epoch
-as ``ExponentialLR`` does (a test holds both to torch's). Every step reuses preallocated
+``training.sgd.HeadSGD`` in three in-place ops (a test holds it to ``SGD.step``); torch's
+``ExponentialLR`` multiplies its lr by gamma after every epoch. Every step reuses preallocated
 buffers. Training loss and accuracy are those of the batch logits seen during the epoch (as the
 reference computes them), kept for a block of batches and reduced in one vectorised pass when the
 block ends; metrics reach the host once per epoch.
@@ -202,6 +202,7 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
     heads, n = problem.train_index.shape
     weights = problem.init.detach().clone().to(device)
     optimizer = HeadSGD(weights, lr=settings.lr, momentum=settings.momentum, weight_decay=settings.wd)
+    scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=settings.gamma)
     orders = [order.fresh() for order in problem.orders]
     blocks = _blocks(n, settings.batch_size, heads, problem.features.shape[-1], problem.targets.shape[-1], device)
     val_features = problem.features[problem.val_index] if problem.val_index is not None else None
@@ -211,10 +212,10 @@ def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | 
     histories: list[list[dict[str, float]]] = [[] for _ in range(heads)]
     epochs = range(1, settings.epochs + 1)
     for epoch in progress(epochs) if progress else epochs:
-        lr = optimizer.lr
+        lr = optimizer.param_groups[0]["lr"]
         perm = torch.stack([order.permutation(n) for order in orders]).to(device)
         loss_sum, correct = _train_epoch(problem, blocks, optimizer, perm)
-        optimizer.decay(settings.gamma)
+        scheduler.step()
         test_loss, test_acc = evaluate(weights, problem.test_features, problem.test_labels, settings.eval_batch)
         accuracy = 100.0 * correct.double() / n
         columns = [loss_sum / n, accuracy[0], accuracy[1], test_loss, test_acc]
