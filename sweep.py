@@ -91,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from sweeping import launch
     from sweeping.spec import Places, load_sweep
 
+    if args.sweep.is_dir():
+        raise UsageError(f"{args.sweep} is a folder; give a sweep file, e.g. sweeps/paper.toml")
     if not args.sweep.is_file():
         raise UserError(f"no sweep file {args.sweep}; the repository's are in sweeps/")
     places = Places(store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root,

@@ -90,6 +90,9 @@ def read_toml(path: Path) -> dict:
             return tomllib.load(stream)
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{path} is not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise UsageError(f"{path} is not UTF-8 text (byte {error.start}); a sweep file is TOML, written as UTF-8") \
+            from None
 
 
 def _keys(where: str, table: object, allowed: tuple[str, ...]) -> dict:

@@ -82,6 +82,16 @@ def test_mistakes_are_one_line_usage_errors_before_any_job(tmp_path, capsys, tex
     assert not (tmp_path / "ck").exists()
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda path: path.write_bytes(b"\xff\xfename = 1\n") and path, "is not UTF-8 text (byte 0)"),
+    (lambda path: path.mkdir() or path, "is a folder; give a sweep file"),
+])
+def test_a_file_that_is_not_a_sweep_file_is_one_usage_error(tmp_path, capsys, make, message):
+    assert cli(tmp_path, str(make(tmp_path / "odd.toml"))) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
+
+
 def test_a_missing_launcher_package_names_the_requirements_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     assert cli(tmp_path, str(write(tmp_path)), "--launcher", "ray") == 1

@@ -109,3 +109,52 @@ def test_the_embedded_sweep_gives_the_same_results_on_every_launcher(tmp_path, c
         assert launch(tmp_path, path, tag, *args) == 0, tag
         assert "2 done, 0 failed, 0 remaining" in capsys.readouterr().out
         assert rows(tmp_path, tag, "cc") == expected, tag
+
+
+LONG = """
+name = "long"
+device = "cpu"
+precision = "fp32"
+seeds = [0]
+corruption = [0.3, 0.5]
+rounds = 1
+epochs = 400
+[grids.small]
+ctype = "sym"
+datasets = ["digits", "synthetic"]
+"""
+
+
+def test_ctrl_c_of_a_local_pool_stops_its_workers_and_leaves_no_lock_or_temporary_run(tmp_path):
+    """Ctrl-C while two pool workers train: exit 130, the workers unwind (no lock, no unpublished run
+    folder), the runs published so far stay, and the next launch finishes the sweep reusing them."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    store = tmp_path / "runs"
+    command = [sys.executable, str(REPO / "sweep.py"), str(path), "--parallel", "2", "-c", str(store),
+               "--csv-dir", str(tmp_path / "results")]
+    process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 240
+    while not (store.is_dir() and any(entry.is_symlink() for entry in store.iterdir())):  # a run is published
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=120)
+    assert (process.returncode, err.splitlines()[-1]) == (130, "interrupted"), err
+    time.sleep(2)  # the terminated workers unwind on their own
+    locks = store / ".locks"
+    assert not locks.exists() or not list(locks.iterdir()), "a lock was left"
+    published = {entry.resolve() for entry in store.iterdir() if entry.is_symlink()}
+    assert published and set((store / ".runs").iterdir()) == published, "an unpublished run folder was left"
+    kept = {entry.name: (entry / "run.json").read_bytes() for entry in store.iterdir() if entry.is_symlink()}
+    again = subprocess.run(command, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert all((store / name / "run.json").read_bytes() == content for name, content in kept.items())
+    assert len([entry for entry in store.iterdir() if entry.is_symlink()]) == 2 * 2 * 3

@@ -235,7 +235,7 @@ def run_job(job: ExtractJob | ChainJob, *needs: JobResult) -> JobResult:
     What workers of every launcher call. An unexpected exception's traceback goes to this process's
     stderr (the worker's log); its last line comes back as the error.
     """
-    from utils.errors import UserError, describe_os_error
+    from utils.errors import UserError, describe_os_error, signal_handlers
 
     name = job.describe() if isinstance(job, ChainJob) else f"extract {job.dataset}"
     start = time.perf_counter()
@@ -243,7 +243,8 @@ def run_job(job: ExtractJob | ChainJob, *needs: JobResult) -> JobResult:
     if failed:
         return _failure(name, start, f"not run: {', '.join(failed)} failed")
     try:
-        return job.run()
+        with signal_handlers():  # a scheduler's SIGTERM or a Ctrl-C unwinds the job: no temporary run, no lock left
+            return job.run()
     except UserError as error:
         return _failure(name, start, str(error))
     except OSError as error:
