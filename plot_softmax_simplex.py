@@ -11,15 +11,13 @@ polygon (triangle for 3 classes, square for 4). See docs/analysis.md.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, check_settings
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_seed, add_select, add_verbose, add_which
+from utils.cli import Parser, add_out_dir, add_seed, add_select, add_verbose, add_which, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
 # Settings that tell runs of one dataset, η and seed apart: train_linear.py's flags of the same name,
@@ -91,9 +89,7 @@ def train_command(args: argparse.Namespace):
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        warnings.filterwarnings("ignore")
+    configure_logging(args.verbose)
     for eta in args.corruption or []:
         checks.interval("--corruption", eta, 0.0, 1.0)
     check_settings(wanted_settings(args))

@@ -12,13 +12,11 @@ none, and prints the Markdown tables.
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_select, add_verbose, add_which
+from utils.cli import Parser, add_out_dir, add_select, add_verbose, add_which, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -93,9 +91,7 @@ def config_from_args(args: argparse.Namespace):
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        warnings.filterwarnings("ignore")
+    configure_logging(args.verbose)
     config = config_from_args(args)
     if args.name is not None:
         from analysis.report_outputs import check_name

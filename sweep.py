@@ -9,12 +9,10 @@ verified in the run store) are skipped, so running the same command again resume
 from __future__ import annotations
 
 import argparse
-import logging
-import warnings
 from pathlib import Path
 from typing import Sequence
 
-from utils.cli import Parser, add_verbose
+from utils.cli import Parser, add_verbose, configure_logging
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -84,9 +82,7 @@ def resources_of(args: argparse.Namespace, sweep):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        warnings.filterwarnings("ignore")
+    configure_logging(args.verbose)
     check_args(args)
     from sweeping import launch
     from sweeping.spec import Places, load_sweep

@@ -11,16 +11,16 @@ prints the data summary (sizes, clusters, noise transition matrices) and exits.
 from __future__ import annotations
 
 import argparse
-import logging
 import shlex
 import sys
-import warnings
 from pathlib import Path
 from typing import Sequence
 
 from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd
 from utils import checks
-from utils.cli import Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which
+from utils.cli import (
+    Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which, configure_logging,
+)
 from utils.errors import UsageError, exits_cleanly, run_script
 from utils.progress import interactive
 from utils.stages import BASELINES, Stage
@@ -291,9 +291,7 @@ def probe_outputs(plan, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if not args.verbose:
-        warnings.filterwarnings("ignore")
+    configure_logging(args.verbose)
     check_args(args)
     from utils.outputs import planned_outputs
 

@@ -91,6 +91,16 @@ def add_verbose(parser) -> None:
     add_bool_flag(parser, "-v", "--verbose", help="log progress details and library warnings")
 
 
+def configure_logging(verbose: bool) -> None:
+    """What ``-v`` decides in every script: INFO logs and library warnings with it, warnings only without."""
+    import logging
+    import warnings
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    if not verbose:
+        warnings.filterwarnings("ignore")
+
+
 def add_seeds(parser, default: Sequence[int], help: str = "seed(s)") -> None:
     """``--seed S [S …]`` (aliases ``--seeds``, the authors' ``--manualSeed``)."""
     parser.add_argument("--seed", "--seeds", "--manualSeed", dest="seeds", type=seed, nargs="+",
