@@ -19,6 +19,7 @@ from sweeping.spec import Resources, SweepJob
 from training.jobs import JobResult, run_job
 
 # What a cluster's workers do not need from the project folder (results, runs, caches, data).
+STOP_GRACE_S = 10  # how long stopped tasks get to unwind before their workers are killed
 EXCLUDES = [".git", "checkpoints", "results", "reports", "feature_cache", "datasets", "sweep-logs", "*.pt", "*.npz"]
 
 
@@ -54,9 +55,12 @@ def run_ray(jobs: list[SweepJob], resources: Resources, device: str, report: Cal
                     except Exception as error:  # the worker died (killed, out of memory) or Ray failed
                         result = failure(job, getattr(error, "cause", None) or error)
                     report(job, result)
-        except BaseException:
+        except BaseException:  # Ctrl-C (or SIGTERM) of the sweep: stop the workers
             for ref in waiting:
-                ray.cancel(ref, force=True)
+                ray.cancel(ref)  # a KeyboardInterrupt in the task: it unwinds, leaving no lock or unpublished run
+            ray.wait(waiting, num_returns=len(waiting), timeout=STOP_GRACE_S)
+            for ref in waiting:
+                ray.cancel(ref, force=True)  # whatever did not stop in time is killed; the next launch redoes it
             raise
     finally:
         ray.shutdown()

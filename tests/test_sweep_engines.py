@@ -125,8 +125,10 @@ datasets = ["digits", "synthetic"]
 """
 
 
-def test_ctrl_c_of_a_local_pool_stops_its_workers_and_leaves_no_lock_or_temporary_run(tmp_path):
-    """Ctrl-C while two pool workers train: exit 130, the workers unwind (no lock, no unpublished run
+@pytest.mark.parametrize("launcher", [["--parallel", "2"], ["--launcher", "ray", "--parallel", "2"]],
+                         ids=["local pool", "ray"])
+def test_ctrl_c_stops_the_workers_and_leaves_no_lock_or_temporary_run(tmp_path, launcher):
+    """Ctrl-C while two workers train: exit 130, the workers unwind (no lock, no unpublished run
     folder), the runs published so far stay, and the next launch finishes the sweep reusing them."""
     import signal
     import subprocess
@@ -136,7 +138,7 @@ def test_ctrl_c_of_a_local_pool_stops_its_workers_and_leaves_no_lock_or_temporar
     path = tmp_path / "long.toml"
     path.write_text(LONG)
     store = tmp_path / "runs"
-    command = [sys.executable, str(REPO / "sweep.py"), str(path), "--parallel", "2", "-c", str(store),
+    command = [sys.executable, str(REPO / "sweep.py"), str(path), *launcher, "-c", str(store),
                "--csv-dir", str(tmp_path / "results")]
     process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
