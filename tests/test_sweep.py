@@ -137,3 +137,56 @@ def test_job_states_and_a_relaunch_that_runs_only_what_is_missing_or_damaged(tmp
     assert cli(tmp_path, str(path)) == 0
     assert "2 runs trained, 4 reused" in capsys.readouterr().out
     assert len(rows(tmp_path / "results/sym.csv")) == 6
+
+
+class _FakeJob:
+    def __init__(self, job_id: str):
+        self.job_id = job_id
+
+    def done(self) -> bool:
+        return False
+
+
+class _FakeSlurmExecutor:
+    """submitit.AutoExecutor as far as the launcher uses it, recording what it is asked to submit."""
+
+    submitted: list[dict] = []
+
+    def __init__(self, folder, cluster):
+        self.cluster, self.parameters = cluster, {}
+
+    def update_parameters(self, **parameters):
+        self.parameters.update(parameters)
+
+    def map_array(self, function, works):
+        array = str(1000 + len(self.submitted))
+        self.submitted.append({"cluster": self.cluster, "size": len(works), **self.parameters})
+        return [_FakeJob(f"{array}_{index}") for index in range(len(works))]
+
+
+def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(tmp_path, capsys, monkeypatch):
+    """The real-SLURM path without a scheduler: one extraction array, then a chain array per dataset depending
+    on its extraction task; a Ctrl-C while waiting leaves the jobs running and names the scancel command."""
+    import submitit
+
+    from sweeping import launch_slurm
+
+    _FakeSlurmExecutor.submitted = []
+    monkeypatch.setattr(submitit, "AutoExecutor", _FakeSlurmExecutor)
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(launch_slurm.time, "sleep", interrupt)
+    code = cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--only", "fig2", "--launcher", "slurm",
+               "--partition", "gpu", "--log-dir", str(tmp_path / "logs"))
+    err = capsys.readouterr().err
+    assert code == 130 and err.splitlines()[-1] == "interrupted"
+    assert "the submitted SLURM jobs keep running; cancel them with: scancel " in err
+    arrays = _FakeSlurmExecutor.submitted
+    assert [a["size"] for a in arrays] == [6, 1, 1, 1, 1, 1, 1] and {a["cluster"] for a in arrays} == {"slurm"}
+    assert "slurm_dependency" not in arrays[0]
+    assert [a["slurm_dependency"] for a in arrays[1:]] == [f"afterok:1000_{i}" for i in range(6)]
+    assert all(a["slurm_partition"] == "gpu" and a["gpus_per_node"] == 1 for a in arrays)
+    ids = err.split("scancel ")[1].split("\n")[0].split()
+    assert sorted(ids) == [str(1000 + i) for i in range(7)]
