@@ -117,8 +117,9 @@ def find_chains(records, features: FeatureSet, ctype: str, seed: int, wanted: di
         there = sorted({", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked)
                         for s in settings})
         present = f" (runs there have {'; '.join(there)}: select them with those flags)" if there else ""
-        raise UserError(f"no teacher run for these features, ctype {ctype} and seed {seed} with "
-                        f"{', '.join(f'{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}' for f, v in asked.items())}"
+        filters = [f"{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}" for f, v in wanted.items()]
+        raise UserError(f"no teacher run for these features, ctype {ctype} and seed {seed}"
+                        f"{' with ' + ', '.join(filters) if filters else ''}"
                         f"{present}; train the chain with: {chain_command(None)}")
     runs = [by_config[c] for c in settings[chosen]]
     teachers = {r.config.corruption: r for r in runs if r.config.is_teacher}

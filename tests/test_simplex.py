@@ -101,7 +101,7 @@ def test_unknown_class_is_one_line_exit_2(trained, capsys):
 def test_runs_with_other_settings_are_named_not_used(trained, capsys):
     assert plot(trained, "--epochs", "3") == 1
     err = one_line_error(capsys)
-    assert "with --ctype sym, --epochs 3 (runs there have --ctype sym, --epochs 2" in err and "--epochs 3" in err
+    assert "with --epochs 3 (runs there have --ctype sym, --epochs 2" in err and "--epochs 3" in err
 
 
 def test_too_many_classes_is_one_line_exit_2(trained, capsys):
