@@ -1,5 +1,5 @@
 """What every launcher shares: which jobs still need to run, the progress lines and the summary,
-and the local launcher (this process, or a small process pool).
+and the local launcher (this process, or `--parallel` worker processes of :mod:`sweeping.worker`).
 
 A job whose runs are all in the store, complete and verified, is skipped; so is an extraction
 whose cache is there or whose chains are all done. A job killed by a scheduler left nothing
@@ -13,13 +13,15 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from sweeping.spec import Sweep, SweepJob
 from training.jobs import JobResult, JobState, run_job
 from utils.errors import UserError
 
 REQUIREMENTS = "requirements-launchers.txt"
+POLL_S = 0.2  # how often the local launcher looks at its workers
+STOP_GRACE_S = 10  # how long stopped workers get to unwind before they are killed
 PROJECT_ROOT = Path(__file__).resolve().parents[1]  # what workers import: the code that submitted them
 
 
@@ -106,43 +108,64 @@ def needs_of(job: SweepJob, results: dict[str, JobResult]) -> tuple[JobResult, .
 # -- local -------------------------------------------------------------------------------------------------
 
 def run_local(jobs: list[SweepJob], parallel: int, report: Callable[[SweepJob, JobResult], None]) -> None:
-    """In this process, one job after another (``parallel`` ≤ 1), or in a pool of ``parallel`` processes."""
+    """In this process, one job after another (``parallel`` ≤ 1), or ``parallel`` worker processes at a time,
+    each a fresh interpreter running one job (:mod:`sweeping.worker`), a chain started when its extraction is done.
+
+    Ctrl-C (or SIGTERM) of the sweep: the workers get SIGTERM and unwind (no lock, no unpublished run);
+    one that has not stopped after ``STOP_GRACE_S`` is killed.
+    """
     results: dict[str, JobResult] = {}
     if parallel <= 1:
         for job in jobs:
             results[job.name] = run_job(job.work, *needs_of(job, results))
             report(job, results[job.name])
         return
-    import concurrent.futures as futures
-    import multiprocessing
+    import pickle
+    import subprocess
+    import tempfile
 
-    # spawn: a fresh interpreter per job (max_tasks_per_child=1), nothing inherited from this process's torch.
-    pool = futures.ProcessPoolExecutor(parallel, mp_context=multiprocessing.get_context("spawn"),
-                                       max_tasks_per_child=1)
-    running: dict[futures.Future, SweepJob] = {}
-    waiting = [job for job in jobs if job.needs]
+    env = {**os.environ, "PYTHONPATH": worker_pythonpath()}
+    waiting = list(jobs)
+    running: dict[subprocess.Popen, tuple[SweepJob, object]] = {}
 
-    def submit(ready: Iterable[SweepJob]) -> None:
-        for job in ready:
-            running[pool.submit(run_job, job.work, *needs_of(job, results))] = job
+    def start(job: SweepJob) -> None:
+        output = tempfile.TemporaryFile()
+        process = subprocess.Popen([sys.executable, "-m", "sweeping.worker"], stdin=subprocess.PIPE, stdout=output,
+                                   env=env)
+        with process.stdin:
+            process.stdin.write(pickle.dumps((job.work, needs_of(job, results))))
+        running[process] = (job, output)
+
+    def finish(process: subprocess.Popen) -> None:
+        job, output = running.pop(process)
+        with output:
+            output.seek(0)
+            data = output.read()
+        try:
+            results[job.name] = pickle.loads(data) if process.returncode == 0 else None
+        except (pickle.UnpicklingError, EOFError):
+            results[job.name] = None
+        if results[job.name] is None:  # killed (scheduler, out of memory) or died before answering
+            results[job.name] = failure(job, f"the worker process ended with status {process.returncode}")
+        report(job, results[job.name])
 
     try:
-        submit(job for job in jobs if not job.needs)
-        while running:
-            finished, _ = futures.wait(running, return_when=futures.FIRST_COMPLETED)
-            for future in finished:
-                job = running.pop(future)
-                try:
-                    results[job.name] = future.result()
-                except Exception as error:  # a worker that died (killed, out of memory)
-                    results[job.name] = failure(job, error)
-                report(job, results[job.name])
-                ready = [other for other in waiting if other.needs == job.name]
-                waiting = [other for other in waiting if other.needs != job.name]
-                submit(ready)
+        while waiting or running:
+            for job in [job for job in waiting if not job.needs or job.needs in results]:
+                if len(running) >= parallel:
+                    break
+                waiting.remove(job)
+                start(job)
+            for process in [process for process in running if process.poll() is not None]:
+                finish(process)
+            time.sleep(POLL_S)
     except BaseException:
-        for process in list(getattr(pool, "_processes", {}).values()):  # stop the workers, not only the queue
+        for process in running:
             process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + STOP_GRACE_S
+        for process in running:
+            try:
+                process.wait(max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                process.kill()
         raise
-    pool.shutdown()

@@ -1,6 +1,7 @@
-"""Sweeps on real engines on this machine: a local Ray instance and submitit's local executor (a
-process per job) give the local launcher's results CSV; a worker killed after its first published
-run costs no run and no row at the next launch; the embedded sweep agrees on all three launchers."""
+"""Sweeps on real engines on this machine: the local launcher's worker processes, a local Ray
+instance and submitit's local executor (a process per job) give the in-process launcher's results
+CSV; a worker killed after its first published run costs no run and no row at the next launch; the
+embedded sweep agrees on every launcher; Ctrl-C leaves no lock or unpublished run."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ epochs = 2
 ctype = "sym"
 datasets = ["digits", "imagefolder"]
 """
-ENGINES = {"ray": ["--launcher", "ray", "--parallel", "2"],
+ENGINES = {"pool": ["--parallel", "2"],
+           "ray": ["--launcher", "ray", "--parallel", "2"],
            "submitit": ["--launcher", "slurm", "--slurm-executor", "local"]}
 
 pytestmark = pytest.mark.slow
