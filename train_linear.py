@@ -112,12 +112,13 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("give either -d/--dataset or --features, not both")
 
 
-def template(args: argparse.Namespace, dataset: str, source: str = "", backbone: str = "", weights: str = "",
-             eta: float | None = None, stage: Stage | None = None) -> TrainConfig:
-    """The config every run of this command shares (first seed and rate unless given)."""
+def template(args: argparse.Namespace, dataset: str, eta: float | None = None, stage: Stage | None = None
+             ) -> TrainConfig:
+    """The config every run of this command shares (first seed and rate unless given); the features' identity
+    (source, backbone, weights) is filled in by :class:`training.jobs.ChainJob`."""
     lr, wd = default_lr_wd(dataset if args.features is None else "")
     return TrainConfig(
-        dataset=dataset, feature_source=source, backbone=backbone, weights=weights, ctype=args.ctype,
+        dataset=dataset, feature_source="", backbone="", weights="", ctype=args.ctype,
         corruption=args.corruption[0] if eta is None else eta, seed=args.seeds[0], stage=stage or Stage.teacher(),
         lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd, epochs=args.epochs,
         train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma, momentum=args.momentum,
@@ -188,23 +189,6 @@ def load_features(args: argparse.Namespace, name: str):
     return load_feature_set(name, data_options(args))
 
 
-def feature_identity(features) -> tuple[str, str]:
-    """(backbone, weights) of a feature set (what the run key names)."""
-    return features.backbone, features.weights
-
-
-def describe_source_of(args: argparse.Namespace, name: str) -> tuple[str, str, str, str]:
-    """(dataset, source, backbone, weights) without extracting features, for --dry-run."""
-    from data.arguments import data_options
-    from data.registry import feature_identity as identity_of
-
-    if args.features is not None:
-        features = load_features(args, name)
-        return (features.name, features.source, *feature_identity(features))
-    found = identity_of(name, data_options(args))
-    return name, found.source, found.backbone, found.weights
-
-
 def noise_clusters(features):
     from data.clusters import NOISE_CUT, class_similarity, cluster_classes
 
@@ -228,14 +212,11 @@ def summary(args: argparse.Namespace, features) -> str:
 
 # -- commands ------------------------------------------------------------------------------------------------
 
-def dry_run(parser, args: argparse.Namespace, name: str) -> str:
-    from training.chain import chain_plan, chain_stages
-    from training.store import RunStore, State
+def dry_run(args: argparse.Namespace, name: str) -> str:
+    from training.store import State
 
-    dataset, source, backbone, weights = describe_source_of(args, name)
-    base = template(args, dataset, source, backbone, weights)
-    stages = requested_stages(args) or chain_stages(args.rounds, baselines=baseline_names(args))
-    plan = chain_plan(base, args.seeds, args.corruption, stages, RunStore(args.checkpoint))
+    plan = chain_job(args, name).plan()
+    dataset = plan[0][0].dataset
     words = {State.COMPLETE: "done", State.OLD_FORMAT: "done (old format)", State.DAMAGED: "damaged",
              State.IN_PROGRESS: "in progress", State.MISSING: "to run"}
     lines = [f"{words[lookup.state]:<17} {lookup.name}" + (f"  ({lookup.problem})" if lookup.problem else "")
@@ -307,7 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.dry_run or args.summary:
         for name in dataset_names(args):
-            print(dry_run(parser, args, name) if args.dry_run else summary(args, load_features(args, name)))
+            print(dry_run(args, name) if args.dry_run else summary(args, load_features(args, name)))
         return 0
     with planned_outputs() as plan:
         probe_outputs(plan, args)
