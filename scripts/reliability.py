@@ -21,21 +21,14 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from pathlib import Path
 
+from tests.fault_harness import FAULT_LOG, KINDS
 from utils.cli import Parser
 
 REPO = Path(__file__).resolve().parents[1]
-KINDS = {
-    "value": "values refused before any work",
-    "file": "malformed input files",
-    "state": "corrupt or missing state (runs, caches, CSVs)",
-    "os": "the operating system says no (injected and real)",
-    "collision": "output paths that collide with files or folders",
-    "signal": "Ctrl-C and SIGTERM",
-}
 
 
 def run_suite(log: Path, junit: Path) -> int:
-    env = {**os.environ, "SELFDISTILL_FAULT_LOG": str(log)}
+    env = {**os.environ, FAULT_LOG: str(log)}
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_faults_*.py"))
     command = [sys.executable, "-m", "pytest", "-q", "-m", "slow or not slow", f"--junitxml={junit}", *files]
     return subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True).returncode
