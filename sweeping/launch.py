@@ -8,6 +8,7 @@ published for its unfinished runs (the store publishes atomically), so the next 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -141,12 +142,12 @@ def run_local(jobs: list[SweepJob], parallel: int, report: Callable[[SweepJob, J
         with output:
             output.seek(0)
             data = output.read()
-        try:
-            results[job.name] = pickle.loads(data) if process.returncode == 0 else None
-        except (pickle.UnpicklingError, EOFError):
-            results[job.name] = None
-        if results[job.name] is None:  # killed (scheduler, out of memory) or died before answering
-            results[job.name] = failure(job, f"the worker process ended with status {process.returncode}")
+        result = None
+        if process.returncode == 0:
+            with contextlib.suppress(pickle.UnpicklingError, EOFError):
+                result = pickle.loads(data)
+        # None: killed (scheduler, out of memory) or died before answering
+        results[job.name] = result or failure(job, f"the worker process ended with status {process.returncode}")
         report(job, results[job.name])
 
     try:
