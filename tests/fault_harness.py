@@ -26,6 +26,8 @@ import io
 import json
 import os
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -245,3 +247,20 @@ def refusal(folder: str, code: int) -> Callable[[Path], contextlib.AbstractConte
 
 OS_CODES = {"EACCES": errno.EACCES, "EROFS": errno.EROFS, "ENOSPC": errno.ENOSPC}
 OS_PATTERNS = {"EACCES": "permission denied", "EROFS": "read-only file system", "ENOSPC": "disk full"}
+
+
+# -- real mounts ---------------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def tmpfs(target: Path, options: str) -> Iterator[Path]:
+    """A tmpfs mounted at ``target`` with ``options`` (e.g. ``size=64k``, ``size=1m,ro``) for the block,
+    unmounted and removed after; the test is skipped where mounting is not permitted."""
+    target.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip("mounting a tmpfs is not permitted here")
+    try:
+        yield target
+    finally:
+        subprocess.run(["umount", str(target)], capture_output=True)
+        shutil.rmtree(target, ignore_errors=True)

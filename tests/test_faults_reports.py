@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.fault_harness import OS_CODES, OS_PATTERNS, Case, check_case, refusal
+from tests.fault_harness import OS_CODES, OS_PATTERNS, Case, check_case, refusal, tmpfs
 from tests.store_factory import publish, toy_config
 from training.store import RunStore, sha256
 
@@ -218,17 +217,9 @@ def test_signal_while_modules_load(tmp_path, script, signal_name, status, line):
     assert [p.name for p in tmp_path.iterdir()] == ["ck"] and not list((tmp_path / "ck").iterdir())
 
 
-def _mount(target: Path, options: str) -> bool:
-    target.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)], capture_output=True).returncode == 0
-
-
 @pytest.mark.slow
 def test_clean_on_a_real_read_only_store(tmp_path, capsys):
-    mount = tmp_path / "mnt"
-    if not _mount(mount, "size=8m"):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "mnt", "size=8m") as mount:
         toy_store(mount)
         (mount / "ck" / ".runs" / "left.host-1-dead").mkdir()
         subprocess.run(["mount", "-o", "remount,ro", str(mount)], check=True)
@@ -238,17 +229,11 @@ def test_clean_on_a_real_read_only_store(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "read-only file system (EROFS)" in err
         assert (mount / "ck" / ".runs" / "left.host-1-dead").is_dir()
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
-        shutil.rmtree(mount, ignore_errors=True)
 
 
 @pytest.mark.slow
 def test_report_on_a_full_disk_writes_nothing(tmp_path, capsys):
-    mount = tmp_path / "full"
-    if not _mount(mount, "size=64k"):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "full", "size=64k") as mount:
         toy_store(tmp_path)
         (mount / "filler").write_bytes(b"x" * 52 * 1024)  # leaves 12 KiB: the tables fit, the figures do not
         import report
@@ -257,6 +242,3 @@ def test_report_on_a_full_disk_writes_nothing(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 1 and err.count("\n") == 1 and "no space left on the device" in err
         assert sorted(p.name for p in mount.rglob("*")) == ["filler"], "no table without its figures"
-    finally:
-        subprocess.run(["umount", str(mount)], capture_output=True)
-        shutil.rmtree(mount, ignore_errors=True)

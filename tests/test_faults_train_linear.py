@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import train_linear
-from tests.fault_harness import OS_CODES, OS_PATTERNS, Case, check_case, refusal
+from tests.fault_harness import OS_CODES, OS_PATTERNS, Case, check_case, refusal, tmpfs
 from training.store import RunStore, sha256
 
 SCRIPT = "train_linear"
@@ -234,25 +234,11 @@ def test_sigterm_while_training_leaves_no_partial_run(tmp_path):
 
 # -- slow tier: real mounts (tmpfs) where mounting is permitted ------------------------------------------------
 
-def _mount(target: Path, options: str) -> bool:
-    target.mkdir(parents=True, exist_ok=True)
-    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(target)],
-                          capture_output=True).returncode == 0
-
-
-def _unmount(target: Path) -> None:
-    subprocess.run(["umount", str(target)], capture_output=True)
-    shutil.rmtree(target, ignore_errors=True)
-
-
 @pytest.mark.slow
 def test_a_real_full_disk_mid_chain_keeps_finished_runs_and_leaves_no_partial_one(tmp_path):
     """A 64 KiB store fills up after a few runs: one line naming the file, every published run verified, its CSV
     row present, no temporary folder, lock or stray file; the rerun on a roomy copy finishes the chain."""
-    disk = tmp_path / "full"
-    if not _mount(disk, "size=64k"):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "full", "size=64k") as disk:
         argv = [*TINY, "-c", str(disk / "ck"), "--csv", str(tmp_path / "r.csv")]
         result = subprocess.run([sys.executable, str(ROOT / "train_linear.py"), *argv], cwd=tmp_path,
                                 capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
@@ -267,16 +253,20 @@ def test_a_real_full_disk_mid_chain_keeps_finished_runs_and_leaves_no_partial_on
         assert len(list((disk / "ck" / ".runs").iterdir())) == len(published), "no temporary run folder left"
         rows = (tmp_path / "r.csv").read_text().splitlines()
         assert len(rows) == 1 + len(published)
-    finally:
-        _unmount(disk)
+        roomy = tmp_path / "roomy"
+        shutil.copytree(disk / "ck", roomy, symlinks=True)
+    kept = {record.name: (roomy / record.name / "run.json").read_bytes() for record in published}
+    again = subprocess.run([sys.executable, str(ROOT / "train_linear.py"), *TINY, "-c", str(roomy), "--csv",
+                            str(tmp_path / "r.csv")], cwd=tmp_path, capture_output=True, text=True,
+                           stdin=subprocess.DEVNULL, timeout=300)
+    assert again.returncode == 0, again.stderr
+    assert all((roomy / name / "run.json").read_bytes() == content for name, content in kept.items()), "reused"
+    assert len((tmp_path / "r.csv").read_text().splitlines()) == 1 + 6
 
 
 @pytest.mark.slow
 def test_a_real_read_only_store_is_refused_before_any_work(tmp_path):
-    disk = tmp_path / "ro"
-    if not _mount(disk, "size=1m,ro"):
-        pytest.skip("mounting a tmpfs is not permitted here")
-    try:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as disk:
         result = subprocess.run([sys.executable, str(ROOT / "train_linear.py"), *TINY, "-c", str(disk / "ck"),
                                  "--csv", str(tmp_path / "r.csv")], cwd=tmp_path, capture_output=True, text=True,
                                 stdin=subprocess.DEVNULL, timeout=300)
@@ -284,5 +274,3 @@ def test_a_real_read_only_store_is_refused_before_any_work(tmp_path):
         assert result.stderr == f"error: -c/--checkpoint: cannot write to {disk / 'ck'}: read-only file system " \
                                 "(EROFS); choose a writable folder\n"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["ro"] and not list(disk.iterdir())
-    finally:
-        _unmount(disk)
