@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="feature_correlation_map.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser, many_datasets=True, many_files=True, default_dataset=None)
     gram = parser.add_argument_group("Gram matrix")
-    gram.add_argument("--per-class", type=int, default=20, metavar="N",
-                      help="training instances sampled per class for the Gram image and spectrum (at least 2)")
+    gram.add_argument(
+        "--per-class",
+        type=int,
+        default=20,
+        metavar="N",
+        help="training instances sampled per class for the Gram image and spectrum (at least 2)",
+    )
     add_seed(gram, 0, help="seed of that sample (default 0)")
     out = parser.add_argument_group("outputs")
     add_out_dir(out, "reports", help="folder for the table and figures")
@@ -89,8 +94,10 @@ class CorrelationConfig:
         from data.registry import IMAGE_DATASETS
 
         names = self.datasets or (() if self.feature_files else (DEFAULT_DATASET,))
-        return (*(Input("-d", name, name + (f"-{self.backbone}" if name in IMAGE_DATASETS else "")) for name in names),
-                *(Input("--features", path, _file_label(path)) for path in self.feature_files))
+        return (
+            *(Input("-d", name, name + (f"-{self.backbone}" if name in IMAGE_DATASETS else "")) for name in names),
+            *(Input("--features", path, _file_label(path)) for path in self.feature_files),
+        )
 
     def validate(self) -> CorrelationConfig:
         """Refuse, before any work, settings that cannot work; returns self."""
@@ -117,8 +124,10 @@ class CorrelationConfig:
         by_label: dict[str, Input] = {}
         for item in self.inputs:
             if item.label in by_label:
-                raise UsageError(f"{by_label[item.label]} and {item} would both write the figures {item.label}-*; "
-                                 "give each dataset once and rename one of the feature files")
+                raise UsageError(
+                    f"{by_label[item.label]} and {item} would both write the figures {item.label}-*; "
+                    "give each dataset once and rename one of the feature files"
+                )
             by_label[item.label] = item
         return self
 
@@ -129,8 +138,9 @@ class CorrelationConfig:
         name = f"{STATS_PREFIX}-{'+'.join(labels)}"
         if len(name) > MAX_TABLE_NAME:
             digest = hashlib.sha256("\n".join(labels).encode()).hexdigest()[:8]
-            name = (f"{STATS_PREFIX}-{'+'.join(labels[:TABLE_NAME_LABELS])}"
-                    f"+{len(labels) - TABLE_NAME_LABELS}-more-{digest}")
+            name = (
+                f"{STATS_PREFIX}-{'+'.join(labels[:TABLE_NAME_LABELS])}+{len(labels) - TABLE_NAME_LABELS}-more-{digest}"
+            )
         return self.out / f"{name}.md"
 
     def figure_stem(self, item: Input, kind: str) -> Path:
@@ -163,11 +173,15 @@ class CorrelationConfig:
         empty = np.flatnonzero(counts == 0)
         if empty.size:
             names = ", ".join(features.class_names[i] for i in empty[:5]) + (", …" if empty.size > 5 else "")
-            raise UserError(f"{where}: {empty.size} class(es) have no training samples ({names}); "
-                            "every class needs at least one")
+            raise UserError(
+                f"{where}: {empty.size} class(es) have no training samples ({names}); every class needs at least one"
+            )
         n = sample_count(features.train_labels, k, self.per_class)
-        checks.memory(f"the Gram image of {n} sampled instances of {item.label} (--per-class {self.per_class})",
-                      GRAM_BYTES_PER_ENTRY * n * n, "lower --per-class")
+        checks.memory(
+            f"the Gram image of {n} sampled instances of {item.label} (--per-class {self.per_class})",
+            GRAM_BYTES_PER_ENTRY * n * n,
+            "lower --per-class",
+        )
 
 
 def backbone_label(options) -> str:
@@ -181,8 +195,14 @@ def backbone_label(options) -> str:
 
 
 def config_from_args(args: argparse.Namespace, options) -> CorrelationConfig:
-    return CorrelationConfig(datasets=tuple(args.dataset or ()), feature_files=tuple(args.features or ()),
-                             per_class=args.per_class, seed=args.seed, out=args.out, backbone=backbone_label(options))
+    return CorrelationConfig(
+        datasets=tuple(args.dataset or ()),
+        feature_files=tuple(args.features or ()),
+        per_class=args.per_class,
+        seed=args.seed,
+        out=args.out,
+        backbone=backbone_label(options),
+    )
 
 
 def load_inputs(config: CorrelationConfig, options) -> list[tuple[Input, object]]:
@@ -198,8 +218,9 @@ def load_inputs(config: CorrelationConfig, options) -> list[tuple[Input, object]
                 features = load_feature_set(item.value, options)
             config.check_features(item, features)
             loaded.append((item, features))
-            steps.done(f"{item.label} ({features.num_classes} classes, {features.train_features.shape[0]} "
-                       "training samples)")
+            steps.done(
+                f"{item.label} ({features.num_classes} classes, {features.train_features.shape[0]} training samples)"
+            )
     return loaded
 
 
@@ -256,8 +277,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     figures = sum(path.suffix == ".png" for path in files)
     print(f"wrote {config.table_path} and {figures} figures (PNG and PDF) in {config.out}{os.sep}")
     if replaced:
-        print(f"replaced {len(replaced)} earlier file(s) with other content: "
-              f"{', '.join(path.name for path in replaced[:4])}{', …' if len(replaced) > 4 else ''}")
+        print(
+            f"replaced {len(replaced)} earlier file(s) with other content: "
+            f"{', '.join(path.name for path in replaced[:4])}{', …' if len(replaced) > 4 else ''}"
+        )
     return 0
 
 

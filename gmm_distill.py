@@ -45,37 +45,92 @@ def build_parser() -> Parser:
     commands = parser.add_subparsers(dest="command", required=True)
     common = Parser(add_help=False)
     model = common.add_argument_group("model")
-    model.add_argument("--alpha", dest="alphas", type=float, nargs="+", default=list(DEFAULT.alphas), metavar="A",
-                       help="sample ratios α = M/N (a list)")
+    model.add_argument(
+        "--alpha",
+        dest="alphas",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT.alphas),
+        metavar="A",
+        help="sample ratios α = M/N (a list)",
+    )
     model.add_argument("--rho", type=float, default=DEFAULT.rho, help="P(y = 1), in (0, 1)")
     model.add_argument("--delta", type=float, default=DEFAULT.delta, help="noise variance Δ > 0")
-    model.add_argument("--corruption", "--theta", dest="corruption", type=float, default=DEFAULT.corruption,
-                       metavar="P",
-                       help="label-flip probability θ, in [0, 0.5) (--theta: the GMM paper's name)")
-    model.add_argument("--rounds", dest="stages", type=int, action=_Rounds, default=argparse.SUPPRESS, metavar="R",
-                       help=f"students after the teacher, 0..{MAX_STAGES - 1}; tune: the most tried "
-                            f"(default: {DEFAULT.stages - 1})")
-    model.add_argument("--stages", dest="stages", type=int, default=DEFAULT.stages, metavar="T",
-                       help=f"the GMM paper's count of trained models, T = R + 1 (default: {DEFAULT.stages})")
-    model.add_argument("--lambdas", type=float, nargs="+", default=[], metavar="LAMBDA",
-                       help="ridge λ per model, teacher first (R + 1 values; default: all 1)")
-    model.add_argument("--betas", type=float, nargs="+", default=[], metavar="BETA",
-                       help="inverse temperature β of each student's soft pseudo-labels (R values; default: all 1)")
-    model.add_argument("--labels", nargs="+", choices=LABELS, default=list(DEFAULT.labels),
-                       help="pseudo-labels: soft, hard or both")
+    model.add_argument(
+        "--corruption",
+        "--theta",
+        dest="corruption",
+        type=float,
+        default=DEFAULT.corruption,
+        metavar="P",
+        help="label-flip probability θ, in [0, 0.5) (--theta: the GMM paper's name)",
+    )
+    model.add_argument(
+        "--rounds",
+        dest="stages",
+        type=int,
+        action=_Rounds,
+        default=argparse.SUPPRESS,
+        metavar="R",
+        help=f"students after the teacher, 0..{MAX_STAGES - 1}; tune: the most tried (default: {DEFAULT.stages - 1})",
+    )
+    model.add_argument(
+        "--stages",
+        dest="stages",
+        type=int,
+        default=DEFAULT.stages,
+        metavar="T",
+        help=f"the GMM paper's count of trained models, T = R + 1 (default: {DEFAULT.stages})",
+    )
+    model.add_argument(
+        "--lambdas",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="LAMBDA",
+        help="ridge λ per model, teacher first (R + 1 values; default: all 1)",
+    )
+    model.add_argument(
+        "--betas",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="BETA",
+        help="inverse temperature β of each student's soft pseudo-labels (R values; default: all 1)",
+    )
+    model.add_argument(
+        "--labels", nargs="+", choices=LABELS, default=list(DEFAULT.labels), help="pseudo-labels: soft, hard or both"
+    )
     model.add_argument("--loss", choices=LOSSES, default=DEFAULT.loss, help="bce (logistic) or mse")
-    model.add_argument("--bias", choices=BIASES, default=DEFAULT.bias,
-                       help="learn every model's bias, or fix it at 0 (see docs/gmm.md)")
+    model.add_argument(
+        "--bias",
+        choices=BIASES,
+        default=DEFAULT.bias,
+        help="learn every model's bias, or fix it at 0 (see docs/gmm.md)",
+    )
     numerics = common.add_argument_group("numerics")
     numerics.add_argument("--samples", type=int, default=DEFAULT.samples, help="Monte Carlo draws of the theory")
     add_seed(numerics, DEFAULT.seed, help=f"seed of every random draw (default {DEFAULT.seed})")
     numerics.add_argument("--tol", type=float, default=DEFAULT.tol, help="saddle-point tolerance (relative update)")
-    numerics.add_argument("--damping", type=float, default=DEFAULT.damping,
-                          help=f"fraction of the old iterate kept, in [0, 1) (default: {DEFAULT.damping:g})")
-    numerics.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=DEFAULT.max_iter,
-                          help="iterations per model before giving up")
-    add_threads(numerics, DEFAULT.threads, help="CPU threads for the computation (default 0: automatic, "
-                                                "which is one thread here)")
+    numerics.add_argument(
+        "--damping",
+        type=float,
+        default=DEFAULT.damping,
+        help=f"fraction of the old iterate kept, in [0, 1) (default: {DEFAULT.damping:g})",
+    )
+    numerics.add_argument(
+        "--max-iter",
+        "--max_iter",
+        dest="max_iter",
+        type=int,
+        default=DEFAULT.max_iter,
+        help="iterations per model before giving up",
+    )
+    add_threads(
+        numerics,
+        DEFAULT.threads,
+        help="CPU threads for the computation (default 0: automatic, which is one thread here)",
+    )
     output = common.add_argument_group("output")
     add_out_dir(output, OUT, help="folder of the JSON document <subcommand>-<hash>.json (and its figures)")
     add_bool_flag(output, "--plot", help="also write the figure, <same name>.png and .pdf")
@@ -84,30 +139,56 @@ def build_parser() -> Parser:
 
     tuning = Parser(add_help=False)
     group = tuning.add_argument_group("tuning")
-    group.add_argument("--lambda-range", type=float, nargs=2, default=list(DEFAULT.lambda_range),
-                       metavar=("LOW", "HIGH"), help="search bounds of λ")
-    group.add_argument("--beta-range", type=float, nargs=2, default=list(DEFAULT.beta_range),
-                       metavar=("LOW", "HIGH"), help="search bounds of β")
-    group.add_argument("--stop-tol", type=float, default=DEFAULT.stop_tol,
-                       help="early stopping: a further round must lower the error by more than this")
-    group.add_argument("--search-samples", type=int, default=DEFAULT.search_samples,
-                       help="theory draws during the search")
+    group.add_argument(
+        "--lambda-range",
+        type=float,
+        nargs=2,
+        default=list(DEFAULT.lambda_range),
+        metavar=("LOW", "HIGH"),
+        help="search bounds of λ",
+    )
+    group.add_argument(
+        "--beta-range",
+        type=float,
+        nargs=2,
+        default=list(DEFAULT.beta_range),
+        metavar=("LOW", "HIGH"),
+        help="search bounds of β",
+    )
+    group.add_argument(
+        "--stop-tol",
+        type=float,
+        default=DEFAULT.stop_tol,
+        help="early stopping: a further round must lower the error by more than this",
+    )
+    group.add_argument(
+        "--search-samples", type=int, default=DEFAULT.search_samples, help="theory draws during the search"
+    )
     group.add_argument("--grid-points", type=int, default=DEFAULT.grid_points, help="grid points per new parameter")
 
     sizes = Parser(add_help=False)
     group = sizes.add_argument_group("simulation")
-    group.add_argument("--N", type=int, default=None,
-                       help="dimension of the simulations (simulate: 1000; tune: simulate only if given)")
+    group.add_argument(
+        "--N",
+        type=int,
+        default=None,
+        help="dimension of the simulations (simulate: 1000; tune: simulate only if given)",
+    )
     group.add_argument("--trials", type=int, default=DEFAULT.trials, help="independent training sets")
 
     commands.add_parser("theory", parents=[common], help="RS saddle point per α and model")
     simulate = commands.add_parser("simulate", parents=[common, sizes, tuning], help="finite-N experiments")
     simulate.set_defaults(N=1000)
-    simulate.add_argument("--validation", type=float, default=0.0,
-                          help="if > 0: tune λ/β per model on this fraction of extra noisy samples")
+    simulate.add_argument(
+        "--validation",
+        type=float,
+        default=0.0,
+        help="if > 0: tune λ/β per model on this fraction of extra noisy samples",
+    )
     commands.add_parser("tune", parents=[common, sizes, tuning], help="per-model optimum from the theory")
-    real = commands.add_parser("real", parents=[common, tuning],
-                               help="teacher vs student 1 (hard, soft) on two classes of real features")
+    real = commands.add_parser(
+        "real", parents=[common, tuning], help="teacher vs student 1 (hard, soft) on two classes of real features"
+    )
     source = real.add_mutually_exclusive_group(required=True)
     source.add_argument("--dataset", help="a feature set the data layer can load by name, e.g. digits")
     source.add_argument("--features", help="a feature file (.npz or .pt) of train/test features and labels")
@@ -141,11 +222,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         def name_outputs(identity: str) -> None:
             """Called once the result's identity is known, before the work: probe the output names."""
             stem = f"{config.command}-{config.digest(identity)}"
-            paths.extend(folder / f"{stem}{suffix}" for suffix in (".json", ".png", ".pdf")[:3 if args.plot else 1])
+            paths.extend(folder / f"{stem}{suffix}" for suffix in (".json", ".png", ".pdf")[: 3 if args.plot else 1])
             for path in paths:
                 if path.is_dir():
-                    raise UserError(f"--out: {path} is a folder where the result goes; remove or rename it, "
-                                    f"or choose another --out")
+                    raise UserError(
+                        f"--out: {path} is a folder where the result goes; remove or rename it, or choose another --out"
+                    )
 
         from gmm.report import document, tables_text  # numpy, scipy and matplotlib load from here on
         from gmm.runs import run

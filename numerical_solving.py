@@ -40,32 +40,75 @@ def build_parser() -> Parser:
     parser = Parser(prog="numerical_solving.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--k", type=int, default=DEFAULTS.k, help="number of classes K")
     parser.add_argument("--n", type=int, default=DEFAULTS.n, help="samples per class (N = K n)")
-    parser.add_argument("--wd", "--lbd", "--weight-decay", dest="wd", type=float, nargs="+", metavar="LAMBDA",
-                        default=list(DEFAULTS.wd), help="regularisation lambda (weight decay); several values sweep")
+    parser.add_argument(
+        "--wd",
+        "--lbd",
+        "--weight-decay",
+        dest="wd",
+        type=float,
+        nargs="+",
+        metavar="LAMBDA",
+        default=list(DEFAULTS.wd),
+        help="regularisation lambda (weight decay); several values sweep",
+    )
     parser.add_argument("--c", type=float, default=DEFAULTS.c, help="intra-class correlation, 0 <= d < c < 1")
     parser.add_argument("--d", type=float, default=DEFAULTS.d, help="inter-class correlation")
-    parser.add_argument("--corruption", "--eta", dest="corruption", type=float, nargs="+", metavar="ETA",
-                        default=list(DEFAULTS.corruption), help="label corruption rate eta; several values sweep")
+    parser.add_argument(
+        "--corruption",
+        "--eta",
+        dest="corruption",
+        type=float,
+        nargs="+",
+        metavar="ETA",
+        default=list(DEFAULTS.corruption),
+        help="label corruption rate eta; several values sweep",
+    )
     parser.add_argument("--epsilon", type=float, default=DEFAULTS.epsilon, help="noise level of the Gram matrix")
-    parser.add_argument("--rounds", type=int, default=DEFAULTS.rounds, metavar="R",
-                        help="students after the teacher (R + 1 solves)")
-    parser.add_argument("--max-dist", "--max_dist", dest="rounds", type=int, action=_MaxDistAction, metavar="M",
-                        help="the authors' spelling: M solves in all, the teacher and M - 1 students "
-                             f"(default {DEFAULTS.solves}, i.e. --rounds {DEFAULTS.rounds})")
-    parser.add_argument("--max-iter", "--max_iter", dest="max_iter", type=int, default=DEFAULTS.max_iter,
-                        help="cap per solve: Newton iterations, or Adam steps with --method adam")
+    parser.add_argument(
+        "--rounds", type=int, default=DEFAULTS.rounds, metavar="R", help="students after the teacher (R + 1 solves)"
+    )
+    parser.add_argument(
+        "--max-dist",
+        "--max_dist",
+        dest="rounds",
+        type=int,
+        action=_MaxDistAction,
+        metavar="M",
+        help="the authors' spelling: M solves in all, the teacher and M - 1 students "
+        f"(default {DEFAULTS.solves}, i.e. --rounds {DEFAULTS.rounds})",
+    )
+    parser.add_argument(
+        "--max-iter",
+        "--max_iter",
+        dest="max_iter",
+        type=int,
+        default=DEFAULTS.max_iter,
+        help="cap per solve: Newton iterations, or Adam steps with --method adam",
+    )
     add_bool_flag(parser, "--approx", help="linearise the softmax, (1 + z) / K: closed-form rounds")
     add_seed(parser, DEFAULTS.seed, help=f"seed of Phi, the labels and Adam's starts (default {DEFAULTS.seed})")
     add_out_dir(parser, DEFAULTS.out, help="folder for the run's files (Phi is stored there once and shared)")
-    parser.add_argument("--tol", type=float, default=DEFAULTS.tol,
-                        help="max-norm residual every exact solve must reach")
-    parser.add_argument("--method", choices=METHODS, default=DEFAULTS.method,
-                        help="newton: exact; adam: the reference's optimiser, for comparison")
-    parser.add_argument("--gram", choices=GRAMS, default=DEFAULTS.gram,
-                        help="features: a true Gram matrix; reference: the reference's unsymmetrised noisy matrix")
+    parser.add_argument(
+        "--tol", type=float, default=DEFAULTS.tol, help="max-norm residual every exact solve must reach"
+    )
+    parser.add_argument(
+        "--method",
+        choices=METHODS,
+        default=DEFAULTS.method,
+        help="newton: exact; adam: the reference's optimiser, for comparison",
+    )
+    parser.add_argument(
+        "--gram",
+        choices=GRAMS,
+        default=DEFAULTS.gram,
+        help="features: a true Gram matrix; reference: the reference's unsymmetrised noisy matrix",
+    )
     add_bool_flag(parser, "--plots", help="also write accuracy-vs-corruption, spectrum and simplex figures")
-    add_threads(parser, DEFAULT_THREADS, help="CPU threads for numpy and scipy (0: every available CPU); one was "
-                                              "measured fastest, see docs/solver.md")
+    add_threads(
+        parser,
+        DEFAULT_THREADS,
+        help="CPU threads for numpy and scipy (0: every available CPU); one was measured fastest, see docs/solver.md",
+    )
     add_verbose(parser)
     return parser
 
@@ -89,10 +132,13 @@ def _figures(setup, points, files) -> list:
         if len(row) > 1:
             figures.append((files.figure("accuracy", row[0].lbd), partial(plots.accuracy_vs_eta, row)))
         for point in row:
-            figures.append((files.figure("spectrum", point.lbd, point.eta),
-                            partial(plots.label_averaging_spectrum, setup.spectrum, point)))
-            figures.append((files.figure("simplex", point.lbd, point.eta),
-                            partial(plots.simplex, point, setup.labels)))
+            figures.append(
+                (
+                    files.figure("spectrum", point.lbd, point.eta),
+                    partial(plots.label_averaging_spectrum, setup.spectrum, point),
+                )
+            )
+            figures.append((files.figure("simplex", point.lbd, point.eta), partial(plots.simplex, point, setup.labels)))
     return figures
 
 
@@ -119,29 +165,38 @@ def solve(config: Config) -> tuple[list, list[Path]]:
         with cpu_threads(threads):
             setup = experiment.prepare(config)
             phi_stored = storage.phi_is_stored(files, setup.gram)
-            with Steps(config.points * config.solves, "solves") as solves, \
-                    Steps(config.points, "sweep points", enabled=config.sweep) as sweep:
+            with (
+                Steps(config.points * config.solves, "solves") as solves,
+                Steps(config.points, "sweep points", enabled=config.sweep) as sweep,
+            ):
+
                 def on_round(record):
-                    solves.done(f"wd={record.lbd:g} corruption={record.eta:g} {stage_name(record.round)}: "
-                                f"residual {record.residual:.1e}, {record.iterations} iterations, "
-                                f"{record.seconds:.2f} s")
+                    solves.done(
+                        f"wd={record.lbd:g} corruption={record.eta:g} {stage_name(record.round)}: "
+                        f"residual {record.residual:.1e}, {record.iterations} iterations, "
+                        f"{record.seconds:.2f} s"
+                    )
 
                 def on_point(point):
-                    sweep.done(f"wd={point.lbd:g} corruption={point.eta:g}: "
-                               f"{stage_name(config.solves)} {point.accuracy[-1, 2]:.2f} % correct")
+                    sweep.done(
+                        f"wd={point.lbd:g} corruption={point.eta:g}: "
+                        f"{stage_name(config.solves)} {point.accuracy[-1, 2]:.2f} % correct"
+                    )
 
                 points = experiment.run(config, setup, on_round, on_point)
             figures = _figures(setup, points, files) if config.plots else []
-            written = storage.save(config, setup, points, files, threads=threads, write_phi=not phi_stored,
-                                   figures=figures)
+            written = storage.save(
+                config, setup, points, files, threads=threads, write_phi=not phi_stored, figures=figures
+            )
     return points, written
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     config = parse_config(argv)
-    logging.basicConfig(level=logging.DEBUG if config.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if config.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     with warnings.catch_warnings():
         if not config.verbose:
             warnings.simplefilter("ignore")  # library warnings only with -v: failures are one line

@@ -23,9 +23,17 @@ from utils.errors import UsageError, exits_cleanly, run_script
 # Settings that tell runs of one dataset, η and seed apart: train_linear.py's flags of the same name,
 # as (type, choices).
 SETTING_FLAGS: dict[str, tuple[type, tuple | None]] = {
-    "lr": (float, None), "wd": (float, None), "epochs": (int, None), "train_batch": (int, None),
-    "gamma": (float, None), "momentum": (float, None), "optimizer": (str, OPTIMIZERS),
-    "val_fraction": (float, None), "q": (float, None), "pll_k": (int, None), "seeding": (str, SEEDING_MODES),
+    "lr": (float, None),
+    "wd": (float, None),
+    "epochs": (int, None),
+    "train_batch": (int, None),
+    "gamma": (float, None),
+    "momentum": (float, None),
+    "optimizer": (str, OPTIMIZERS),
+    "val_fraction": (float, None),
+    "q": (float, None),
+    "pll_k": (int, None),
+    "seeding": (str, SEEDING_MODES),
 }
 
 
@@ -36,22 +44,33 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(parser)
     pick = parser.add_argument_group("which runs (as train_linear.py)")
     pick.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type")
-    pick.add_argument("--corruption", type=float, nargs="+", metavar="ETA",
-                      help="corruption rate(s) η, one row each (default: every η with a teacher run)")
+    pick.add_argument(
+        "--corruption",
+        type=float,
+        nargs="+",
+        metavar="ETA",
+        help="corruption rate(s) η, one row each (default: every η with a teacher run)",
+    )
     add_seed(pick, 0)
     for key, (kind, choices) in SETTING_FLAGS.items():
         flag = f"--{key.replace('_', '-')}"
-        pick.add_argument(flag, type=kind, choices=choices, metavar="VALUE" if choices is None else None,
-                          help=f"only runs trained with this {flag} (default: the dataset's default where present)")
+        pick.add_argument(
+            flag,
+            type=kind,
+            choices=choices,
+            metavar="VALUE" if choices is None else None,
+            help=f"only runs trained with this {flag} (default: the dataset's default where present)",
+        )
     add_select(pick, default=None, help="only runs whose best epoch was picked this way (default: test where present)")
-    pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
-                      help="the run store")
-    pick.add_argument("--runs", type=Path, nargs="+", metavar="DIR",
-                      help="run folders to plot instead of searching the store")
+    pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
+    pick.add_argument(
+        "--runs", type=Path, nargs="+", metavar="DIR", help="run folders to plot instead of searching the store"
+    )
     add_which(pick, help="checkpoint of each run to plot: best (the selected epoch) or last")
     figure = parser.add_argument_group("figure")
-    figure.add_argument("--classes", nargs="+", metavar="CLASS",
-                        help="classes to show, by index or name (default: the 4 most populous)")
+    figure.add_argument(
+        "--classes", nargs="+", metavar="CLASS", help="classes to show, by index or name (default: the 4 most populous)"
+    )
     add_out_dir(figure, "reports", help="folder for the figure")
     add_verbose(figure)
     return parser
@@ -101,8 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     from utils.outputs import planned_outputs
 
     features = load_one_feature_set(args)
-    classes = (simplex.parse_classes(args.classes, features.class_names) if args.classes
-               else simplex.default_classes(features.train_labels, features.num_classes))
+    classes = (
+        simplex.parse_classes(args.classes, features.class_names)
+        if args.classes
+        else simplex.default_classes(features.train_labels, features.num_classes)
+    )
     if len(classes) < 2:
         raise UsageError(f"{features.name} has fewer than 2 classes; nothing to project")
     command = train_command(args)
@@ -114,23 +136,35 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         store = RunStore(args.checkpoint)
         refuse_damaged(store, [features.name], args.ctype)
-        chains, others, setting = simplex.find_chains(store.records(), features, args.ctype, args.seed,
-                                                      wanted_settings(args), args.corruption, command)
+        chains, others, setting = simplex.find_chains(
+            store.records(), features, args.ctype, args.seed, wanted_settings(args), args.corruption, command
+        )
         tokens = settings_mod.name_tokens(setting, features.name)
         shown = setting.describe(("lr", "wd", "epochs", "optimizer", "select", "seeding"))
     rows = []
     for chain in chains:
         eta, seed = chain[0].config.corruption, chain[0].config.seed
-        panels = [simplex.stage_panel(run, simplex.load_weights(run, args.which, features), features, classes,
-                                      args.which) for run in chain]
+        panels = [
+            simplex.stage_panel(run, simplex.load_weights(run, args.which, features), features, classes, args.which)
+            for run in chain
+        ]
         rows.append((f"η = {eta:g}, seed {seed}", panels))
     first = chains[0][0].config
     names = [features.class_names[k] for k in classes]
-    title = (f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
-             f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class")
+    title = (
+        f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
+        f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class"
+    )
     etas = "-".join(f"{chain[0].config.corruption:g}" for chain in chains)
-    parts = [features.name, first.ctype, f"seed{first.seed}", f"eta{etas}", *tokens, args.which,
-             "classes-" + "-".join(map(str, classes))]
+    parts = [
+        features.name,
+        first.ctype,
+        f"seed{first.seed}",
+        f"eta{etas}",
+        *tokens,
+        args.which,
+        "classes-" + "-".join(map(str, classes)),
+    ]
     with planned_outputs() as plan:
         out = plan.folder(args.out, "--out")
         paths = save_figure(simplex.plot_simplex_grid(rows, names, title), out / ("simplex-" + "_".join(parts)))

@@ -26,19 +26,47 @@ METRICS = ("test", "final", "train")
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="report.py", description=__doc__.split("\n\n")[0])
     source = parser.add_argument_group("runs")
-    source.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
-                        help="the run store train_linear.py wrote")
-    source.add_argument("--results", type=Path, nargs="+", default=[], metavar="CSV",
-                        help="keep only the runs these results CSVs list (column Run)")
+    source.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        default=Path("checkpoints"),
+        metavar="DIR",
+        help="the run store train_linear.py wrote",
+    )
+    source.add_argument(
+        "--results",
+        type=Path,
+        nargs="+",
+        default=[],
+        metavar="CSV",
+        help="keep only the runs these results CSVs list (column Run)",
+    )
 
     select = parser.add_argument_group("selection (by setting values)")
-    select.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME",
-                        help="dataset(s), one panel and one table each (default: every dataset in the store)")
+    select.add_argument(
+        "-d",
+        "--dataset",
+        nargs="+",
+        default=[],
+        metavar="NAME",
+        help="dataset(s), one panel and one table each (default: every dataset in the store)",
+    )
     select.add_argument("--ctype", choices=("sym", "asym", "cc"), help="noise type (default: any)")
-    select.add_argument("--wd", nargs="+", default=[], metavar="VALUE",
-                        help="weight decay: a value, or DATASET=VALUE per dataset (default: the dataset's default)")
-    select.add_argument("--lr", nargs="+", default=[], metavar="VALUE",
-                        help="learning rate: a value, or DATASET=VALUE per dataset (default: the dataset's default)")
+    select.add_argument(
+        "--wd",
+        nargs="+",
+        default=[],
+        metavar="VALUE",
+        help="weight decay: a value, or DATASET=VALUE per dataset (default: the dataset's default)",
+    )
+    select.add_argument(
+        "--lr",
+        nargs="+",
+        default=[],
+        metavar="VALUE",
+        help="learning rate: a value, or DATASET=VALUE per dataset (default: the dataset's default)",
+    )
     select.add_argument("--backbone", help="feature map, e.g. resnet34, identity (default: any)")
     select.add_argument("--optimizer", choices=("sgd", "lbfgs"), help="(default: sgd where present)")
     select.add_argument("--epochs", type=int, help="(default: 200 where present)")
@@ -50,15 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     select.add_argument("--pll-k", type=int, help="PLL's k (default: 2 where present)")
     add_select(select, default=None, help="model selection the runs used, test or val (default: test where present)")
     add_which(select, default=None, help="checkpoint the students learnt from (default: best where present)")
-    select.add_argument("--every-setting", action="store_true", help="one report per setting present, not only the default")
+    select.add_argument(
+        "--every-setting", action="store_true", help="one report per setting present, not only the default"
+    )
 
     report = parser.add_argument_group("report")
-    report.add_argument("--metric", choices=METRICS, default="test",
-                        help="accuracy to report: test (the selected epoch's), final or train")
-    report.add_argument("--columns", type=float, nargs="+", metavar="ETA",
-                        help="η columns of the tables (default: every η of the dataset)")
-    report.add_argument("--gain-etas", type=float, nargs="+", default=list(DEFAULT_GAIN_ETAS), metavar="ETA",
-                        help="η groups of the gain plots")
+    report.add_argument(
+        "--metric",
+        choices=METRICS,
+        default="test",
+        help="accuracy to report: test (the selected epoch's), final or train",
+    )
+    report.add_argument(
+        "--columns",
+        type=float,
+        nargs="+",
+        metavar="ETA",
+        help="η columns of the tables (default: every η of the dataset)",
+    )
+    report.add_argument(
+        "--gain-etas",
+        type=float,
+        nargs="+",
+        default=list(DEFAULT_GAIN_ETAS),
+        metavar="ETA",
+        help="η groups of the gain plots",
+    )
     add_out_dir(report, "reports", help="output folder")
     report.add_argument("--name", help="file-name stem of the outputs (default: datasets, noise type and setting)")
     add_verbose(report)
@@ -75,17 +120,38 @@ def config_from_args(args: argparse.Namespace):
             checks.interval(flag, eta, 0.0, 1.0)
         if len(set(etas)) != len(etas):
             raise UsageError(f"{flag}: a value is given twice")
-    fixed = {"backbone": args.backbone, "optimizer": args.optimizer, "epochs": args.epochs,
-             "train_batch": args.train_batch, "gamma": args.gamma, "momentum": args.momentum,
-             "seeding": args.seeding, "q": args.q, "pll_k": args.pll_k, "select": args.select,
-             "last": None if args.which is None else int(args.which == "last")}
+    fixed = {
+        "backbone": args.backbone,
+        "optimizer": args.optimizer,
+        "epochs": args.epochs,
+        "train_batch": args.train_batch,
+        "gamma": args.gamma,
+        "momentum": args.momentum,
+        "seeding": args.seeding,
+        "q": args.q,
+        "pll_k": args.pll_k,
+        "select": args.select,
+        "last": None if args.which is None else int(args.which == "last"),
+    }
     check_settings({key: value for key, value in fixed.items() if key not in ("backbone",) and value is not None})
-    filters = Filters(datasets=tuple(dict.fromkeys(args.dataset)), ctype=args.ctype,
-                      lr=parse_per_dataset("--lr", args.lr), wd=parse_per_dataset("--wd", args.wd),
-                      values=tuple((k, v) for k, v in fixed.items() if v is not None))
-    return ReportConfig(store=args.checkpoint, results=tuple(args.results), filters=filters, metric=args.metric,
-                        columns=tuple(args.columns) if args.columns else None, gain_etas=tuple(args.gain_etas),
-                        out=args.out, name=args.name, every_setting=args.every_setting)
+    filters = Filters(
+        datasets=tuple(dict.fromkeys(args.dataset)),
+        ctype=args.ctype,
+        lr=parse_per_dataset("--lr", args.lr),
+        wd=parse_per_dataset("--wd", args.wd),
+        values=tuple((k, v) for k, v in fixed.items() if v is not None),
+    )
+    return ReportConfig(
+        store=args.checkpoint,
+        results=tuple(args.results),
+        filters=filters,
+        metric=args.metric,
+        columns=tuple(args.columns) if args.columns else None,
+        gain_etas=tuple(args.gain_etas),
+        out=args.out,
+        name=args.name,
+        every_setting=args.every_setting,
+    )
 
 
 @exits_cleanly
@@ -98,8 +164,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         check_name(args.name)
     if not args.checkpoint.is_dir():
-        raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder); pass the folder "
-                         f"train_linear.py wrote its runs to")
+        raise UsageError(
+            f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder); pass the folder "
+            f"train_linear.py wrote its runs to"
+        )
     from analysis.report_outputs import build_reports, write_reports
     from training.store import RunStore
     from utils.outputs import planned_outputs

@@ -1,10 +1,10 @@
 """Inspect a run store: list its runs with their state, show one run, remove what interrupted writers left.
 
-    python3 runs.py list                      # every run in ./checkpoints: complete, old format, damaged, in progress
-    python3 runs.py list -c runs/ -d digits --state damaged
-    python3 runs.py show digits-identity-cc-eta0.5-seed0-teacher-1a2b3c4d
-    python3 runs.py clean                     # temporary folders and stale locks of dead writers
-    python3 runs.py clean --damaged           # … and damaged runs, so that the next command redoes them
+python3 runs.py list                      # every run in ./checkpoints: complete, old format, damaged, in progress
+python3 runs.py list -c runs/ -d digits --state damaged
+python3 runs.py show digits-identity-cc-eta0.5-seed0-teacher-1a2b3c4d
+python3 runs.py clean                     # temporary folders and stale locks of dead writers
+python3 runs.py clean --damaged           # … and damaged runs, so that the next command redoes them
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ STATES = ("complete", "old-format", "damaged", "in-progress")
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="runs.py", description=__doc__.split("\n\n")[0])
     common = Parser(add_help=False)
-    common.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
-                        help="the run store")
+    common.add_argument(
+        "-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store"
+    )
     add_verbose(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every run with its state")
@@ -49,9 +50,12 @@ def list_runs(store, datasets: list[str], states: list[str]) -> str:
         if (datasets and dataset not in datasets) or (states and state_word(lookup) not in states):
             continue
         record = lookup.record
-        detail = (f"test {record.metrics['test_acc']:6.2f}%  lr {record.config.lr:g} wd {record.config.wd:g} "
-                  f"epochs {record.config.epochs} {record.config.optimizer} {record.config.seeding}"
-                  if record is not None else lookup.problem)
+        detail = (
+            f"test {record.metrics['test_acc']:6.2f}%  lr {record.config.lr:g} wd {record.config.wd:g} "
+            f"epochs {record.config.epochs} {record.config.optimizer} {record.config.seeding}"
+            if record is not None
+            else lookup.problem
+        )
         lines.append(f"{state_word(lookup):<12} {lookup.name}  {detail}")
     counts = {}
     for line in lines:

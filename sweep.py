@@ -22,48 +22,92 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sweep.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("sweep", type=Path, metavar="FILE", help="the sweep file (TOML), e.g. sweeps/paper.toml")
     parser.add_argument("--only", nargs="+", metavar="GRID", help="run only these grids of the file (e.g. fig2)")
-    parser.add_argument("--launcher", choices=LAUNCHERS, default="local",
-                        help="local: this process (or a pool of --parallel processes); ray: one Ray task per job; "
-                             "slurm: job arrays through submitit")
+    parser.add_argument(
+        "--launcher",
+        choices=LAUNCHERS,
+        default="local",
+        help="local: this process (or a pool of --parallel processes); ray: one Ray task per job; "
+        "slurm: job arrays through submitit",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list every job with its state, and exit")
-    parser.add_argument("--parallel", type=int, metavar="N",
-                        help="jobs at once: local, N processes (default 1: in this process); ray, a local "
-                             "instance of N × --cpus-per-job CPUs (default every CPU); slurm, the array parallelism")
-    parser.add_argument("--cpus-per-job", type=int, metavar="N",
-                        help="CPUs each job asks for and its torch threads (default: the file's, else 1)")
-    parser.add_argument("--epochs", type=int, metavar="N",
-                        help="train every run for N epochs instead of the file's (other runs: another name)")
+    parser.add_argument(
+        "--parallel",
+        type=int,
+        metavar="N",
+        help="jobs at once: local, N processes (default 1: in this process); ray, a local "
+        "instance of N × --cpus-per-job CPUs (default every CPU); slurm, the array parallelism",
+    )
+    parser.add_argument(
+        "--cpus-per-job",
+        type=int,
+        metavar="N",
+        help="CPUs each job asks for and its torch threads (default: the file's, else 1)",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=int,
+        metavar="N",
+        help="train every run for N epochs instead of the file's (other runs: another name)",
+    )
 
     places = parser.add_argument_group("files")
-    places.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
-                        help="the run store: one folder per run")
-    places.add_argument("--csv-dir", type=Path, default=Path("results"), metavar="DIR",
-                        help="folder of the results CSVs, one per noise type (<ctype>.csv)")
+    places.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        default=Path("checkpoints"),
+        metavar="DIR",
+        help="the run store: one folder per run",
+    )
+    places.add_argument(
+        "--csv-dir",
+        type=Path,
+        default=Path("results"),
+        metavar="DIR",
+        help="folder of the results CSVs, one per noise type (<ctype>.csv)",
+    )
     places.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
-    places.add_argument("--feature-root", type=Path,
-                        help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
+    places.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
 
     ray = parser.add_argument_group("ray")
     ray.add_argument("--address", help="a Ray cluster to connect to (default: RAY_ADDRESS, else a local instance)")
 
     slurm = parser.add_argument_group("slurm")
     slurm.add_argument("--partition", help="SLURM partition (default: the file's, else the cluster's default)")
-    slurm.add_argument("--time", type=int, metavar="MIN", help="time limit per job in minutes (default: the file's, else 60)")
-    slurm.add_argument("--gpus-per-job", type=int, metavar="N", help="GPUs per job on CUDA (default: the file's, else 0)")
-    slurm.add_argument("--mem", type=int, metavar="GB", help="memory per job in GB (default: the file's, else the cluster's)")
+    slurm.add_argument(
+        "--time", type=int, metavar="MIN", help="time limit per job in minutes (default: the file's, else 60)"
+    )
+    slurm.add_argument(
+        "--gpus-per-job", type=int, metavar="N", help="GPUs per job on CUDA (default: the file's, else 0)"
+    )
+    slurm.add_argument(
+        "--mem", type=int, metavar="GB", help="memory per job in GB (default: the file's, else the cluster's)"
+    )
     slurm.add_argument("--log-dir", type=Path, metavar="DIR", help="submitit's logs (default sweep-logs/<sweep name>)")
-    slurm.add_argument("--print-sbatch", action="store_true",
-                       help="print the sbatch script of every job array, and exit (submits nothing)")
-    slurm.add_argument("--slurm-executor", choices=("slurm", "local"), default="slurm",
-                       help="local: submitit's local executor, a process per task on this machine (for testing)")
+    slurm.add_argument(
+        "--print-sbatch",
+        action="store_true",
+        help="print the sbatch script of every job array, and exit (submits nothing)",
+    )
+    slurm.add_argument(
+        "--slurm-executor",
+        choices=("slurm", "local"),
+        default="slurm",
+        help="local: submitit's local executor, a process per task on this machine (for testing)",
+    )
     add_verbose(parser)
     return parser
 
 
 def check_args(args: argparse.Namespace) -> None:
-    for flag, value, low in (("--parallel", args.parallel, 1), ("--cpus-per-job", args.cpus_per_job, 1),
-                             ("--epochs", args.epochs, 1), ("--time", args.time, 1),
-                             ("--gpus-per-job", args.gpus_per_job, 0), ("--mem", args.mem, 1)):
+    for flag, value, low in (
+        ("--parallel", args.parallel, 1),
+        ("--cpus-per-job", args.cpus_per_job, 1),
+        ("--epochs", args.epochs, 1),
+        ("--time", args.time, 1),
+        ("--gpus-per-job", args.gpus_per_job, 0),
+        ("--mem", args.mem, 1),
+    ):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     if args.address and args.launcher != "ray":
@@ -73,8 +117,12 @@ def check_args(args: argparse.Namespace) -> None:
 def resources_of(args: argparse.Namespace, sweep):
     import dataclasses
 
-    changes = {"partition": args.partition, "time_min": args.time, "gpus_per_job": args.gpus_per_job,
-               "mem_gb": args.mem}
+    changes = {
+        "partition": args.partition,
+        "time_min": args.time,
+        "gpus_per_job": args.gpus_per_job,
+        "mem_gb": args.mem,
+    }
     return dataclasses.replace(sweep.resources, **{key: value for key, value in changes.items() if value is not None})
 
 
@@ -91,8 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"{args.sweep} is a folder; give a sweep file, e.g. sweeps/paper.toml")
     if not args.sweep.is_file():
         raise UserError(f"no sweep file {args.sweep}; the repository's are in sweeps/")
-    places = Places(store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root,
-                    feature_root=args.feature_root)
+    places = Places(
+        store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root, feature_root=args.feature_root
+    )
     sweep = load_sweep(args.sweep, places, only=args.only, epochs=args.epochs, cpus_per_job=args.cpus_per_job)
     resources = resources_of(args, sweep)
     log_dir = args.log_dir or Path("sweep-logs") / sweep.name
@@ -130,8 +179,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         print(tally.summary(skipped), flush=True)
     if tally.failed:
-        raise UserError(f"{len(tally.failed)} of {len(jobs)} job(s) failed (their errors are above); run the same "
-                        f"command again to retry them")
+        raise UserError(
+            f"{len(tally.failed)} of {len(jobs)} job(s) failed (their errors are above); run the same "
+            f"command again to retry them"
+        )
     print(f"runs in {args.checkpoint}/, results in {args.csv_dir}/")
     return 0
 

@@ -19,7 +19,14 @@ from typing import Sequence
 from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd
 from utils import checks
 from utils.cli import (
-    Parser, add_bool_flag, add_seeds, add_select, add_threads, add_verbose, add_which, configure_logging,
+    Parser,
+    add_bool_flag,
+    add_seeds,
+    add_select,
+    add_threads,
+    add_verbose,
+    add_which,
+    configure_logging,
 )
 from utils.errors import UsageError, exits_cleanly, run_script
 from utils.progress import interactive
@@ -39,23 +46,45 @@ def build_parser() -> argparse.ArgumentParser:
 
     noise = parser.add_argument_group("label noise")
     noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (cc: superclass)")
-    noise.add_argument("--corruption", type=float, nargs="+", default=DEFAULT_RATES, metavar="ETA",
-                       help="corruption rate(s) η in [0, 1]")
+    noise.add_argument(
+        "--corruption",
+        type=float,
+        nargs="+",
+        default=DEFAULT_RATES,
+        metavar="ETA",
+        help="corruption rate(s) η in [0, 1]",
+    )
     add_seeds(noise, DEFAULT_SEEDS)
 
     stage = parser.add_argument_group("stage")
-    stage.add_argument("--dist", type=int, metavar="T",
-                       help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain")
+    stage.add_argument(
+        "--dist",
+        type=int,
+        metavar="T",
+        help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain",
+    )
     add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
     stage.add_argument("--rounds", type=int, default=4, metavar="R", help="students after the teacher in the chain")
     add_which(stage, help="checkpoint of round t−1 that student t (and PLL) learns from: best or last")
-    stage.add_argument("--pll-k", type=int, default=2, metavar="K", help="PLL candidate set: the teacher's top-k classes")
+    stage.add_argument(
+        "--pll-k", type=int, default=2, metavar="K", help="PLL candidate set: the teacher's top-k classes"
+    )
     stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL")
-    stage.add_argument("--baselines", nargs="+", choices=(*BASELINES, "all"), default=[], metavar="NAME",
-                       help=f"also train these label-noise baselines in the chain ({', '.join(BASELINES)}, or all)")
-    stage.add_argument("--seeding", choices=SEEDING_MODES, default="reference",
-                       help="reference: every stage draws as the authors' code does (same initial weights, students "
-                            "share one batch order); independent: separate streams per stage")
+    stage.add_argument(
+        "--baselines",
+        nargs="+",
+        choices=(*BASELINES, "all"),
+        default=[],
+        metavar="NAME",
+        help=f"also train these label-noise baselines in the chain ({', '.join(BASELINES)}, or all)",
+    )
+    stage.add_argument(
+        "--seeding",
+        choices=SEEDING_MODES,
+        default="reference",
+        help="reference: every stage draws as the authors' code does (same initial weights, students "
+        "share one batch order); independent: separate streams per stage",
+    )
 
     optim = parser.add_argument_group("optimisation")
     optim.add_argument("--lr", "--learning-rate", type=float, help="learning rate (default: per dataset, see README)")
@@ -66,29 +95,50 @@ def build_parser() -> argparse.ArgumentParser:
     optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch")
     optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     add_threads(optim, help="CPU threads for training (0: one for small problems, else every available CPU)")
-    optim.add_argument("--optimizer", choices=OPTIMIZERS, default="sgd",
-                       help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU")
+    optim.add_argument(
+        "--optimizer",
+        choices=OPTIMIZERS,
+        default="sgd",
+        help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU",
+    )
     add_select(optim)
     optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val")
 
     out = parser.add_argument_group("outputs")
-    out.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR",
-                     help="the run store: one folder per run")
-    out.add_argument("--csv", type=Path, metavar="FILE", help="results CSV the runs are exported to "
-                     "(default ./results/<ctype>.csv)")
-    out.add_argument("--rebuild-csv", "--rebuild-results", dest="rebuild_csv", action="store_true",
-                     help="rewrite the results CSV from the run store and exit")
-    out.add_argument("--resume", action="store_true",
-                     help="reuse finished runs and redo damaged or interrupted ones (what every command does; "
-                          "kept for scripts)")
+    out.add_argument(
+        "-c",
+        "--checkpoint",
+        type=Path,
+        default=Path("checkpoints"),
+        metavar="DIR",
+        help="the run store: one folder per run",
+    )
+    out.add_argument(
+        "--csv", type=Path, metavar="FILE", help="results CSV the runs are exported to (default ./results/<ctype>.csv)"
+    )
+    out.add_argument(
+        "--rebuild-csv",
+        "--rebuild-results",
+        dest="rebuild_csv",
+        action="store_true",
+        help="rewrite the results CSV from the run store and exit",
+    )
+    out.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse finished runs and redo damaged or interrupted ones (what every command does; kept for scripts)",
+    )
     out.add_argument("--force", action="store_true", help="train the requested runs again even if finished")
-    out.add_argument("--dry-run", action="store_true", help="list the runs this command needs with their state, and exit")
+    out.add_argument(
+        "--dry-run", action="store_true", help="list the runs this command needs with their state, and exit"
+    )
     out.add_argument("--summary", action="store_true", help="print the data summary and exit")
     add_verbose(out)
     return parser
 
 
 # -- settings ------------------------------------------------------------------------------------------
+
 
 def check_args(args: argparse.Namespace) -> None:
     """Every setting that can be checked before loading data: one UsageError naming the flag."""
@@ -112,18 +162,35 @@ def check_args(args: argparse.Namespace) -> None:
         raise UsageError("give either -d/--dataset or --features, not both")
 
 
-def template(args: argparse.Namespace, dataset: str, eta: float | None = None, stage: Stage | None = None
-             ) -> TrainConfig:
+def template(
+    args: argparse.Namespace, dataset: str, eta: float | None = None, stage: Stage | None = None
+) -> TrainConfig:
     """The config every run of this command shares (first seed and rate unless given); the features' identity
     (source, backbone, weights) is filled in by :class:`training.jobs.ChainJob`."""
     lr, wd = default_lr_wd(dataset if args.features is None else "")
     return TrainConfig(
-        dataset=dataset, feature_source="", backbone="", weights="", ctype=args.ctype,
-        corruption=args.corruption[0] if eta is None else eta, seed=args.seeds[0], stage=stage or Stage.teacher(),
-        lr=args.lr if args.lr is not None else lr, wd=args.wd if args.wd is not None else wd, epochs=args.epochs,
-        train_batch=args.train_batch, test_batch=args.test_batch, gamma=args.gamma, momentum=args.momentum,
-        optimizer=args.optimizer, last=1 if args.which == "last" else 0, select=args.select,
-        val_fraction=args.val_fraction, q=args.q, pll_k=args.pll_k, seeding=args.seeding,
+        dataset=dataset,
+        feature_source="",
+        backbone="",
+        weights="",
+        ctype=args.ctype,
+        corruption=args.corruption[0] if eta is None else eta,
+        seed=args.seeds[0],
+        stage=stage or Stage.teacher(),
+        lr=args.lr if args.lr is not None else lr,
+        wd=args.wd if args.wd is not None else wd,
+        epochs=args.epochs,
+        train_batch=args.train_batch,
+        test_batch=args.test_batch,
+        gamma=args.gamma,
+        momentum=args.momentum,
+        optimizer=args.optimizer,
+        last=1 if args.which == "last" else 0,
+        select=args.select,
+        val_fraction=args.val_fraction,
+        q=args.q,
+        pll_k=args.pll_k,
+        seeding=args.seeding,
     )
 
 
@@ -144,8 +211,9 @@ def csv_path(args: argparse.Namespace, ctype: str) -> Path:
     return args.csv if args.csv is not None else Path("results") / f"{ctype}.csv"
 
 
-def suggested_command(parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: str | None,
-                      stage: Stage | None) -> str:
+def suggested_command(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: str | None, stage: Stage | None
+) -> str:
     """The command that trains ``stage`` (None: the whole chain) with this command's settings, from the parsed flags."""
     tokens = ["python3", "train_linear.py"]
     for action in parser._actions:
@@ -156,7 +224,11 @@ def suggested_command(parser: argparse.ArgumentParser, args: argparse.Namespace,
             value = [dataset] if dataset is not None and args.features is None else value
             if value == action.default or args.features is not None:
                 continue
-        elif value == action.default or value is None or (action.dest == "which" and action.option_strings[0] != "--which"):
+        elif (
+            value == action.default
+            or value is None
+            or (action.dest == "which" and action.option_strings[0] != "--which")
+        ):
             continue
         flag = next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
         if value is True and action.nargs in (0, "?"):
@@ -175,6 +247,7 @@ def _token(value: object) -> str:
 
 
 # -- data -------------------------------------------------------------------------------------------------
+
 
 def dataset_names(args: argparse.Namespace) -> list[str]:
     return [str(args.features)] if args.features is not None else list(dict.fromkeys(args.dataset))
@@ -212,15 +285,23 @@ def summary(args: argparse.Namespace, features) -> str:
 
 # -- commands ------------------------------------------------------------------------------------------------
 
+
 def dry_run(args: argparse.Namespace, name: str) -> str:
     from training.store import State
 
     plan = chain_job(args, name).plan()
     dataset = plan[0][0].dataset
-    words = {State.COMPLETE: "done", State.OLD_FORMAT: "done (old format)", State.DAMAGED: "damaged",
-             State.IN_PROGRESS: "in progress", State.MISSING: "to run"}
-    lines = [f"{words[lookup.state]:<17} {lookup.name}" + (f"  ({lookup.problem})" if lookup.problem else "")
-             for _, lookup in plan]
+    words = {
+        State.COMPLETE: "done",
+        State.OLD_FORMAT: "done (old format)",
+        State.DAMAGED: "damaged",
+        State.IN_PROGRESS: "in progress",
+        State.MISSING: "to run",
+    }
+    lines = [
+        f"{words[lookup.state]:<17} {lookup.name}" + (f"  ({lookup.problem})" if lookup.problem else "")
+        for _, lookup in plan
+    ]
     done = sum(lookup.state.finished for _, lookup in plan)
     lines.append(f"{dataset}: {done} of {len(plan)} runs done, {len(plan) - done} to run, in {args.checkpoint}/")
     return "\n".join(lines)
@@ -234,11 +315,20 @@ def chain_job(args: argparse.Namespace, name: str):
 
     stages = requested_stages(args)
     dataset = name if args.features is None else ""
-    return ChainJob(dataset=dataset, options=data_options(args), settings=template(args, dataset),
-                    seeds=tuple(args.seeds), rates=tuple(args.corruption),
-                    stages=tuple(chain_stages(args.rounds, baselines=baseline_names(args))), store=args.checkpoint,
-                    csv=csv_path(args, args.ctype), threads=args.threads, force=args.force,
-                    only=stages[0] if stages else None, features=args.features)
+    return ChainJob(
+        dataset=dataset,
+        options=data_options(args),
+        settings=template(args, dataset),
+        seeds=tuple(args.seeds),
+        rates=tuple(args.corruption),
+        stages=tuple(chain_stages(args.rounds, baselines=baseline_names(args))),
+        store=args.checkpoint,
+        csv=csv_path(args, args.ctype),
+        threads=args.threads,
+        force=args.force,
+        only=stages[0] if stages else None,
+        features=args.features,
+    )
 
 
 def train(parser, args: argparse.Namespace, name: str) -> str:
@@ -254,8 +344,9 @@ def train(parser, args: argparse.Namespace, name: str) -> str:
             print(message, file=sys.stderr, flush=True)
 
     dataset = name if args.features is None else None
-    text, _ = chain_job(args, name).train(command_for=lambda stage: suggested_command(parser, args, dataset, stage),
-                                          progress=progress, announce=announce)
+    text, _ = chain_job(args, name).train(
+        command_for=lambda stage: suggested_command(parser, args, dataset, stage), progress=progress, announce=announce
+    )
     return text
 
 

@@ -25,8 +25,12 @@ def has_correction(datasets: Sequence[DatasetResults]) -> bool:
 
 def correction_figure(datasets: Sequence[DatasetResults], etas: Sequence[float]) -> Figure:
     """One row of panels per dataset, one panel per η."""
-    rows = [(results, eta) for results in datasets for eta in etas if any(
-        key[1] == eta_key(eta) for key in results.measures.get("corrected", {}))]
+    rows = [
+        (results, eta)
+        for results in datasets
+        for eta in etas
+        if any(key[1] == eta_key(eta) for key in results.measures.get("corrected", {}))
+    ]
     columns = max(1, len({eta for _, eta in rows}))
     figure = Figure(figsize=(3.6 * columns + 1.2, 3.0 * len(datasets)), layout="constrained")
     grid = figure.subplots(len(datasets), columns, squeeze=False)
@@ -41,14 +45,16 @@ def correction_figure(datasets: Sequence[DatasetResults], etas: Sequence[float])
             eta = panel_etas[c]
             width = 0.38
             for i, (name, colour) in enumerate(MEASURES):
-                values = [list(results.measures.get(name, {}).get((stage, eta_key(eta)), {}).values()) for stage in stages]
+                values = [
+                    list(results.measures.get(name, {}).get((stage, eta_key(eta)), {}).values()) for stage in stages
+                ]
                 means = [np.mean(v) if v else np.nan for v in values]
                 spreads = [np.std(v) if v else 0.0 for v in values]
                 x = np.arange(len(stages)) + (i - 0.5) * width
-                axes.bar(x, means, width, yerr=spreads, color=colour, label=name, capsize=2,
-                         error_kw={"elinewidth": 0.8})
-            axes.set_xticks(range(len(stages)), [stage.label for stage in stages], rotation=60, ha="right",
-                            fontsize=7)
+                axes.bar(
+                    x, means, width, yerr=spreads, color=colour, label=name, capsize=2, error_kw={"elinewidth": 0.8}
+                )
+            axes.set_xticks(range(len(stages)), [stage.label for stage in stages], rotation=60, ha="right", fontsize=7)
             axes.set_ylim(0, 105)
             axes.set_title(f"{results.dataset}, η = {eta:g}", fontsize=9)
             axes.grid(axis="y", linewidth=0.4, alpha=0.5)

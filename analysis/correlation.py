@@ -31,8 +31,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from scipy.cluster import hierarchy
 
-from data.clusters import (NOISE_CUT, TABLE_CUT, centred_unit_rows, class_similarity, cluster_classes, groups,
-                           linkage_of)
+from data.clusters import NOISE_CUT, TABLE_CUT, centred_unit_rows, class_similarity, cluster_classes, groups, linkage_of
 from data.feature_set import FeatureSet
 from utils.seeding import numpy_rng
 
@@ -89,26 +88,41 @@ def group_means(similarity: np.ndarray, cluster_ids: np.ndarray) -> tuple[float,
     same = cluster_ids[:, None] == cluster_ids[None, :]
     within = similarity[same & ~np.eye(k, dtype=bool)]
     between = similarity[~same]
-    return (float(np.diag(similarity).mean()),
-            float(within.mean()) if within.size else math.nan,
-            float(between.mean()) if between.size else math.nan)
+    return (
+        float(np.diag(similarity).mean()),
+        float(within.mean()) if within.size else math.nan,
+        float(between.mean()) if between.size else math.nan,
+    )
 
 
 def statistics(features: FeatureSet, correlation: ClassCorrelation) -> CorrelationStats:
     intra, intra_super, inter = group_means(correlation.similarity, correlation.clusters)
-    return CorrelationStats(features.name, features.num_classes, int(features.train_features.shape[0]), features.dim,
-                            int(correlation.clusters.max()) + 1, intra, intra_super, inter)
+    return CorrelationStats(
+        features.name,
+        features.num_classes,
+        int(features.train_features.shape[0]),
+        features.dim,
+        int(correlation.clusters.max()) + 1,
+        intra,
+        intra_super,
+        inter,
+    )
 
 
 def stats_table(rows: list[CorrelationStats]) -> str:
     """A Markdown table, one row per dataset; NaN shows as —."""
     number = lambda value: "—" if math.isnan(value) else f"{value:.4f}"  # noqa: E731
     cut = f"{TABLE_CUT:g}"
-    lines = [f"| dataset | classes | train samples | dim | clusters ({cut} cut) | intra-class | intra-superclass | "
-             "inter-superclass |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    lines += [f"| {r.dataset} | {r.num_classes} | {r.num_train} | {r.dim} | {r.num_clusters} | "
-              f"{number(r.intra_class)} | {number(r.intra_superclass)} | {number(r.inter_superclass)} |" for r in rows]
+    lines = [
+        f"| dataset | classes | train samples | dim | clusters ({cut} cut) | intra-class | intra-superclass | "
+        "inter-superclass |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.dataset} | {r.num_classes} | {r.num_train} | {r.dim} | {r.num_clusters} | "
+        f"{number(r.intra_class)} | {number(r.intra_superclass)} | {number(r.inter_superclass)} |"
+        for r in rows
+    ]
     return "\n".join(lines)
 
 
@@ -118,8 +132,9 @@ def sample_count(labels: np.ndarray, num_classes: int, per_class: int) -> int:
     return int(np.minimum(counts, per_class).sum())
 
 
-def sample_per_class(labels: np.ndarray, per_class: int, rng: np.random.Generator,
-                     class_order: np.ndarray) -> np.ndarray:
+def sample_per_class(
+    labels: np.ndarray, per_class: int, rng: np.random.Generator, class_order: np.ndarray
+) -> np.ndarray:
     """Row indices (n,): min(per_class, n_k) rows of each class drawn without replacement, grouped by class.
 
     Classes come in ``class_order``; within a class the rows keep their dataset order.
@@ -161,7 +176,7 @@ def gram_spectrum(unit: np.ndarray) -> np.ndarray:
     """
     singular = np.linalg.svd(unit, compute_uv=False)
     eigenvalues = np.zeros(unit.shape[0])
-    eigenvalues[:singular.size] = singular ** 2
+    eigenvalues[: singular.size] = singular**2
     return eigenvalues
 
 
@@ -193,15 +208,28 @@ def plot_class_correlation(name: str, class_names: tuple[str, ...], correlation:
     position[order] = np.arange(k)
     for members in groups(correlation.clusters):
         spots = np.sort(position[members])
-        ax.add_patch(Rectangle((spots[0] - 0.5, spots[0] - 0.5), spots.size, spots.size, fill=False,
-                               edgecolor="black", linewidth=1.5))
+        ax.add_patch(
+            Rectangle(
+                (spots[0] - 0.5, spots[0] - 0.5), spots.size, spots.size, fill=False, edgecolor="black", linewidth=1.5
+            )
+        )
     if k <= ANNOTATE_MAX_CLASSES:
         for (i, j), value in np.ndenumerate(m):
-            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                    color="white" if abs(value) > 0.6 * limit else "black")
+            ax.text(
+                j,
+                i,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if abs(value) > 0.6 * limit else "black",
+            )
     clusters = int(correlation.clusters.max()) + 1
-    ax.set_title(f"{name}: class correlation M (classes in dendrogram order; boxes: {clusters} clusters "
-                 f"at {correlation.cut:g} cut)", fontsize=10)
+    ax.set_title(
+        f"{name}: class correlation M (classes in dendrogram order; boxes: {clusters} clusters "
+        f"at {correlation.cut:g} cut)",
+        fontsize=10,
+    )
     ax.set_xlabel("class")
     ax.set_ylabel("class")
     return figure
@@ -213,12 +241,20 @@ def plot_dendrogram(name: str, class_names: tuple[str, ...], correlation: ClassC
     top = float(correlation.tree[:, 2].max())
     figure = Figure(figsize=(max(6.0, 0.18 * k + 3), 4.5))
     ax = figure.add_subplot()
-    hierarchy.dendrogram(correlation.tree, labels=list(class_names), ax=ax, color_threshold=correlation.cut * top,
-                         above_threshold_color="grey", leaf_rotation=90, leaf_font_size=label_size(k))
+    hierarchy.dendrogram(
+        correlation.tree,
+        labels=list(class_names),
+        ax=ax,
+        color_threshold=correlation.cut * top,
+        above_threshold_color="grey",
+        leaf_rotation=90,
+        leaf_font_size=label_size(k),
+    )
     cuts = {correlation.cut: "statistics table", NOISE_CUT: "cc noise"}
     for cut, style in zip(cuts, ("--", ":")):
-        ax.axhline(cut * top, color="black", linestyle=style, linewidth=1,
-                   label=f"{cut:g} × top merge height ({cuts[cut]})")
+        ax.axhline(
+            cut * top, color="black", linestyle=style, linewidth=1, label=f"{cut:g} × top merge height ({cuts[cut]})"
+        )
     ax.set_ylim(0, 1.3 * top)  # headroom above the top merge for the legend
     ax.legend(loc="upper right", fontsize=8)
     ax.set_ylabel("complete-linkage distance\n(rows of 1 − M)")
@@ -252,8 +288,9 @@ def plot_gram(name: str, class_names: tuple[str, ...], sample: InstanceSample) -
         ax.set_xticks([])
         ax.set_yticks([])
     per_class = int(np.max(ends - starts))
-    ax.set_title(f"{name}: Gram matrix of {n} training instances ({per_class} per class), grouped by class",
-                 fontsize=10)
+    ax.set_title(
+        f"{name}: Gram matrix of {n} training instances ({per_class} per class), grouped by class", fontsize=10
+    )
     ax.set_xlabel("instance (by class)")
     ax.set_ylabel("instance (by class)")
     return figure
@@ -271,11 +308,19 @@ def plot_spectrum(name: str, eigenvalues: np.ndarray, num_classes: int) -> Figur
     ax.legend(loc="upper right", fontsize=8)
     ax.set_xlabel("rank")
     ax.set_ylabel("eigenvalue")
-    ax.set_title(f"{name}: eigenvalues of the Gram matrix ({n} instances; top {num_classes} hold "
-                 f"{100 * share:.1f}% of the trace)", fontsize=10)
+    ax.set_title(
+        f"{name}: eigenvalues of the Gram matrix ({n} instances; top {num_classes} hold "
+        f"{100 * share:.1f}% of the trace)",
+        fontsize=10,
+    )
     if positive.size < n:
-        ax.text(0.02, 0.03, f"{n - positive.size} eigenvalues ≈ 0 not shown (G has rank {positive.size})",
-                transform=ax.transAxes, fontsize=8)
+        ax.text(
+            0.02,
+            0.03,
+            f"{n - positive.size} eigenvalues ≈ 0 not shown (G has rank {positive.size})",
+            transform=ax.transAxes,
+            fontsize=8,
+        )
     return figure
 
 

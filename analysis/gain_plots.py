@@ -32,8 +32,7 @@ def _colours(stages: Sequence[Stage]) -> list:
     return [shade.get(stage, "tab:orange") for stage in stages]
 
 
-def _draw_panel(axes, cells: Cells, stages: Sequence[Stage],
-                etas: Sequence[float], colours: list) -> None:
+def _draw_panel(axes, cells: Cells, stages: Sequence[Stage], etas: Sequence[float], colours: list) -> None:
     width = 0.8 / len(stages)
     for i, (stage, colour) in enumerate(zip(stages, colours)):
         for j, eta in enumerate(etas):
@@ -42,8 +41,17 @@ def _draw_panel(axes, cells: Cells, stages: Sequence[Stage],
             if cell is None:
                 axes.text(x, 0, MISSING_MARK, rotation=90, ha="center", va="bottom", fontsize=7, color="0.35")
             else:
-                axes.bar(x, cell.mean, width, yerr=cell.std, color=colour, edgecolor="0.2", linewidth=0.4,
-                         capsize=2, error_kw={"elinewidth": 0.8})
+                axes.bar(
+                    x,
+                    cell.mean,
+                    width,
+                    yerr=cell.std,
+                    color=colour,
+                    edgecolor="0.2",
+                    linewidth=0.4,
+                    capsize=2,
+                    error_kw={"elinewidth": 0.8},
+                )
     axes.axhline(0, color="0.2", linewidth=0.8)
     axes.set_xticks(range(len(etas)), [f"{eta:g}" for eta in etas])
     axes.set_xlim(-0.5, len(etas) - 0.5)
@@ -53,8 +61,12 @@ def _draw_panel(axes, cells: Cells, stages: Sequence[Stage],
     axes.grid(axis="y", linewidth=0.4, alpha=0.5)
 
 
-def gain_figure(datasets: Sequence[DatasetResults], etas: Sequence[float], stages: Sequence[Stage],
-                ylabel: str = "gain in test accuracy (points)") -> Figure:
+def gain_figure(
+    datasets: Sequence[DatasetResults],
+    etas: Sequence[float],
+    stages: Sequence[Stage],
+    ylabel: str = "gain in test accuracy (points)",
+) -> Figure:
     """One panel per dataset: a group of bars per η, one bar per stage (student t, PLL)."""
     columns = min(len(datasets), PANELS_PER_ROW)
     rows = math.ceil(len(datasets) / columns)
@@ -67,9 +79,11 @@ def gain_figure(datasets: Sequence[DatasetResults], etas: Sequence[float], stage
         axes.set_title(results.dataset)
     for axes in grid[:, 0]:
         axes.set_ylabel(ylabel)
-    for axes in grid.flat[len(datasets):]:
+    for axes in grid.flat[len(datasets) :]:
         axes.set_visible(False)
-    legend = [Patch(facecolor=colour, edgecolor="0.2", linewidth=0.4, label=stage.label)
-              for stage, colour in zip(stages, colours)]
+    legend = [
+        Patch(facecolor=colour, edgecolor="0.2", linewidth=0.4, label=stage.label)
+        for stage, colour in zip(stages, colours)
+    ]
     figure.legend(handles=legend, loc="outside right upper", frameon=False, fontsize="small")
     return figure

@@ -12,8 +12,17 @@ from analysis import settings as settings_mod
 from analysis.figures import figure_files, write_files
 from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
 from analysis.correction_plots import correction_figure, has_correction
-from analysis.report_tables import (GAIN_STAGES, accuracy_table, describe_setting, gain_table, method_stages,
-                                    methods_table, table_stages, to_latex, to_markdown)
+from analysis.report_tables import (
+    GAIN_STAGES,
+    accuracy_table,
+    describe_setting,
+    gain_table,
+    method_stages,
+    methods_table,
+    table_stages,
+    to_latex,
+    to_markdown,
+)
 from analysis.selection import DatasetResults, Filters, listed_runs, select
 from utils.errors import UsageError
 
@@ -46,8 +55,11 @@ class Report:
 def default_name(selected: list[DatasetResults], metric: str) -> str:
     """The datasets, the noise type and what distinguishes the setting from the default:
     ``digits_cc``, ``digits-synthetic_cc_wd0.0005_independent``."""
-    tokens = list(dict.fromkeys(token for results in selected
-                                for token in settings_mod.name_tokens(results.setting, results.dataset)))
+    tokens = list(
+        dict.fromkeys(
+            token for results in selected for token in settings_mod.name_tokens(results.setting, results.dataset)
+        )
+    )
     ctypes = "-".join(dict.fromkeys(str(r.setting.get("ctype")) for r in selected))
     parts = ["-".join(dict.fromkeys(r.dataset for r in selected)), ctypes, *tokens]
     if metric != "test":
@@ -86,8 +98,11 @@ def build_reports(config: ReportConfig, records) -> list[Report]:
 
 def _render(config: ReportConfig, selected: list[DatasetResults], name: str) -> Report:
     metric = METRIC_NAMES[config.metric]
-    source = f"Runs from the store {config.store}" + (
-        f", those listed in {', '.join(map(str, config.results))}" if config.results else "") + "."
+    source = (
+        f"Runs from the store {config.store}"
+        + (f", those listed in {', '.join(map(str, config.results))}" if config.results else "")
+        + "."
+    )
     markdown = [f"# {name}", "", source]
     latex = [f"% {name}: {source}", r"% Needs \usepackage{booktabs}."]
     for results in selected:
@@ -103,15 +118,20 @@ def _render(config: ReportConfig, selected: list[DatasetResults], name: str) -> 
     figure = gain_figure(selected, config.gain_etas, GAIN_STAGES, ylabel=f"gain in {metric} (points)")
     correction = None
     if has_correction(selected):
-        correction = correction_figure(selected, config.columns or sorted({e for r in selected for e in r.etas if e > 0}))
+        correction = correction_figure(
+            selected, config.columns or sorted({e for r in selected for e in r.etas if e > 0})
+        )
     return Report(name, "\n".join(markdown) + "\n", "\n".join(latex) + "\n", figure, correction)
 
 
 def report_files(report: Report, out: Path) -> dict[Path, bytes]:
     """``<name>_table.md``, ``<name>_table.tex``, ``<name>_gain.png`` and ``<name>_gain.pdf`` under ``out``."""
     stem = Path(out) / report.name
-    files = {Path(f"{stem}_table.md"): report.markdown.encode(), Path(f"{stem}_table.tex"): report.latex.encode(),
-             **figure_files(report.figure, Path(f"{stem}_gain"))}
+    files = {
+        Path(f"{stem}_table.md"): report.markdown.encode(),
+        Path(f"{stem}_table.tex"): report.latex.encode(),
+        **figure_files(report.figure, Path(f"{stem}_gain")),
+    }
     if report.correction is not None:
         files.update(figure_files(report.correction, Path(f"{stem}_correction")))
     return files

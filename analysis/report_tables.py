@@ -54,8 +54,11 @@ def gain_cells(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[
 
 
 def accuracy_cells(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]) -> Cells:
-    return {(stage, eta): summarise(results.accuracy.get((stage, eta_key(eta)), {}).values())
-            for stage in stages for eta in etas}
+    return {
+        (stage, eta): summarise(results.accuracy.get((stage, eta_key(eta)), {}).values())
+        for stage in stages
+        for eta in etas
+    }
 
 
 def table_stages(results: DatasetResults) -> list[Stage]:
@@ -98,20 +101,33 @@ class Table:
 def accuracy_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
     stages = table_stages(results)
     cells = accuracy_cells(results, stages, etas)
-    return Table(title=f"{results.dataset}: {metric_name} (%)",
-                 note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; best per column in bold",
-                 row_header="Stage (G.3 row)", stages=tuple(stages), etas=tuple(etas), cells=cells,
-                 labels={stage: g3_label(stage) for stage in stages}, bold=frozenset(best_per_column(cells)),
-                 seeds=len(results.seeds))
+    return Table(
+        title=f"{results.dataset}: {metric_name} (%)",
+        note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; best per column in bold",
+        row_header="Stage (G.3 row)",
+        stages=tuple(stages),
+        etas=tuple(etas),
+        cells=cells,
+        labels={stage: g3_label(stage) for stage in stages},
+        bold=frozenset(best_per_column(cells)),
+        seeds=len(results.seeds),
+    )
 
 
 def gain_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
     cells = gain_cells(results, GAIN_STAGES, etas)
-    return Table(title=f"{results.dataset}: distillation gain in {metric_name} (points)",
-                 note="Student − teacher of the same seed, mean ± std (ddof 0) over seeds",
-                 row_header="Stage", stages=GAIN_STAGES, etas=tuple(etas), cells=cells,
-                 labels={stage: stage.label for stage in GAIN_STAGES}, bold=frozenset(),
-                 seeds=len(results.seeds), signed=True)
+    return Table(
+        title=f"{results.dataset}: distillation gain in {metric_name} (points)",
+        note="Student − teacher of the same seed, mean ± std (ddof 0) over seeds",
+        row_header="Stage",
+        stages=GAIN_STAGES,
+        etas=tuple(etas),
+        cells=cells,
+        labels={stage: stage.label for stage in GAIN_STAGES},
+        bold=frozenset(),
+        seeds=len(results.seeds),
+        signed=True,
+    )
 
 
 def method_stages(results: DatasetResults) -> list[Stage]:
@@ -128,8 +144,9 @@ def _column_values(results: DatasetResults, stage: Stage, eta: float) -> dict[in
 ORACLES = ("clean", "fc-true")  # they see what no method can: shown, not ranked
 
 
-def within_paired_error(results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]
-                        ) -> set[tuple[Stage, float]]:
+def within_paired_error(
+    results: DatasetResults, stages: Sequence[Stage], etas: Sequence[float]
+) -> set[tuple[Stage, float]]:
     """Per column: the best mean, and every method within one paired standard error of it (the standard
     error of the per-seed differences to the best, ddof 1; with fewer than two common seeds, ties only).
     The oracles (clean labels, forward correction with the true matrix) are not ranked."""
@@ -153,13 +170,19 @@ def methods_table(results: DatasetResults, etas: Sequence[float], metric_name: s
     """Every method side by side: the teacher first, then students, PLL and the baselines."""
     stages = method_stages(results)
     cells = {(stage, eta): summarise(_column_values(results, stage, eta).values()) for stage in stages for eta in etas}
-    return Table(title=f"{results.dataset}: {metric_name} of every method (%)",
-                 note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; in bold the best mean and "
-                      f"every method within one paired standard error of it, oracles (clean labels, forward with the "
-                      f"true T) not ranked; the clean-label head (trained once per seed) fills every column",
-                 row_header="Method", stages=tuple(stages), etas=tuple(etas), cells=cells,
-                 labels={stage: stage.label for stage in stages}, bold=frozenset(within_paired_error(results, stages, etas)),
-                 seeds=len(results.seeds))
+    return Table(
+        title=f"{results.dataset}: {metric_name} of every method (%)",
+        note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; in bold the best mean and "
+        f"every method within one paired standard error of it, oracles (clean labels, forward with the "
+        f"true T) not ranked; the clean-label head (trained once per seed) fills every column",
+        row_header="Method",
+        stages=tuple(stages),
+        etas=tuple(etas),
+        cells=cells,
+        labels={stage: stage.label for stage in stages},
+        bold=frozenset(within_paired_error(results, stages, etas)),
+        seeds=len(results.seeds),
+    )
 
 
 def describe_setting(results: DatasetResults) -> str:
@@ -188,8 +211,14 @@ def _legend(table: Table, missing: str, count: str) -> str:
 
 def to_markdown(table: Table, setting: str) -> str:
     header = [table.row_header, *(f"η = {eta:g}" for eta in table.etas)]
-    lines = [f"### {table.title}", "", f"{table.note}{_legend(table, MISSING, '(n=k)')}. Setting: {setting}.", "",
-             "| " + " | ".join(header) + " |", "| --- |" + " ---: |" * len(table.etas)]
+    lines = [
+        f"### {table.title}",
+        "",
+        f"{table.note}{_legend(table, MISSING, '(n=k)')}. Setting: {setting}.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "| --- |" + " ---: |" * len(table.etas),
+    ]
     for stage in table.stages:
         row = [table.labels[stage]]
         for eta in table.etas:
@@ -199,8 +228,18 @@ def to_markdown(table: Table, setting: str) -> str:
     return "\n".join(lines)
 
 
-LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-                 "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+}
 
 
 def _latex_escape(text: str) -> str:
@@ -212,9 +251,16 @@ def to_latex(table: Table, setting: str, label: str) -> str:
     """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``)."""
     caption = _latex_escape(f"{table.title}. {table.note}{_legend(table, '--', '(n = k)')}. Setting: {setting}.")
     caption = caption.replace("±", r"$\pm$")
-    lines = [r"\begin{table}[ht]", r"\centering", rf"\caption{{{caption}}}", rf"\label{{{label}}}",
-             r"\begin{tabular}{l" + "c" * len(table.etas) + "}", r"\toprule",
-             " & ".join([table.row_header, *(rf"$\eta = {eta:g}$" for eta in table.etas)]) + r" \\", r"\midrule"]
+    lines = [
+        r"\begin{table}[ht]",
+        r"\centering",
+        rf"\caption{{{caption}}}",
+        rf"\label{{{label}}}",
+        r"\begin{tabular}{l" + "c" * len(table.etas) + "}",
+        r"\toprule",
+        " & ".join([table.row_header, *(rf"$\eta = {eta:g}$" for eta in table.etas)]) + r" \\",
+        r"\midrule",
+    ]
     for stage in table.stages:
         row = [_latex_escape(table.labels[stage])]
         for eta in table.etas:

@@ -63,11 +63,15 @@ def parse_per_dataset(flag: str, tokens: Sequence[str]) -> PerDataset:
             raise UsageError(f"{flag}: expected a number or DATASET=NUMBER, got {token!r}") from None
         if not has_name:
             if default is not None:
-                raise UsageError(f"{flag}: more than one plain value ({format_value(default)}, {text}); "
-                                 f"give one, or DATASET=VALUE per dataset")
+                raise UsageError(
+                    f"{flag}: more than one plain value ({format_value(default)}, {text}); "
+                    f"give one, or DATASET=VALUE per dataset"
+                )
             default = value
         elif not name or name in named:
-            raise UsageError(f"{flag}: {'a dataset name is missing in' if not name else 'a second value for'} {token!r}")
+            raise UsageError(
+                f"{flag}: {'a dataset name is missing in' if not name else 'a second value for'} {token!r}"
+            )
         else:
             named[name] = value
     return PerDataset(default, tuple(named.items()))
@@ -85,8 +89,12 @@ class Filters:
 
     def wanted(self, dataset: str) -> dict[str, object]:
         """Setting field → the value the runs of ``dataset`` must have, for every filter that is set."""
-        fixed = {"ctype": self.ctype, "lr": self.lr.for_dataset(dataset), "wd": self.wd.for_dataset(dataset),
-                 **dict(self.values)}
+        fixed = {
+            "ctype": self.ctype,
+            "lr": self.lr.for_dataset(dataset),
+            "wd": self.wd.for_dataset(dataset),
+            **dict(self.values),
+        }
         return {field: value for field, value in fixed.items() if value is not None}
 
 
@@ -142,9 +150,12 @@ def refuse_damaged(store, datasets: Sequence[str], ctype: str | None) -> None:
         dataset = config.dataset if config is not None else lookup.name.split("-")[0]
         if (datasets and dataset not in datasets) or (ctype and config is not None and config.ctype != ctype):
             continue
-        redo = (train_command(config, store.root) if config is not None else
-                f"the train_linear.py command that made it (it reuses every finished run), or remove it with: "
-                f"python3 runs.py clean --damaged -c {store.root}")
+        redo = (
+            train_command(config, store.root)
+            if config is not None
+            else f"the train_linear.py command that made it (it reuses every finished run), or remove it with: "
+            f"python3 runs.py clean --damaged -c {store.root}"
+        )
         raise UserError(f"run {lookup.name} in {store.root} is damaged ({lookup.problem}); redo it with: {redo}")
 
 
@@ -152,8 +163,9 @@ def runs_of(records, filters: Filters, listed: set[str] | None) -> list:
     return [r for r in records if listed is None or r.name in listed]
 
 
-def select(records, filters: Filters, metric: str = "test", listed: set[str] | None = None,
-           every_setting: bool = False) -> list[DatasetResults]:
+def select(
+    records, filters: Filters, metric: str = "test", listed: set[str] | None = None, every_setting: bool = False
+) -> list[DatasetResults]:
     """The runs of each dataset (``filters.datasets``, or every dataset there) in the setting to report
     (with ``every_setting``: one entry per setting matching the filters)."""
     records = runs_of(records, filters, listed)
@@ -161,13 +173,15 @@ def select(records, filters: Filters, metric: str = "test", listed: set[str] | N
     datasets = list(filters.datasets) or present
     unknown = [name for name in datasets if name not in present]
     if unknown:
-        raise UserError(f"no runs of dataset {', '.join(unknown)} in the store (datasets there: "
-                        f"{', '.join(present) or 'none'})")
+        raise UserError(
+            f"no runs of dataset {', '.join(unknown)} in the store (datasets there: {', '.join(present) or 'none'})"
+        )
     for flag, per_dataset in (("--lr", filters.lr), ("--wd", filters.wd)):
         stray = [name for name, _ in per_dataset.named if name not in datasets]
         if stray:
-            raise UsageError(f"{flag} names {', '.join(stray)}, which is not among the datasets reported "
-                             f"({', '.join(datasets)})")
+            raise UsageError(
+                f"{flag} names {', '.join(stray)}, which is not among the datasets reported ({', '.join(datasets)})"
+            )
     selected = []
     for dataset in datasets:
         mine = [r for r in records if r.config.dataset == dataset]
@@ -177,14 +191,25 @@ def select(records, filters: Filters, metric: str = "test", listed: set[str] | N
         chosen, others = settings_mod.choose(settings, dataset, wanted)
         if chosen is None:
             fields = sorted(wanted)
-            present_values = "; ".join(f"{settings_mod.FLAGS[f]} {', '.join(sorted({settings_mod.display(f, s.get(f)) for s in settings}))}"
-                                       for f in fields)
-            raise UserError(f"{dataset}: no runs with {', '.join(f'{settings_mod.FLAGS[f]} {format_value(v)}' for f, v in wanted.items())} "
-                            f"(its runs have {present_values})")
-        for setting in ([chosen] + [s for s in others if settings_mod.matches(s, wanted)] if every_setting else [chosen]):
+            present_values = "; ".join(
+                f"{settings_mod.FLAGS[f]} {', '.join(sorted({settings_mod.display(f, s.get(f)) for s in settings}))}"
+                for f in fields
+            )
+            raise UserError(
+                f"{dataset}: no runs with {', '.join(f'{settings_mod.FLAGS[f]} {format_value(v)}' for f, v in wanted.items())} "
+                f"(its runs have {present_values})"
+            )
+        for setting in [chosen] + [s for s in others if settings_mod.matches(s, wanted)] if every_setting else [chosen]:
             rest = [s for s in settings if s != setting]
-            selected.append(_dataset_results(dataset, setting, [by_config[c] for c in settings[setting]], metric,
-                                             settings_mod.describe_others(setting, rest, settings)))
+            selected.append(
+                _dataset_results(
+                    dataset,
+                    setting,
+                    [by_config[c] for c in settings[setting]],
+                    metric,
+                    settings_mod.describe_others(setting, rest, settings),
+                )
+            )
             log.info("%s: %d runs in setting %s", dataset, len(settings[setting]), setting.describe())
     return selected
 

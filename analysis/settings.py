@@ -17,20 +17,73 @@ from typing import Iterable
 
 from training.config import TrainConfig, default_lr_wd
 
-SHARED = ("ctype", "backbone", "weights", "lr", "wd", "epochs", "train_batch", "gamma", "momentum", "optimizer", "select",
-          "val_fraction", "seeding")
+SHARED = (
+    "ctype",
+    "backbone",
+    "weights",
+    "lr",
+    "wd",
+    "epochs",
+    "train_batch",
+    "gamma",
+    "momentum",
+    "optimizer",
+    "select",
+    "val_fraction",
+    "seeding",
+)
 PER_STAGE = ("last", "q", "pll_k")
 FIELDS = (*SHARED, *PER_STAGE)
-FLAGS = {"ctype": "--ctype", "backbone": "--backbone", "weights": "--weights", "lr": "--lr", "wd": "--wd", "epochs": "--epochs",
-         "train_batch": "--train-batch", "gamma": "--gamma", "momentum": "--momentum", "optimizer": "--optimizer",
-         "select": "--select", "val_fraction": "--val-fraction", "seeding": "--seeding", "last": "--which",
-         "q": "--q", "pll_k": "--pll-k"}
-SHORT = {"ctype": "", "backbone": "", "weights": "weights-", "lr": "lr", "wd": "wd", "epochs": "ep", "train_batch": "batch",
-         "gamma": "gamma", "momentum": "momentum", "optimizer": "", "select": "select-", "val_fraction": "val",
-         "seeding": "", "last": "from-", "q": "q", "pll_k": "k"}
+FLAGS = {
+    "ctype": "--ctype",
+    "backbone": "--backbone",
+    "weights": "--weights",
+    "lr": "--lr",
+    "wd": "--wd",
+    "epochs": "--epochs",
+    "train_batch": "--train-batch",
+    "gamma": "--gamma",
+    "momentum": "--momentum",
+    "optimizer": "--optimizer",
+    "select": "--select",
+    "val_fraction": "--val-fraction",
+    "seeding": "--seeding",
+    "last": "--which",
+    "q": "--q",
+    "pll_k": "--pll-k",
+}
+SHORT = {
+    "ctype": "",
+    "backbone": "",
+    "weights": "weights-",
+    "lr": "lr",
+    "wd": "wd",
+    "epochs": "ep",
+    "train_batch": "batch",
+    "gamma": "gamma",
+    "momentum": "momentum",
+    "optimizer": "",
+    "select": "select-",
+    "val_fraction": "val",
+    "seeding": "",
+    "last": "from-",
+    "q": "q",
+    "pll_k": "k",
+}
 # What train_linear.py uses without flags (lr and wd come per dataset, see default_values).
-DEFAULTS = {"ctype": "cc", "epochs": 200, "train_batch": 128, "gamma": 0.98, "momentum": 0.9, "optimizer": "sgd", "select": "test",
-            "seeding": "reference", "last": 0, "q": 0.7, "pll_k": 2}
+DEFAULTS = {
+    "ctype": "cc",
+    "epochs": 200,
+    "train_batch": 128,
+    "gamma": 0.98,
+    "momentum": 0.9,
+    "optimizer": "sgd",
+    "select": "test",
+    "seeding": "reference",
+    "last": 0,
+    "q": 0.7,
+    "pll_k": 2,
+}
 
 
 def display(field: str, value: object) -> str:
@@ -51,8 +104,11 @@ class Setting:
 
     def describe(self, fields: Iterable[str] = FIELDS) -> str:
         shown = dict(self.values)
-        return ", ".join(f"{field.replace('_', ' ')} {display(field, shown[field])}" for field in fields
-                         if field in shown and not (field == "val_fraction" and shown.get("select") != "val"))
+        return ", ".join(
+            f"{field.replace('_', ' ')} {display(field, shown[field])}"
+            for field in fields
+            if field in shown and not (field == "val_fraction" and shown.get("select") != "val")
+        )
 
     def flags(self, fields: Iterable[str]) -> str:
         """The flags that select this setting among others differing in ``fields``."""
@@ -78,10 +134,14 @@ def settings_of(configs: list[TrainConfig]) -> dict[Setting, list[TrainConfig]]:
         pll = sorted({(c.q, c.pll_k) for c in members if c.is_pll}) or [(DEFAULTS["q"], DEFAULTS["pll_k"])]
         for last, (q, k) in itertools.product(lasts, pll):
             values = tuple(item for item in shared if item[0] != "feature_source") + (
-                ("last", last), ("q", q), ("pll_k", k))
+                ("last", last),
+                ("q", q),
+                ("pll_k", k),
+            )
             setting = Setting(values, dict(shared)["feature_source"])
-            settings[setting] = [c for c in members if c.is_teacher or (
-                c.last == last and (not c.is_pll or (c.q, c.pll_k) == (q, k)))]
+            settings[setting] = [
+                c for c in members if c.is_teacher or (c.last == last and (not c.is_pll or (c.q, c.pll_k) == (q, k)))
+            ]
     return settings
 
 
@@ -106,7 +166,9 @@ def matches(setting: Setting, wanted: dict[str, object]) -> bool:
     return True
 
 
-def choose(settings: dict[Setting, list], dataset: str, wanted: dict[str, object]) -> tuple[Setting | None, list[Setting]]:
+def choose(
+    settings: dict[Setting, list], dataset: str, wanted: dict[str, object]
+) -> tuple[Setting | None, list[Setting]]:
     """(the setting to show, the others present): among those matching ``wanted``, the dataset's default
     if present, else the one with most runs (ties: the first in a fixed order)."""
     candidates = sorted((s for s in settings if matches(s, wanted)), key=lambda s: repr(s.values))

@@ -90,8 +90,10 @@ def records_from_folders(folders: list[Path]):
     for folder in folders:
         folder = Path(folder)
         if not (folder / "run.json").is_file():
-            raise UserError(f"{folder} is not a run folder (it has no run.json); give folders train_linear.py "
-                            f"published in its run store")
+            raise UserError(
+                f"{folder} is not a run folder (it has no run.json); give folders train_linear.py "
+                f"published in its run store"
+            )
         found = RunStore(folder.parent).inspect(folder)
         if found.record is None:
             raise UserError(f"run {folder} is damaged ({found.problem}); train it again")
@@ -99,8 +101,9 @@ def records_from_folders(folders: list[Path]):
     return records
 
 
-def find_chains(records, features: FeatureSet, ctype: str, seed: int, wanted: dict, rates: list[float] | None,
-                chain_command) -> tuple[list[list], str, Setting]:
+def find_chains(
+    records, features: FeatureSet, ctype: str, seed: int, wanted: dict, rates: list[float] | None, chain_command
+) -> tuple[list[list], str, Setting]:
     """For each η (all in the setting when ``rates`` is None): the teacher, students 1, 2, … as far as they go,
     and PLL, in the setting the report rules choose (analysis.settings). Returns the chains, the other
     settings present (a sentence) and the chosen setting.
@@ -114,25 +117,35 @@ def find_chains(records, features: FeatureSet, ctype: str, seed: int, wanted: di
     chosen, others = settings_mod.choose(settings, features.name, {"ctype": ctype, **wanted})
     if chosen is None:
         asked = {"ctype": ctype, **wanted}
-        there = sorted({", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked)
-                        for s in settings})
+        there = sorted(
+            {", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked) for s in settings}
+        )
         present = f" (runs there have {'; '.join(there)}: select them with those flags)" if there else ""
         filters = [f"{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}" for f, v in wanted.items()]
-        raise UserError(f"no teacher run for these features, ctype {ctype} and seed {seed}"
-                        f"{' with ' + ', '.join(filters) if filters else ''}"
-                        f"{present}; train the chain with: {chain_command(None)}")
+        raise UserError(
+            f"no teacher run for these features, ctype {ctype} and seed {seed}"
+            f"{' with ' + ', '.join(filters) if filters else ''}"
+            f"{present}; train the chain with: {chain_command(None)}"
+        )
     runs = [by_config[c] for c in settings[chosen]]
     teachers = {r.config.corruption: r for r in runs if r.config.is_teacher}
     wanted_rates = sorted(teachers) if rates is None else list(rates)
     chains = []
     for eta in wanted_rates:
         if eta not in teachers:
-            raise UserError(f"no teacher run for η={eta:g} (ctype {ctype}, seed {seed}, {chosen.describe(['lr', 'wd', 'epochs'])})"
-                            f"; train the chain with: {chain_command(eta)}")
+            raise UserError(
+                f"no teacher run for η={eta:g} (ctype {ctype}, seed {seed}, {chosen.describe(['lr', 'wd', 'epochs'])})"
+                f"; train the chain with: {chain_command(eta)}"
+            )
         chain = [teachers[eta]]
         while True:
-            following = [r for r in runs if r.config.stage == Stage.student(chain[-1].config.stage.round + 1)
-                         and r.config.corruption == eta and r.teacher == chain[-1].name]
+            following = [
+                r
+                for r in runs
+                if r.config.stage == Stage.student(chain[-1].config.stage.round + 1)
+                and r.config.corruption == eta
+                and r.teacher == chain[-1].name
+            ]
             if not following:
                 break
             chain.append(following[0])
@@ -152,8 +165,10 @@ def chains_from_records(records) -> list[list]:
         chain = sorted(grouped[key], key=lambda r: r.config.stage.sort_key)
         stages = [r.config.stage for r in chain]
         if len(set(stages)) != len(stages):
-            raise UserError(f"two runs of one stage for η={key[2]:g}, seed {key[3]}: "
-                            f"{', '.join(r.name for r in chain)}; give one run per stage")
+            raise UserError(
+                f"two runs of one stage for η={key[2]:g}, seed {key[3]}: "
+                f"{', '.join(r.name for r in chain)}; give one run per stage"
+            )
         chains.append(chain)
     return chains
 
@@ -161,12 +176,16 @@ def chains_from_records(records) -> list[list]:
 def load_weights(record, which: str, features: FeatureSet) -> np.ndarray:
     """The head W (K, D) from the run's best or last checkpoint, checked against the features."""
     if record.config.feature_source != features.source:
-        raise UserError(f"{record.name} was trained on features {record.config.feature_source!r}, not on "
-                        f"{features.source!r}; pass the -d/--features flags it was trained with")
+        raise UserError(
+            f"{record.name} was trained on features {record.config.feature_source!r}, not on "
+            f"{features.source!r}; pass the -d/--features flags it was trained with"
+        )
     weights = record.weights(which)
     if tuple(weights.shape) != (features.num_classes, features.dim):
-        raise UserError(f"{record.name} has weights of shape {tuple(weights.shape)} but the features need "
-                        f"({features.num_classes}, {features.dim})")
+        raise UserError(
+            f"{record.name} has weights of shape {tuple(weights.shape)} but the features need "
+            f"({features.num_classes}, {features.dim})"
+        )
     return weights.double().numpy()
 
 
@@ -222,15 +241,30 @@ def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str
                 ax.set_title(f"{stage.label}: not trained", fontsize=9, color="grey")
                 continue
             ax.plot(outline[:, 0], outline[:, 1], color="black", linewidth=0.8)
-            ax.scatter(panel.points[:, 0], panel.points[:, 1], c=[colours[i] for i in panel.labels], s=5,
-                       alpha=0.45, linewidths=0, rasterized=True)
+            ax.scatter(
+                panel.points[:, 0],
+                panel.points[:, 1],
+                c=[colours[i] for i in panel.labels],
+                s=5,
+                alpha=0.45,
+                linewidths=0,
+                rasterized=True,
+            )
             for (x, y), name in zip(corners, class_names):
                 ax.text(1.12 * x, 1.12 * y, name, ha="center", va="center", fontsize=8)
             ax.set_title(panel.title, fontsize=9)
-    handles = [Line2D([], [], marker="o", linestyle="", color=colours[i], label=name)
-               for i, name in enumerate(class_names)]
-    figure.legend(handles=handles, title="true class", loc="lower center", ncol=min(k, 10), fontsize=8,
-                  title_fontsize=8, frameon=False)
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=colours[i], label=name) for i, name in enumerate(class_names)
+    ]
+    figure.legend(
+        handles=handles,
+        title="true class",
+        loc="lower center",
+        ncol=min(k, 10),
+        fontsize=8,
+        title_fontsize=8,
+        frameon=False,
+    )
     figure.suptitle(title, fontsize=10)
     figure.tight_layout(rect=(0, legend_height / height, 1, 1 - 0.3 / height))
     return figure
@@ -238,5 +272,8 @@ def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str
 
 def describe(chains: list[list]) -> str:
     """One line per chain: its η and the runs it plots."""
-    return "\n".join(f"η={chain[0].config.corruption:g} seed {chain[0].config.seed}: "
-                     + ", ".join(f"{r.config.stage.label} {r.name}" for r in chain) for chain in chains)
+    return "\n".join(
+        f"η={chain[0].config.corruption:g} seed {chain[0].config.seed}: "
+        + ", ".join(f"{r.config.stage.label} {r.name}" for r in chain)
+        for chain in chains
+    )

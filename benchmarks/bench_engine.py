@@ -68,15 +68,25 @@ def batch_order(engine) -> dict:
     return {"batch_seeds": [0]}
 
 
-def engine_loop(x, y, x_test, y_test, targets, epochs: int, between, engine=current_engine,
-                loss=SoftCrossEntropy()) -> list[float]:
+def engine_loop(
+    x, y, x_test, y_test, targets, epochs: int, between, engine=current_engine, loss=SoftCrossEntropy()
+) -> list[float]:
     """Seconds per epoch of ``engine.train_sgd``; ``between()`` runs after each epoch, untimed."""
     problem = engine.HeadProblem(
-        features=x, test_features=x_test, test_labels=y_test, train_index=torch.arange(N)[None],
-        targets=targets[None], true_labels=y[None], noisy_labels=y[None],
-        init=init_head(K, D, torch.Generator().manual_seed(0))[None], loss=loss, **batch_order(engine))
-    settings = engine.SGDSettings(lr=LR, wd=WD, epochs=epochs, batch_size=BATCH, gamma=GAMMA, momentum=MOMENTUM,
-                                  select="test")
+        features=x,
+        test_features=x_test,
+        test_labels=y_test,
+        train_index=torch.arange(N)[None],
+        targets=targets[None],
+        true_labels=y[None],
+        noisy_labels=y[None],
+        init=init_head(K, D, torch.Generator().manual_seed(0))[None],
+        loss=loss,
+        **batch_order(engine),
+    )
+    settings = engine.SGDSettings(
+        lr=LR, wd=WD, epochs=epochs, batch_size=BATCH, gamma=GAMMA, momentum=MOMENTUM, select="test"
+    )
     times: list[float] = []
 
     def timed(epoch_numbers):
@@ -105,11 +115,13 @@ def module_at(revision: str, path: str):
     """A file of this repository as it was at a git revision, imported as a module of its own."""
     repo = Path(__file__).resolve().parents[1]
     try:
-        source = subprocess.run(["git", "show", f"{revision}:{path}"], cwd=repo, check=True,
-                                capture_output=True, text=True).stdout
+        source = subprocess.run(
+            ["git", "show", f"{revision}:{path}"], cwd=repo, check=True, capture_output=True, text=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError) as error:
-        raise SystemExit(f"error: cannot read {path} at revision {revision!r} ({error}); "
-                         "give a revision of this git repository")
+        raise SystemExit(
+            f"error: cannot read {path} at revision {revision!r} ({error}); give a revision of this git repository"
+        )
     module = types.ModuleType(f"{Path(path).stem}_at_{revision}")
     sys.modules[module.__name__] = module  # dataclasses look their module up by name
     exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
@@ -118,7 +130,9 @@ def module_at(revision: str, path: str):
 
 def exists_at(revision: str, path: str) -> bool:
     repo = Path(__file__).resolve().parents[1]
-    return subprocess.run(["git", "cat-file", "-e", f"{revision}:{path}"], cwd=repo, capture_output=True).returncode == 0
+    return (
+        subprocess.run(["git", "cat-file", "-e", f"{revision}:{path}"], cwd=repo, capture_output=True).returncode == 0
+    )
 
 
 def baseline_at(revision: str):
@@ -190,9 +204,9 @@ def gather_and_matmul(x: torch.Tensor, generator: torch.Generator) -> float:
     order = torch.randperm(N, generator=generator)
     start = time.perf_counter()
     for rows in order.split(BATCH):
-        batch = torch.index_select(x, 0, rows, out=xb[:rows.numel()])
+        batch = torch.index_select(x, 0, rows, out=xb[: rows.numel()])
         torch.mm(batch, w.T)
-        torch.mm(g[:rows.numel()].T, batch)
+        torch.mm(g[: rows.numel()].T, batch)
     return time.perf_counter() - start
 
 
@@ -202,8 +216,11 @@ def build_parser() -> Parser:
     parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per repeat")
     parser.add_argument("--stage", choices=("teacher", "student"), default="teacher", help="which stage's loss")
     parser.add_argument("--baseline", metavar="REV", help="also time the engine as it was at this git revision")
-    parser.add_argument("--profile", action="store_true",
-                        help="instead, profile two epochs of ours with torch.profiler and print where the time goes")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead, profile two epochs of ours with torch.profiler and print where the time goes",
+    )
     return parser
 
 
@@ -219,9 +236,11 @@ def main(argv=None) -> int:
     if args.stage == "student":
         teacher = nn.Linear(D, K, bias=False).requires_grad_(False)
         targets = torch.softmax(teacher(x), dim=1)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; {args.stage} stage, {N}×{D} features, K={K}, batch {BATCH}, "
-          f"{args.repeats} repeats × {args.epochs} epochs per loop")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads; {args.stage} stage, {N}×{D} features, K={K}, batch {BATCH}, "
+        f"{args.repeats} repeats × {args.epochs} epochs per loop"
+    )
     floors: list[float] = []
     gathers: list[float] = []
     generator = torch.Generator().manual_seed(1)
@@ -235,8 +254,9 @@ def main(argv=None) -> int:
         return profile_ours(data, targets)
     loops = {"ours": lambda: engine_loop(*data, targets, args.epochs, measure_bounds)}
     if baseline:
-        loops[f"engine at {args.baseline}"] = lambda: engine_loop(*data, targets, args.epochs, measure_bounds,
-                                                                  *baseline)
+        loops[f"engine at {args.baseline}"] = lambda: engine_loop(
+            *data, targets, args.epochs, measure_bounds, *baseline
+        )
     loops["reference style"] = lambda: reference_style(*data, args.epochs, teacher, measure_bounds)
     times: dict[str, list[float]] = {name: [] for name in loops}
     measure_bounds()
@@ -253,9 +273,11 @@ def main(argv=None) -> int:
     rate = 2 * 2 * -(-N // BATCH) * BATCH * D * K / median["matmul floor"] / 1e9
     print(f"matmul rate on these shapes: {rate:.1f} GFLOP/s")
     ours_median = median["ours"]
-    print(f"speed-up over reference style: {median['reference style'] / ours_median:.1f}×; "
-          f"ours / matmul floor: {ours_median / median['matmul floor']:.2f}×; "
-          f"ours / (gather + matmul): {ours_median / median['gather + matmul']:.2f}×")
+    print(
+        f"speed-up over reference style: {median['reference style'] / ours_median:.1f}×; "
+        f"ours / matmul floor: {ours_median / median['matmul floor']:.2f}×; "
+        f"ours / (gather + matmul): {ours_median / median['gather + matmul']:.2f}×"
+    )
     if baseline:
         print(f"speed-up over the engine at {args.baseline}: {median[f'engine at {args.baseline}'] / ours_median:.2f}×")
     return 0

@@ -66,8 +66,12 @@ def build_parser() -> Parser:
     parser.add_argument("--images", type=int, help="generated JPEGs (default: 256 on a CPU, 2,000 on CUDA)")
     parser.add_argument("-j", "--workers", type=int, default=4, help="decoding workers")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto", help="auto: CUDA when available")
-    parser.add_argument("--precision", choices=("auto", "fp16", "bf16", "fp32"), default="auto",
-                        help="auto: fp16 autocast on CUDA, fp32 on a CPU")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp16", "bf16", "fp32"),
+        default="auto",
+        help="auto: fp16 autocast on CUDA, fp32 on a CPU",
+    )
     parser.add_argument("--extract-batch", type=int, metavar="N", help="batch size (default: extraction's)")
     return parser
 
@@ -120,7 +124,8 @@ def stage_rows(arch: str, paths: list[Path], config: BenchConfig, device, precis
     size = spec.input_size
     generator = torch.Generator(device=device).manual_seed(0)
     inputs = torch.randn(batch, 3, size, size, device=device, generator=generator).contiguous(
-        memory_format=torch.channels_last)
+        memory_format=torch.channels_last
+    )
     with extraction.inference_numerics(settings):
         forward(inputs)  # warm-up: kernels, cuDNN autotuning
         sync()
@@ -159,16 +164,19 @@ def describe(device, settings_batch: int, precision: str, config: BenchConfig, i
         where = f"CUDA {torch.cuda.get_device_name(device)}"
     else:
         where = f"CPU {cpu_name()}, {available_cpus()} CPUs, {torch.get_num_threads()} torch threads"
-    return (f"device: {where}; torch {torch.__version__}; load average {os.getloadavg()[0]:.1f}\n"
-            f"{images} generated {SIZE[0]}×{SIZE[1]} JPEGs, batch {settings_batch}, {config.workers} workers, "
-            f"precision {precision}, random-init weights")
+    return (
+        f"device: {where}; torch {torch.__version__}; load average {os.getloadavg()[0]:.1f}\n"
+        f"{images} generated {SIZE[0]}×{SIZE[1]} JPEGs, batch {settings_batch}, {config.workers} workers, "
+        f"precision {precision}, random-init weights"
+    )
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    config = BenchConfig(tuple(args.archs), args.images, args.workers, args.device, args.precision,
-                         args.extract_batch).validate()
+    config = BenchConfig(
+        tuple(args.archs), args.images, args.workers, args.device, args.precision, args.extract_batch
+    ).validate()
     from data import features as extraction
     from models.choices import precision_id
     from utils.device import resolve_device

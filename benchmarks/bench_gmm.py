@@ -53,8 +53,13 @@ def build_parser() -> Parser:
     parser = Parser(prog="python3 -m benchmarks.bench_gmm", description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=default.repeats, help="timed solves of the single point")
     parser.add_argument("--sweep-points", type=int, default=default.sweep_points, help="α values of the tuned sweep")
-    parser.add_argument("--sweep-labels", nargs="+", choices=LABELS, default=list(default.sweep_labels),
-                        help="pseudo-labels of the sweeps")
+    parser.add_argument(
+        "--sweep-labels",
+        nargs="+",
+        choices=LABELS,
+        default=list(default.sweep_labels),
+        help="pseudo-labels of the sweeps",
+    )
     add_bool_flag(parser, "--skip-sweep", help="time only the single point")
     add_threads(parser, default.threads, help="CPU threads of the timed work (0: automatic, which is 1 here)")
     add_bool_flag(parser, "--json", help="print rows as JSON")
@@ -65,8 +70,9 @@ def build_parser() -> Parser:
 def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = BenchConfig(args.repeats, args.sweep_points, tuple(dict.fromkeys(args.sweep_labels)), args.skip_sweep,
-                         args.threads)
+    config = BenchConfig(
+        args.repeats, args.sweep_points, tuple(dict.fromkeys(args.sweep_labels)), args.skip_sweep, args.threads
+    )
     return config.validate(), args.json
 
 
@@ -86,10 +92,17 @@ def point_rows(config: BenchConfig, steps: Steps) -> list[dict]:
         problem = problem_at(POINT, POINT.alphas[0], labels)
         runs = [timed(lambda: solve_rs(problem, POINT.solver())) for _ in range(config.repeats)]
         result = runs[-1][2]
-        rows.append({"benchmark": f"BCE theory point, --rounds {POINT.rounds}, {labels}", "draws": result.draws,
-                     "iterations": sum(stage.iterations for stage in result.stages),
-                     "wall_s": statistics.median(r[0] for r in runs), "cpu_s": statistics.median(r[1] for r in runs),
-                     "target_s": 1.0, "load_avg": os.getloadavg()[0]})
+        rows.append(
+            {
+                "benchmark": f"BCE theory point, --rounds {POINT.rounds}, {labels}",
+                "draws": result.draws,
+                "iterations": sum(stage.iterations for stage in result.stages),
+                "wall_s": statistics.median(r[0] for r in runs),
+                "cpu_s": statistics.median(r[1] for r in runs),
+                "target_s": 1.0,
+                "load_avg": os.getloadavg()[0],
+            }
+        )
         steps.done(f"{rows[-1]['benchmark']}: {rows[-1]['wall_s']:.3f} s")
     return rows
 
@@ -105,10 +118,17 @@ def sweep_rows(config: BenchConfig, steps: Steps) -> list[dict]:
     for labels in config.sweep_labels:
         tune = Config(command="tune", alphas=alphas, stages=2, labels=(labels,)).validate()
         wall, cpu, (results, best) = timed(lambda: run_tune(tune))
-        rows.append({"benchmark": f"tuned α sweep, {len(alphas)} points, --rounds {tune.rounds}, {labels}",
-                     "evaluations": sum(row["evaluations"] for row in results),
-                     "infeasible": sum(row["infeasible"] for row in results),
-                     "wall_s": wall, "cpu_s": cpu, "target_s": 900.0, "load_avg": os.getloadavg()[0]})
+        rows.append(
+            {
+                "benchmark": f"tuned α sweep, {len(alphas)} points, --rounds {tune.rounds}, {labels}",
+                "evaluations": sum(row["evaluations"] for row in results),
+                "infeasible": sum(row["infeasible"] for row in results),
+                "wall_s": wall,
+                "cpu_s": cpu,
+                "target_s": 900.0,
+                "load_avg": os.getloadavg()[0],
+            }
+        )
         steps.done(f"{rows[-1]['benchmark']}: {wall:.1f} s")
     return rows
 
@@ -124,16 +144,30 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = training_threads(config.threads, 0)  # the theory's arrays are small: 1 thread unless asked
     with cpu_threads(threads), Steps(total, "benchmarks") as steps:
         rows = point_rows(config, steps) + ([] if config.skip_sweep else sweep_rows(config, steps))
-    machine = {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
-               "python": platform.python_version(), "numpy": np.__version__, "threads": threads}
+    machine = {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "threads": threads,
+    }
     if as_json:
         print(json.dumps({"config": dataclasses.asdict(config), "machine": machine, "rows": rows}, indent=2))
     else:
         from gmm.report import format_table
 
         print(f"machine: {machine}")
-        columns = ("benchmark", "draws", "iterations", "evaluations", "infeasible", "wall_s", "cpu_s", "target_s",
-                   "load_avg")
+        columns = (
+            "benchmark",
+            "draws",
+            "iterations",
+            "evaluations",
+            "infeasible",
+            "wall_s",
+            "cpu_s",
+            "target_s",
+            "load_avg",
+        )
         print(format_table(rows, [c for c in columns if any(c in row for row in rows)]))
     return 0
 

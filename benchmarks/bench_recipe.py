@@ -53,12 +53,17 @@ def epoch_seconds(n: int, m: int, k: int, heads: int, epochs: int = 1) -> float:
     x, x_test = torch.randn(n, 512, generator=g), torch.randn(m, 512, generator=g)
     y, y_test = torch.randint(0, k, (n,), generator=g), torch.randint(0, k, (m,), generator=g)
     problem = HeadProblem(
-        features=x, test_features=x_test, test_labels=y_test,
+        features=x,
+        test_features=x_test,
+        test_labels=y_test,
         train_index=torch.arange(n).expand(heads, n).contiguous(),
         targets=torch.nn.functional.one_hot(y, k).float().expand(heads, n, k).contiguous(),
-        true_labels=y.expand(heads, n).contiguous(), noisy_labels=y.expand(heads, n).contiguous(),
+        true_labels=y.expand(heads, n).contiguous(),
+        noisy_labels=y.expand(heads, n).contiguous(),
         init=torch.stack([init_head(k, 512, torch.Generator().manual_seed(h)) for h in range(heads)]),
-        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)], loss=SoftCrossEntropy())
+        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)],
+        loss=SoftCrossEntropy(),
+    )
     settings = SGDSettings(lr=0.05, wd=5e-5, epochs=epochs, batch_size=128, gamma=0.98, momentum=0.9, select="test")
     start = time.perf_counter()
     train_sgd(problem, settings)
@@ -80,7 +85,9 @@ def main(argv=None) -> int:
     rate = extraction_rate(args.depth, args.images, batch=32)
     gpu = "a GPU is present but" if torch.cuda.is_available() else "none available;"
     print(f"CPU, {torch.get_num_threads()} threads, torch {torch.__version__}; GPU: {gpu} this benchmark times the CPU")
-    print(f"extraction, ResNet-{args.depth} at 224×224: {rate:.1f} images/s (measured on {args.images} generated images)")
+    print(
+        f"extraction, ResNet-{args.depth} at 224×224: {rate:.1f} images/s (measured on {args.images} generated images)"
+    )
     print(f"training: one stage of {args.heads} stacked heads, batch 128 (measured: 1 epoch on generated features)")
     print(f"{'dataset':<14}{'N':>8}{'K':>5}{'s/epoch':>9}{'extract h*':>12}{'train h* per ctype':>20}")
     for name, (n, m, k) in SIZES.items():
@@ -88,8 +95,10 @@ def main(argv=None) -> int:
         extraction_hours = (n + m) / rate / 3600
         training_hours = seconds * EPOCHS * STAGES / 3600
         print(f"{name:<14}{n:>8}{k:>5}{seconds:>9.2f}{extraction_hours:>12.2f}{training_hours:>20.2f}")
-    print("* extrapolated from the measured rates: extraction of train + test once; training of "
-          f"{STAGES} stages × {EPOCHS} epochs for one noise type (3 seeds × 8 rates)")
+    print(
+        "* extrapolated from the measured rates: extraction of train + test once; training of "
+        f"{STAGES} stages × {EPOCHS} epochs for one noise type (3 seeds × 8 rates)"
+    )
     return 0
 
 

@@ -4,5 +4,12 @@ from data.feature_file import load_feature_file
 from data.feature_set import FeatureSet
 from data.registry import DATASET_NAMES, DataOptions, FeatureIdentity, feature_identity, load_feature_set
 
-__all__ = ["DATASET_NAMES", "DataOptions", "FeatureIdentity", "FeatureSet", "feature_identity", "load_feature_file",
-           "load_feature_set"]
+__all__ = [
+    "DATASET_NAMES",
+    "DataOptions",
+    "FeatureIdentity",
+    "FeatureSet",
+    "feature_identity",
+    "load_feature_file",
+    "load_feature_set",
+]

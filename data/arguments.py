@@ -32,45 +32,84 @@ class _ArchAction(argparse.Action):
         namespace.depth = None
 
 
-def add_data_arguments(parser: argparse.ArgumentParser, *, many_datasets: bool = False, many_files: bool = False,
-                       default_dataset: str | None = "digits") -> argparse._ArgumentGroup:
+def add_data_arguments(
+    parser: argparse.ArgumentParser,
+    *,
+    many_datasets: bool = False,
+    many_files: bool = False,
+    default_dataset: str | None = "digits",
+) -> argparse._ArgumentGroup:
     """``-d/--dataset``, ``--features`` and the flags that decide image features; returns the group.
 
     ``many_datasets`` / ``many_files``: ``-d`` / ``--features`` take one or more values.
     """
     data = parser.add_argument_group("data")
     default = [default_dataset] if many_datasets and default_dataset else default_dataset
-    data.add_argument("-d", "--dataset", nargs="+" if many_datasets else None, default=default, metavar="NAME",
-                      help=f"{'one or more' if many_datasets else 'one'} of: {', '.join(DATASET_NAMES)} "
-                           f"(default {default_dataset})")
-    data.add_argument("--features", type=Path, nargs="+" if many_files else None, metavar="FILE",
-                      help="precomputed features (.npz or .pt dict)" + ("" if many_files else "; replaces --dataset"))
+    data.add_argument(
+        "-d",
+        "--dataset",
+        nargs="+" if many_datasets else None,
+        default=default,
+        metavar="NAME",
+        help=f"{'one or more' if many_datasets else 'one'} of: {', '.join(DATASET_NAMES)} (default {default_dataset})",
+    )
+    data.add_argument(
+        "--features",
+        type=Path,
+        nargs="+" if many_files else None,
+        metavar="FILE",
+        help="precomputed features (.npz or .pt dict)" + ("" if many_files else "; replaces --dataset"),
+    )
     data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
     data.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
-    data.add_argument("--download", choices=DOWNLOAD_CHOICES, default="auto",
-                      help="fetch missing datasets (default auto)")
+    data.add_argument(
+        "--download", choices=DOWNLOAD_CHOICES, default="auto", help="fetch missing datasets (default auto)"
+    )
     data.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
     data.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
 
     backbone = parser.add_argument_group("backbone (image datasets)")
     # Without either flag, args.depth is 34 (resnet34), as before --arch existed; with --arch it is None.
-    backbone.add_argument("--arch", metavar="NAME", action=_ArchAction,
-                          help=f"any torchvision classification model, e.g. resnet50, vit_b_16, convnext_tiny, "
-                               f"efficientnet_b0 (default {DEFAULT_ARCH})")
-    backbone.add_argument("--depth", type=int, choices=DEPTHS, default=34, action=_DepthAction,
-                          help="ResNet depth, the paper's flag: --depth 50 means --arch resnet50 (default 34 when "
-                               "--arch is not given)")
-    backbone.add_argument("--weights", default="default", metavar="NAME",
-                          help="default (torchvision's recommended), none (random init: offline tests), or a weights "
-                               "name of the architecture such as IMAGENET1K_V1 (default: default)")
-    backbone.add_argument("--transform", choices=TRANSFORM_CHOICES,
-                          help="paper: Resize((224, 224)) + ImageNet mean/std; weights: the weights' own transforms() "
-                               "(default: paper for ResNets, weights for other architectures)")
-    backbone.add_argument("--precision", choices=PRECISION_CHOICES, default="auto",
-                          help="extraction arithmetic; auto: fp16 autocast on CUDA, fp32 on a CPU (default auto)")
-    backbone.add_argument("--extract-batch", type=int, metavar="N",
-                          help="images per extraction batch (default: 512 on CUDA, halved on out-of-memory; "
-                               "64 on a CPU)")
+    backbone.add_argument(
+        "--arch",
+        metavar="NAME",
+        action=_ArchAction,
+        help=f"any torchvision classification model, e.g. resnet50, vit_b_16, convnext_tiny, "
+        f"efficientnet_b0 (default {DEFAULT_ARCH})",
+    )
+    backbone.add_argument(
+        "--depth",
+        type=int,
+        choices=DEPTHS,
+        default=34,
+        action=_DepthAction,
+        help="ResNet depth, the paper's flag: --depth 50 means --arch resnet50 (default 34 when --arch is not given)",
+    )
+    backbone.add_argument(
+        "--weights",
+        default="default",
+        metavar="NAME",
+        help="default (torchvision's recommended), none (random init: offline tests), or a weights "
+        "name of the architecture such as IMAGENET1K_V1 (default: default)",
+    )
+    backbone.add_argument(
+        "--transform",
+        choices=TRANSFORM_CHOICES,
+        help="paper: Resize((224, 224)) + ImageNet mean/std; weights: the weights' own transforms() "
+        "(default: paper for ResNets, weights for other architectures)",
+    )
+    backbone.add_argument(
+        "--precision",
+        choices=PRECISION_CHOICES,
+        default="auto",
+        help="extraction arithmetic; auto: fp16 autocast on CUDA, fp32 on a CPU (default auto)",
+    )
+    backbone.add_argument(
+        "--extract-batch",
+        type=int,
+        metavar="N",
+        help="images per extraction batch (default: 512 on CUDA, halved on out-of-memory; 64 on a CPU)",
+    )
     backbone.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
     return data
 
@@ -80,7 +119,16 @@ def data_options(args: argparse.Namespace) -> DataOptions:
     overrides = {"data_root": args.data_root, "feature_root": args.feature_root}
     return DataOptions(
         **{key: value for key, value in overrides.items() if value is not None},
-        download=args.download, depth=args.depth, arch=args.arch, weights=args.weights, transform=args.transform,
-        precision=args.precision, device=args.device, gpu_id=args.gpu_id, workers=args.workers,
-        batch_size=args.extract_batch, progress=True, synthetic=SyntheticConfig(),
+        download=args.download,
+        depth=args.depth,
+        arch=args.arch,
+        weights=args.weights,
+        transform=args.transform,
+        precision=args.precision,
+        device=args.device,
+        gpu_id=args.gpu_id,
+        workers=args.workers,
+        batch_size=args.extract_batch,
+        progress=True,
+        synthetic=SyntheticConfig(),
     ).validate()

@@ -61,8 +61,10 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
     if not head:
         raise UserError(f"features file {path} is empty (0 bytes); write it with numpy.savez")
     if head.startswith(NPY_MAGIC):
-        raise UserError(f"features file {path} holds a single .npy array, not a dict of arrays; "
-                        f"write it with numpy.savez(path, train_features=…, train_labels=…, …)")
+        raise UserError(
+            f"features file {path} holds a single .npy array, not a dict of arrays; "
+            f"write it with numpy.savez(path, train_features=…, train_labels=…, …)"
+        )
     if not head.startswith(ZIP_MAGIC):
         raise UserError(f"features file {path} is not a .npz archive (not a zip file); write it with numpy.savez")
     try:
@@ -70,15 +72,19 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
             arrays = {key: archive[key] for key in archive.files}
     except ValueError as error:
         if "allow_pickle" in str(error):
-            raise UserError(f"features file {path} holds object arrays (pickled Python objects), which are not "
-                            f"read for safety; store numbers and class names as plain numpy arrays") from None
+            raise UserError(
+                f"features file {path} holds object arrays (pickled Python objects), which are not "
+                f"read for safety; store numbers and class names as plain numpy arrays"
+            ) from None
         raise UserError(f"features file {path} is a damaged .npz archive ({error})") from None
     except (zipfile.BadZipFile, EOFError, OSError) as error:
         raise UserError(f"features file {path} is a damaged .npz archive ({type(error).__name__}: {error})") from None
     foreign = [key for key, value in arrays.items() if not isinstance(value, np.ndarray)]
     if foreign:
-        raise UserError(f"features file {path} is a damaged .npz archive: member(s) {', '.join(foreign)} "
-                        f"are not .npy arrays; write it with numpy.savez")
+        raise UserError(
+            f"features file {path} is a damaged .npz archive: member(s) {', '.join(foreign)} "
+            f"are not .npy arrays; write it with numpy.savez"
+        )
     return arrays
 
 
@@ -93,13 +99,17 @@ def _read_pt(path: Path) -> dict[str, np.ndarray]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if str(error).startswith("Weights only load failed"):
-            raise UserError(f"features file {path} holds Python objects other than tensors (numpy arrays?), which are "
-                            f"not read for safety; save a dict of torch tensors") from None
+            raise UserError(
+                f"features file {path} holds Python objects other than tensors (numpy arrays?), which are "
+                f"not read for safety; save a dict of torch tensors"
+            ) from None
         raise UserError(f"features file {path} is damaged ({error}); write a dict of tensors with torch.save") from None
     except Exception as error:  # a damaged or foreign file: RuntimeError (bad zip), KeyError, EOFError, ...
         detail = str(error).splitlines()[0][:120] if str(error) else ""
-        raise UserError(f"features file {path} is not a file torch.save wrote ({type(error).__name__}: {detail}); "
-                        f"write a dict of tensors with torch.save") from None
+        raise UserError(
+            f"features file {path} is not a file torch.save wrote ({type(error).__name__}: {detail}); "
+            f"write a dict of tensors with torch.save"
+        ) from None
     if not isinstance(obj, dict):
         raise UserError(f"features file {path} holds a {type(obj).__name__}, expected a dict of tensors")
     arrays = {}

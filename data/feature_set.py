@@ -94,17 +94,25 @@ def labels_problem(array: np.ndarray, key: str, rows: int) -> str | None:
     return None
 
 
-def split_problem(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                  class_names: tuple[str, ...] | None = None) -> str | None:
+def split_problem(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
+) -> str | None:
     """The first thing that keeps these arrays from being a dataset, or None.
 
     Features: real finite numbers, (N, D) and (M, D) with N, M, D ≥ 1. Labels: integers in [0, K),
     K = len(class_names) (else max label + 1), at least two classes, every class with a training
     sample (so every test class is a training class).
     """
-    problem = (features_problem(x_train, "train_features") or features_problem(x_test, "test_features")
-               or labels_problem(y_train, "train_labels", x_train.shape[0])
-               or labels_problem(y_test, "test_labels", x_test.shape[0]))
+    problem = (
+        features_problem(x_train, "train_features")
+        or features_problem(x_test, "test_features")
+        or labels_problem(y_train, "train_labels", x_train.shape[0])
+        or labels_problem(y_test, "test_labels", x_test.shape[0])
+    )
     if problem:
         return problem
     if x_train.shape[1] != x_test.shape[1]:
@@ -122,13 +130,21 @@ def split_problem(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, 
         return f"the training labels hold {present.size} class; at least two classes are needed"
     missing = np.setdiff1d(np.arange(k), present)
     if missing.size:
-        return (f"no training sample has class(es) {_listed(missing)} of the {k} classes; "
-                f"remove them from class_names and renumber the labels 0..K-1")
+        return (
+            f"no training sample has class(es) {_listed(missing)} of the {k} classes; "
+            f"remove them from class_names and renumber the labels 0..K-1"
+        )
     return None
 
 
-def check_splits(where: str, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                 class_names: tuple[str, ...] | None = None) -> None:
+def check_splits(
+    where: str,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_test: np.ndarray,
+    y_test: np.ndarray,
+    class_names: tuple[str, ...] | None = None,
+) -> None:
     """Raise a one-line :class:`UserError` naming ``where`` (a file, a dataset) if the arrays are not a dataset."""
     problem = split_problem(x_train, y_train, x_test, y_test, class_names)
     if problem:

@@ -56,8 +56,15 @@ LOADER_SEED = 0
 def cache_key(dataset: str, split: str, spec: BackboneSpec, precision: str, content: str) -> dict:
     """What determines one split's features. The paper's ResNets with the paper's transform keep their old key."""
     model = {"depth": spec.resnet_depth} if spec.resnet_depth and spec.transform == "paper" else {"arch": spec.arch}
-    return {"dataset": dataset, "split": split, **model, "weights": spec.weights_name, "transform": spec.transform_id,
-            "precision": precision, "content": content}
+    return {
+        "dataset": dataset,
+        "split": split,
+        **model,
+        "weights": spec.weights_name,
+        "transform": spec.transform_id,
+        "precision": precision,
+        "content": content,
+    }
 
 
 def cache_path(feature_root: Path, key: dict) -> Path:
@@ -124,8 +131,12 @@ class FeatureCache:
             if problem:
                 return self._stale(self.index_path, f"holds {problem}")
             return entry["features"].numpy(), entry["labels"].numpy()
-        if (entry.get("format") != INDEX_FORMAT or entry.get("rows") != self.rows
-                or entry.get("shard_rows") != self.shard_rows or not isinstance(entry.get("dim"), int)):
+        if (
+            entry.get("format") != INDEX_FORMAT
+            or entry.get("rows") != self.rows
+            or entry.get("shard_rows") != self.shard_rows
+            or not isinstance(entry.get("dim"), int)
+        ):
             return self._stale(self.index_path, "is not an index of this split")
         self.dim = entry["dim"]
         features = np.empty((self.rows, self.dim), dtype=np.float32)
@@ -166,14 +177,24 @@ class FeatureCache:
         start, stop = self.shard_range(number)
         assert features.shape[0] == labels.shape[0] == stop - start, "a shard holds exactly its rows"
         self.dim = int(features.shape[1])
-        atomic.torch_save(self.shard_path(number), {"key": self.key, "start": start, "features": features.contiguous(),
-                                                    "labels": labels.contiguous()})
+        atomic.torch_save(
+            self.shard_path(number),
+            {"key": self.key, "start": start, "features": features.contiguous(), "labels": labels.contiguous()},
+        )
 
     def write_index(self) -> None:
         assert self.dim is not None, "the index is written after the shards"
-        atomic.torch_save(self.index_path, {"key": self.key, "format": INDEX_FORMAT, "rows": self.rows,
-                                            "dim": self.dim, "shard_rows": self.shard_rows,
-                                            "shards": [self.shard_path(k).name for k in range(self.num_shards)]})
+        atomic.torch_save(
+            self.index_path,
+            {
+                "key": self.key,
+                "format": INDEX_FORMAT,
+                "rows": self.rows,
+                "dim": self.dim,
+                "shard_rows": self.shard_rows,
+                "shards": [self.shard_path(k).name for k in range(self.num_shards)],
+            },
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,8 +221,9 @@ def inference_numerics(settings: ExtractSettings):
     assert dtype is not None or settings.precision == "fp32", f"unknown precision {settings.precision!r}"
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
-        stack.enter_context(torch.autocast(settings.device.type, dtype=dtype or torch.float32,
-                                           enabled=dtype is not None))
+        stack.enter_context(
+            torch.autocast(settings.device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+        )
         if settings.cuda:
             cudnn = torch.backends.cudnn
             saved = cudnn.benchmark, cudnn.allow_tf32
@@ -222,7 +244,7 @@ class ChunkedForward:
         while start < images.shape[0]:
             out_of_memory = False
             try:
-                outputs.append(self.network(images[start:start + self.chunk]).float())
+                outputs.append(self.network(images[start : start + self.chunk]).float())
             except torch.cuda.OutOfMemoryError:
                 out_of_memory = True  # handled outside the except block, so the failed batch's memory is freed
             if out_of_memory:
@@ -247,15 +269,26 @@ def make_loader(dataset, start: int, settings: ExtractSettings) -> Iterator[tupl
         if not logging.getLogger().isEnabledFor(logging.INFO):
             # DataLoader warns when -j exceeds the CPUs it sees; decoding still works: a note under -v only.
             warnings.filterwarnings("ignore", message="This DataLoader will create", category=UserWarning)
-        loader = DataLoader(subset, batch_size=settings.start_batch(), shuffle=False, num_workers=workers,
-                            pin_memory=settings.cuda, persistent_workers=workers > 0,
-                            prefetch_factor=2 if workers > 0 else None,  # 2 batches per worker: 512 images are 300 MB
-                            generator=torch.Generator().manual_seed(LOADER_SEED))
+        loader = DataLoader(
+            subset,
+            batch_size=settings.start_batch(),
+            shuffle=False,
+            num_workers=workers,
+            pin_memory=settings.cuda,
+            persistent_workers=workers > 0,
+            prefetch_factor=2 if workers > 0 else None,  # 2 batches per worker: 512 images are 300 MB
+            generator=torch.Generator().manual_seed(LOADER_SEED),
+        )
         return iter(loader)
 
 
-def run_backbone(backbone: Backbone, dataset, settings: ExtractSettings, start: int,
-                 sink: Callable[[torch.Tensor, torch.Tensor], None]) -> None:
+def run_backbone(
+    backbone: Backbone,
+    dataset,
+    settings: ExtractSettings,
+    start: int,
+    sink: Callable[[torch.Tensor, torch.Tensor], None],
+) -> None:
     """Feed ``dataset[start:]`` in order through the frozen backbone; ``sink(features, labels)`` gets each batch.
 
     Features arrive as float32 on the CPU, labels as int64.
@@ -282,8 +315,9 @@ class _Progress:
         if interactive():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="img", unit_scale=True, desc=settings.description,
-                            leave=False)
+            self.bar = tqdm(
+                total=total, initial=done, unit="img", unit_scale=True, desc=settings.description, leave=False
+            )
         elif shards is not None:
             count, first = shards
             self.lines = Steps(count, f"{settings.description} shards")
@@ -306,8 +340,9 @@ class _Progress:
                 progress.close()
 
 
-def extract_shards(backbone: Backbone, dataset, cache: FeatureCache, settings: ExtractSettings,
-                   first_shard: int = 0) -> None:
+def extract_shards(
+    backbone: Backbone, dataset, cache: FeatureCache, settings: ExtractSettings, first_shard: int = 0
+) -> None:
     """Extract shards ``first_shard`` … into ``cache``, each written as soon as it is complete."""
     buffer_x: list[torch.Tensor] = []
     buffer_y: list[torch.Tensor] = []
@@ -318,9 +353,11 @@ def extract_shards(backbone: Backbone, dataset, cache: FeatureCache, settings: E
         features, labels = torch.cat(buffer_x), torch.cat(buffer_y)
         if not bool(torch.isfinite(features).all()):
             start, stop = cache.shard_range(state["shard"])
-            raise UserError(f"{backbone.arch} with {backbone.weights_name} gave NaN or infinite features for images "
-                            f"{start}..{stop - 1} of {settings.description}; these weights cannot serve as a "
-                            f"feature extractor (try --precision fp32 or other --weights)")
+            raise UserError(
+                f"{backbone.arch} with {backbone.weights_name} gave NaN or infinite features for images "
+                f"{start}..{stop - 1} of {settings.description}; these weights cannot serve as a "
+                f"feature extractor (try --precision fp32 or other --weights)"
+            )
         cache.write_shard(state["shard"], features, labels)
         buffer_x.clear()
         buffer_y.clear()
@@ -348,8 +385,9 @@ def extract_shards(backbone: Backbone, dataset, cache: FeatureCache, settings: E
     assert state["shard"] == cache.num_shards and not buffer_x, "the loader served every image once"
 
 
-def cached_features(cache: FeatureCache, dataset, make_backbone: Callable[[], Backbone], settings: ExtractSettings
-                    ) -> tuple[np.ndarray, np.ndarray, bool]:
+def cached_features(
+    cache: FeatureCache, dataset, make_backbone: Callable[[], Backbone], settings: ExtractSettings
+) -> tuple[np.ndarray, np.ndarray, bool]:
     """(features, labels, hit): read ``cache``, or extract what it lacks (resuming after its complete shards)."""
     cached = cache.load()
     if cached is not None:
@@ -382,14 +420,24 @@ def _created_folders_removed_on_failure(folder: Path):
         raise
 
 
-def extract(backbone: Backbone, dataset, device: torch.device, *, batch_size: int, workers: int, amp: bool,
-            progress: bool = False, description: str = "features") -> tuple[np.ndarray, np.ndarray]:
+def extract(
+    backbone: Backbone,
+    dataset,
+    device: torch.device,
+    *,
+    batch_size: int,
+    workers: int,
+    amp: bool,
+    progress: bool = False,
+    description: str = "features",
+) -> tuple[np.ndarray, np.ndarray]:
     """All of ``dataset``'s features in memory, float32 (N, D), and labels (N,): for small sets and benchmarks.
 
     ``amp``: fp16 autocast on CUDA (a CPU always computes in fp32).
     """
-    settings = ExtractSettings(device, "amp-fp16" if amp and device.type == "cuda" else "fp32", batch_size, workers,
-                               progress, description)
+    settings = ExtractSettings(
+        device, "amp-fp16" if amp and device.type == "cuda" else "fp32", batch_size, workers, progress, description
+    )
     features = torch.empty(len(dataset), backbone.feature_dim, dtype=torch.float32)
     labels = torch.empty(len(dataset), dtype=torch.int64)
     filled = 0
@@ -397,7 +445,7 @@ def extract(backbone: Backbone, dataset, device: torch.device, *, batch_size: in
 
     def sink(x: torch.Tensor, y: torch.Tensor) -> None:
         nonlocal filled
-        features[filled:filled + x.shape[0]], labels[filled:filled + x.shape[0]] = x, y
+        features[filled : filled + x.shape[0]], labels[filled : filled + x.shape[0]] = x, y
         filled += x.shape[0]
         bar.batch(x.shape[0])
 

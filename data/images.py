@@ -40,12 +40,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
 def paper_transform():
     from torchvision import transforms as T
 
-    return T.Compose([
-        T.Lambda(to_rgb),
-        T.Resize((PAPER_SIZE, PAPER_SIZE), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
-        T.ToTensor(),
-        T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
-    ])
+    return T.Compose(
+        [
+            T.Lambda(to_rgb),
+            T.Resize((PAPER_SIZE, PAPER_SIZE), interpolation=T.InterpolationMode.BILINEAR, antialias=True),
+            T.ToTensor(),
+            T.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
+    )
 
 
 def image_transform(spec: BackboneSpec):
@@ -113,8 +115,12 @@ def _cifar(class_name: str, name: str) -> Callable[..., ImageSplits]:
     def build(root: Path, download: bool, transform=None) -> ImageSplits:
         cls, transform = _torchvision_dataset(class_name), transform or paper_transform()
         source = IMAGE_SOURCES[name]
-        train = _open(name, source, root, download, lambda d: cls(str(root), train=True, transform=transform, download=d))
-        test = _open(name, source, root, download, lambda d: cls(str(root), train=False, transform=transform, download=d))
+        train = _open(
+            name, source, root, download, lambda d: cls(str(root), train=True, transform=transform, download=d)
+        )
+        test = _open(
+            name, source, root, download, lambda d: cls(str(root), train=False, transform=transform, download=d)
+        )
         return ImageSplits(train, test, tuple(train.classes))
 
     return build
@@ -124,8 +130,12 @@ def _official_split(class_name: str, name: str, train_split: str, test_split: st
     def build(root: Path, download: bool, transform=None) -> ImageSplits:
         cls, transform = _torchvision_dataset(class_name), transform or paper_transform()
         source = IMAGE_SOURCES[name]
-        train = _open(name, source, root, download, lambda d: cls(str(root), split=train_split, transform=transform, download=d))
-        test = _open(name, source, root, download, lambda d: cls(str(root), split=test_split, transform=transform, download=d))
+        train = _open(
+            name, source, root, download, lambda d: cls(str(root), split=train_split, transform=transform, download=d)
+        )
+        test = _open(
+            name, source, root, download, lambda d: cls(str(root), split=test_split, transform=transform, download=d)
+        )
         return ImageSplits(train, test, tuple(getattr(train, "classes", ())) or _class_range(train))
 
     return build
@@ -170,8 +180,9 @@ def list_image_folder(root: Path) -> FolderListing:
     """List ``root/train/<class>/…`` and ``root/test/<class>/…`` (sorted) and hash them; no torch needed."""
     train_root, test_root = root / "train", root / "test"
     if not train_root.is_dir() or not test_root.is_dir():
-        raise UserError(f"imagefolder: {root} must contain train/<class>/<image> and test/<class>/<image>; "
-                        f"pass --data-root DIR")
+        raise UserError(
+            f"imagefolder: {root} must contain train/<class>/<image> and test/<class>/<image>; pass --data-root DIR"
+        )
     classes = sorted(p.name for p in train_root.iterdir() if p.is_dir())
     unknown = sorted({p.name for p in test_root.iterdir() if p.is_dir()} - set(classes))
     if not classes:
@@ -184,8 +195,11 @@ def list_image_folder(root: Path) -> FolderListing:
         paths, labels = [], []
         for label, name in enumerate(classes):
             folder = split_root / name
-            files = sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS
-                           ) if folder.is_dir() else []
+            files = (
+                sorted(f for f in folder.rglob("*") if f.is_file() and f.suffix.lower() in IMG_EXTENSIONS)
+                if folder.is_dir()
+                else []
+            )
             for file in files:
                 digest.update(str(file.relative_to(root)).encode())
                 digest.update(file.read_bytes())
@@ -198,30 +212,49 @@ def list_image_folder(root: Path) -> FolderListing:
     train, test = listing(train_root), listing(test_root)
     empty = [name for label, name in enumerate(classes) if label not in set(train[1])]
     if empty:
-        raise UserError(f"imagefolder: class folder(s) {', '.join(empty)} in {train_root} hold no images; "
-                        f"add training images or remove the folder(s)")
+        raise UserError(
+            f"imagefolder: class folder(s) {', '.join(empty)} in {train_root} hold no images; "
+            f"add training images or remove the folder(s)"
+        )
     return FolderListing(tuple(classes), train, test, f"{root.resolve()}#{digest.hexdigest()}")
 
 
 def _imagefolder(root: Path, download: bool, transform=None) -> ImageSplits:
     listing = list_image_folder(root)
     transform = transform or paper_transform()
-    return ImageSplits(ImageList(*listing.train, transform), ImageList(*listing.test, transform), listing.class_names,
-                       fingerprint=listing.fingerprint)
+    return ImageSplits(
+        ImageList(*listing.train, transform),
+        ImageList(*listing.test, transform),
+        listing.class_names,
+        fingerprint=listing.fingerprint,
+    )
 
 
 IMAGE_SOURCES: dict[str, ImageSource] = {
-    "cifar10": ImageSource(_cifar("CIFAR10", "cifar10"), "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta from cifar-10-python.tar.gz)"),
-    "cifar100": ImageSource(_cifar("CIFAR100", "cifar100"), "cifar-100-python/ (train, test, meta from cifar-100-python.tar.gz)"),
-    "caltech101": ImageSource(_caltech("Caltech101", "caltech101", "caltech101/101_ObjectCategories", "BACKGROUND_Google"),
-                              "caltech101/101_ObjectCategories/<class>/image_NNNN.jpg (and caltech101/Annotations/)"),
-    "caltech256": ImageSource(_caltech("Caltech256", "caltech256", "caltech256/256_ObjectCategories", "257.clutter"),
-                              "caltech256/256_ObjectCategories/NNN.<class>/NNN_NNNN.jpg"),
+    "cifar10": ImageSource(
+        _cifar("CIFAR10", "cifar10"),
+        "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta from cifar-10-python.tar.gz)",
+    ),
+    "cifar100": ImageSource(
+        _cifar("CIFAR100", "cifar100"), "cifar-100-python/ (train, test, meta from cifar-100-python.tar.gz)"
+    ),
+    "caltech101": ImageSource(
+        _caltech("Caltech101", "caltech101", "caltech101/101_ObjectCategories", "BACKGROUND_Google"),
+        "caltech101/101_ObjectCategories/<class>/image_NNNN.jpg (and caltech101/Annotations/)",
+    ),
+    "caltech256": ImageSource(
+        _caltech("Caltech256", "caltech256", "caltech256/256_ObjectCategories", "257.clutter"),
+        "caltech256/256_ObjectCategories/NNN.<class>/NNN_NNNN.jpg",
+    ),
     # Flowers-102 trains on the official test split (6,149 images) and tests on train (1,020), as the paper does.
-    "flowers102": ImageSource(_official_split("Flowers102", "flowers102", "test", "train"),
-                              "flowers-102/ (jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat)"),
-    "food101": ImageSource(_official_split("Food101", "food101", "train", "test"),
-                           "food-101/ (images/<class>/*.jpg, meta/train.json, meta/test.json)"),
+    "flowers102": ImageSource(
+        _official_split("Flowers102", "flowers102", "test", "train"),
+        "flowers-102/ (jpg/image_NNNNN.jpg, imagelabels.mat, setid.mat)",
+    ),
+    "food101": ImageSource(
+        _official_split("Food101", "food101", "train", "test"),
+        "food-101/ (images/<class>/*.jpg, meta/train.json, meta/test.json)",
+    ),
     "stanfordcars": ImageSource(
         _official_split("StanfordCars", "stanfordcars", "train", "test"),
         "stanford_cars/ (devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_train/, cars_test/, cars_test_annos_withlabels.mat)",

@@ -87,8 +87,9 @@ def empirical_transition(true: np.ndarray, noisy: np.ndarray, num_classes: int) 
     return np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
 
 
-def make_noisy_labels(labels: np.ndarray, ctype: str, eta: float, seed: int, num_classes: int,
-                      clusters: np.ndarray | None = None) -> NoisyLabels:
+def make_noisy_labels(
+    labels: np.ndarray, ctype: str, eta: float, seed: int, num_classes: int, clusters: np.ndarray | None = None
+) -> NoisyLabels:
     transition = transition_matrix(ctype, eta, num_classes, clusters)
     if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must lie in 0..{num_classes - 1}, got {labels.min()}..{labels.max()}")

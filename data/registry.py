@@ -29,8 +29,16 @@ from utils.errors import UsageError, UserError
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
 # Image datasets, built in data.images; torchvision is imported only when one of them is used.
-IMAGE_DATASETS = ("cifar10", "cifar100", "caltech101", "caltech256", "flowers102", "food101", "stanfordcars",
-                  "imagefolder")
+IMAGE_DATASETS = (
+    "cifar10",
+    "cifar100",
+    "caltech101",
+    "caltech256",
+    "flowers102",
+    "food101",
+    "stanfordcars",
+    "imagefolder",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -130,20 +138,38 @@ def _image_features(name: str, options: DataOptions) -> FeatureSet:
         if len(dataset) == 0:
             raise UserError(f"{name}: the {split} split under {root} holds no images")
         key = extraction.cache_key(name, split, spec, precision, splits.fingerprint)
-        cache = extraction.FeatureCache(Path(options.feature_root).expanduser(), key, len(dataset),
-                                        len(splits.class_names), options.shard_rows or extraction.SHARD_ROWS)
-        settings = extraction.ExtractSettings(device, precision, options.batch_size, options.workers,
-                                              options.progress, f"{name} {split}")
+        cache = extraction.FeatureCache(
+            Path(options.feature_root).expanduser(),
+            key,
+            len(dataset),
+            len(splits.class_names),
+            options.shard_rows or extraction.SHARD_ROWS,
+        )
+        settings = extraction.ExtractSettings(
+            device, precision, options.batch_size, options.workers, options.progress, f"{name} {split}"
+        )
         x, y, hit = extraction.cached_features(cache, dataset, backbone, settings)
-        log.info("%s %s features: %s (%d × %d) in %s", name, split, "cache hit" if hit else "extracted", *x.shape,
-                 cache.index_path)
+        log.info(
+            "%s %s features: %s (%d × %d) in %s",
+            name,
+            split,
+            "cache hit" if hit else "extracted",
+            *x.shape,
+            cache.index_path,
+        )
         arrays += [x, y]
     check_splits(f"{name} (under {root})", *arrays, splits.class_names)
     x_train, y_train, x_test, y_test = arrays
     return FeatureSet(
-        name=name, train_features=x_train, train_labels=y_train, test_features=x_test, test_labels=y_test,
-        class_names=splits.class_names, source=_image_source(name, spec, precision, splits.fingerprint),
-        backbone=spec.arch, weights=spec.weights_name,
+        name=name,
+        train_features=x_train,
+        train_labels=y_train,
+        test_features=x_test,
+        test_labels=y_test,
+        class_names=splits.class_names,
+        source=_image_source(name, spec, precision, splits.fingerprint),
+        backbone=spec.arch,
+        weights=spec.weights_name,
     )
 
 
@@ -154,11 +180,14 @@ class Entry:
 
 
 REGISTRY: dict[str, Entry] = {
-    "digits": Entry(lambda name, options: load_digits_features(),
-                    lambda name, options: FeatureIdentity(DIGITS_BACKBONE, "none", DIGITS_SOURCE)),
-    "synthetic": Entry(lambda name, options: make_synthetic(options.synthetic),
-                       lambda name, options: FeatureIdentity(SYNTHETIC_BACKBONE, "none",
-                                                             synthetic_source(options.synthetic))),
+    "digits": Entry(
+        lambda name, options: load_digits_features(),
+        lambda name, options: FeatureIdentity(DIGITS_BACKBONE, "none", DIGITS_SOURCE),
+    ),
+    "synthetic": Entry(
+        lambda name, options: make_synthetic(options.synthetic),
+        lambda name, options: FeatureIdentity(SYNTHETIC_BACKBONE, "none", synthetic_source(options.synthetic)),
+    ),
     **{name: Entry(_image_features, _image_identity) for name in IMAGE_DATASETS},
 }
 DATASET_NAMES = tuple(REGISTRY)
@@ -198,5 +227,7 @@ def features_cached(name: str, options: DataOptions | None = None) -> bool:
     options = (options or DataOptions()).validate()
     spec, root = options.backbone_spec(), Path(options.feature_root).expanduser()
     precision, fingerprint = _precision(options), _fingerprint(name, options)
-    return all(extraction.cache_path(root, extraction.cache_key(name, split, spec, precision, fingerprint)).exists()
-               for split in ("train", "test"))
+    return all(
+        extraction.cache_path(root, extraction.cache_key(name, split, spec, precision, fingerprint)).exists()
+        for split in ("train", "test")
+    )

@@ -21,12 +21,14 @@ def format_matrix(matrix: np.ndarray, digits: int = 3, limit: int = 12) -> str:
 
 def describe_features(features: FeatureSet) -> str:
     counts = np.bincount(features.train_labels, minlength=features.num_classes)
-    return "\n".join([
-        f"dataset: {features.name}  ({features.source})",
-        f"train: {features.train_features.shape[0]} samples, test: {features.test_features.shape[0]} samples, "
-        f"features: {features.dim}-d, classes: {features.num_classes}",
-        f"train samples per class: min {counts.min()}, max {counts.max()}",
-    ])
+    return "\n".join(
+        [
+            f"dataset: {features.name}  ({features.source})",
+            f"train: {features.train_features.shape[0]} samples, test: {features.test_features.shape[0]} samples, "
+            f"features: {features.dim}-d, classes: {features.num_classes}",
+            f"train samples per class: min {counts.min()}, max {counts.max()}",
+        ]
+    )
 
 
 def describe_clusters(cluster_ids: np.ndarray, class_names: tuple[str, ...], cut: float) -> str:
@@ -37,10 +39,12 @@ def describe_clusters(cluster_ids: np.ndarray, class_names: tuple[str, ...], cut
 
 
 def describe_noise(ctype: str, eta: float, seed: int, noisy: NoisyLabels) -> str:
-    return "\n".join([
-        f"noise {ctype}, η = {eta}, seed {seed}: realised corruption {noisy.realized_rate:.4f}",
-        "transition matrix T[true, noisy]:",
-        format_matrix(noisy.transition),
-        "empirical transition matrix (row-normalised counts):",
-        format_matrix(noisy.empirical),
-    ])
+    return "\n".join(
+        [
+            f"noise {ctype}, η = {eta}, seed {seed}: realised corruption {noisy.realized_rate:.4f}",
+            "transition matrix T[true, noisy]:",
+            format_matrix(noisy.transition),
+            "empirical transition matrix (row-normalised counts):",
+            format_matrix(noisy.empirical),
+        ]
+    )

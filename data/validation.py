@@ -8,8 +8,9 @@ from sklearn.model_selection import train_test_split
 from utils.seeding import derived_seed
 
 
-def validation_split(noisy_labels: np.ndarray, fraction: float, seed: int, *tags: object
-                     ) -> tuple[np.ndarray, np.ndarray]:
+def validation_split(
+    noisy_labels: np.ndarray, fraction: float, seed: int, *tags: object
+) -> tuple[np.ndarray, np.ndarray]:
     """(train rows, validation rows): stratified by the noisy labels, seeded by ``seed`` and ``tags``.
 
     Only the noisy labels are used: the true training labels and the test set are never read.

@@ -113,8 +113,9 @@ class Config:
         return SolverOptions(self.samples, self.seed, self.tol, self.damping, self.max_iter)
 
     def tuning(self) -> TuneOptions:
-        return TuneOptions(self.stages, self.lambda_range, self.beta_range, self.stop_tol,
-                           self.search_samples, self.grid_points)
+        return TuneOptions(
+            self.stages, self.lambda_range, self.beta_range, self.stop_tol, self.search_samples, self.grid_points
+        )
 
     def cpu_threads(self) -> int:
         """The thread count the work runs with: ``--threads``, or (0, automatic) one. The theory's products
@@ -133,18 +134,32 @@ class Config:
         if not self.alphas:
             raise UsageError("--alpha needs at least one value")
         if not 1 <= self.stages <= MAX_STAGES:
-            raise UsageError(f"--rounds must lie in 0..{MAX_STAGES - 1} (--stages T = R + 1 in 1..{MAX_STAGES}), "
-                             f"got {self.stages - 1} rounds")
+            raise UsageError(
+                f"--rounds must lie in 0..{MAX_STAGES - 1} (--stages T = R + 1 in 1..{MAX_STAGES}), "
+                f"got {self.stages - 1} rounds"
+            )
         if self.lambdas and len(self.lambdas) != self.stages:
-            raise UsageError(f"--lambdas needs one value per model: {self.stages} for --rounds {self.rounds} "
-                             f"(the teacher and {self.rounds} students), got {len(self.lambdas)}")
+            raise UsageError(
+                f"--lambdas needs one value per model: {self.stages} for --rounds {self.rounds} "
+                f"(the teacher and {self.rounds} students), got {len(self.lambdas)}"
+            )
         if self.betas and len(self.betas) != self.rounds:
-            raise UsageError(f"--betas needs one value per student: {self.rounds} for --rounds {self.rounds}, "
-                             f"got {len(self.betas)}")
+            raise UsageError(
+                f"--betas needs one value per student: {self.rounds} for --rounds {self.rounds}, got {len(self.betas)}"
+            )
         for labels in self.labels:
             for alpha in self.alphas:
-                check_point(alpha, self.rho, self.delta, self.corruption, self.lambdas_or_default(),
-                            self.betas_or_default(), labels, self.loss, self.bias)
+                check_point(
+                    alpha,
+                    self.rho,
+                    self.delta,
+                    self.corruption,
+                    self.lambdas_or_default(),
+                    self.betas_or_default(),
+                    labels,
+                    self.loss,
+                    self.bias,
+                )
         checks.integer("--samples", self.samples, 16)
         checks.seed("--seed", self.seed)
         checks.positive("--tol", self.tol)
@@ -198,8 +213,11 @@ class Config:
             checks.memory(f"--samples {self.samples}", draws, "use fewer --samples (or --search-samples)")
         if self.command in ("simulate", "tune") and self.N is not None:
             need = simulation_bytes(self.N, max(self.alphas), self.trials, self.stages, self.validation, self.loss)
-            checks.memory(f"--N {self.N} with --alpha {max(self.alphas):g} and --trials {self.trials}", need,
-                          "use a smaller --N, --alpha or --trials")
+            checks.memory(
+                f"--N {self.N} with --alpha {max(self.alphas):g} and --trials {self.trials}",
+                need,
+                "use a smaller --N, --alpha or --trials",
+            )
         if self.command == "tune":
             grid = FLOAT * 4.0 * float(self.grid_points) ** (2 if "soft" in self.labels else 1)
             checks.memory(f"--grid-points {self.grid_points}", grid, "use fewer --grid-points")
@@ -207,8 +225,17 @@ class Config:
             checks.memory(f"--trials {self.trials}", 4096.0 * self.trials, "use fewer --trials")
 
 
-def check_point(alpha: float, rho: float, delta: float, corruption: float, lambdas: Sequence[float],
-                betas: Sequence[float], labels: str, loss: str, bias: str) -> None:
+def check_point(
+    alpha: float,
+    rho: float,
+    delta: float,
+    corruption: float,
+    lambdas: Sequence[float],
+    betas: Sequence[float],
+    labels: str,
+    loss: str,
+    bias: str,
+) -> None:
     """The model's domain: raise :class:`UsageError` naming the flag of the first value outside it."""
     checks.positive("--alpha", alpha)
     checks.interval("--rho", rho, 0, 1, low_open=True, high_open=True)
@@ -221,8 +248,9 @@ def check_point(alpha: float, rho: float, delta: float, corruption: float, lambd
     for value in betas:
         checks.positive("--betas", value)
     if len(betas) != len(lambdas) - 1:
-        raise UsageError(f"--betas needs one value per student ({len(lambdas) - 1} for {len(lambdas)} models), "
-                         f"got {len(betas)}")
+        raise UsageError(
+            f"--betas needs one value per student ({len(lambdas) - 1} for {len(lambdas)} models), got {len(betas)}"
+        )
     checks.choice("--labels", labels, LABELS)
     checks.choice("--loss", loss, LOSSES)
     checks.choice("--bias", bias, BIASES)

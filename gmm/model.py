@@ -48,8 +48,17 @@ class Problem:
 
 def check_problem(problem: Problem) -> Problem:
     """Raise :class:`UsageError` naming the flag and the fix if any parameter is outside the model's domain."""
-    check_point(problem.alpha, problem.rho, problem.delta, problem.theta, problem.lambdas, problem.betas,
-                problem.labels, problem.loss, problem.bias)
+    check_point(
+        problem.alpha,
+        problem.rho,
+        problem.delta,
+        problem.theta,
+        problem.lambdas,
+        problem.betas,
+        problem.labels,
+        problem.loss,
+        problem.bias,
+    )
     return problem
 
 

@@ -40,8 +40,13 @@ def plot_theory(rows: Sequence[dict]) -> Figure:
     axes = figure.subplots()
     for (labels, name), points in _series(rows, "model").items():
         alphas = [a for a, _ in points]
-        axes.plot(alphas, [r["error"] for _, r in points], LINESTYLE.get(labels, "-"), marker=".",
-                  label=f"{people(name)} ({labels})")
+        axes.plot(
+            alphas,
+            [r["error"] for _, r in points],
+            LINESTYLE.get(labels, "-"),
+            marker=".",
+            label=f"{people(name)} ({labels})",
+        )
     _finish(axes, "RS theory")
     return figure
 
@@ -51,11 +56,23 @@ def plot_simulation(rows: Sequence[dict]) -> Figure:
     axes = figure.subplots()
     for (labels, name), points in _series(rows, "model").items():
         alphas = [a for a, _ in points]
-        line = axes.errorbar(alphas, [r["error"] for _, r in points], yerr=[r["standard_error"] for _, r in points],
-                             fmt="o", ms=4, capsize=3, label=f"{people(name)} ({labels}), simulation")
+        line = axes.errorbar(
+            alphas,
+            [r["error"] for _, r in points],
+            yerr=[r["standard_error"] for _, r in points],
+            fmt="o",
+            ms=4,
+            capsize=3,
+            label=f"{people(name)} ({labels}), simulation",
+        )
         if all("theory" in r for _, r in points):
-            axes.plot(alphas, [r["theory"] for _, r in points], LINESTYLE.get(labels, "-"),
-                      color=line[0].get_color(), label=f"{people(name)} ({labels}), theory")
+            axes.plot(
+                alphas,
+                [r["theory"] for _, r in points],
+                LINESTYLE.get(labels, "-"),
+                color=line[0].get_color(),
+                label=f"{people(name)} ({labels}), theory",
+            )
     _finish(axes, f"simulation, N = {rows[0]['N']}" if rows else "simulation")
     return figure
 
@@ -76,8 +93,12 @@ def plot_tuning(rows: Sequence[dict], best_rows: Sequence[dict]) -> Figure:
         key = "teacher (0-SD)" if rounds == 0 else f"student 1 (1-SD {labels})"
         if rounds == 0 and key in colours:
             continue  # the teacher does not depend on the label type
-        line = left.plot(alphas, [r["error"] for _, r in points], LINESTYLE.get(labels, "-") if rounds else ":",
-                         label=f"{key}, theory")[0]
+        line = left.plot(
+            alphas,
+            [r["error"] for _, r in points],
+            LINESTYLE.get(labels, "-") if rounds else ":",
+            label=f"{key}, theory",
+        )[0]
         colours[key] = line.get_color()
         _simulation_points(left, points, line.get_color(), key)
     chosen = {(row["labels"], row["alpha"], row["rounds"]): row for row in rows}
@@ -85,11 +106,18 @@ def plot_tuning(rows: Sequence[dict], best_rows: Sequence[dict]) -> Figure:
         alphas = [a for a, _ in points]
         picked = [chosen[(labels, a, r["best_rounds"])] for a, r in points]
         name = f"early-stopped (R*-SD {labels})"
-        line = left.plot(alphas, [r["error"] for r in picked], LINESTYLE.get(labels, "-"), lw=2.5, alpha=0.6,
-                         label=f"{name}, theory")[0]
+        line = left.plot(
+            alphas, [r["error"] for r in picked], LINESTYLE.get(labels, "-"), lw=2.5, alpha=0.6, label=f"{name}, theory"
+        )[0]
         _simulation_points(left, list(zip(alphas, picked)), line.get_color(), name)
-        right.step(alphas, [r["best_rounds"] for _, r in points], where="mid", marker="o",
-                   linestyle=LINESTYLE.get(labels, "-"), label=labels)
+        right.step(
+            alphas,
+            [r["best_rounds"] for _, r in points],
+            where="mid",
+            marker="o",
+            linestyle=LINESTYLE.get(labels, "-"),
+            label=labels,
+        )
     _finish(left, "tuned per model (theory curves, simulation points ± 1 SE)")
     right.set_xlabel("α = M/N")
     right.set_ylabel("optimal number of rounds R* (students)")
@@ -102,9 +130,16 @@ def plot_tuning(rows: Sequence[dict], best_rows: Sequence[dict]) -> Figure:
 def _simulation_points(axes, points, colour, name) -> None:
     with_sim = [(a, r) for a, r in points if "simulation_error" in r]
     if with_sim:
-        axes.errorbar([a for a, _ in with_sim], [r["simulation_error"] for _, r in with_sim],
-                      yerr=[r["simulation_standard_error"] for _, r in with_sim], fmt="o", ms=4, capsize=3,
-                      color=colour, label=f"{name}, N = {with_sim[0][1]['N']}")
+        axes.errorbar(
+            [a for a, _ in with_sim],
+            [r["simulation_error"] for _, r in with_sim],
+            yerr=[r["simulation_standard_error"] for _, r in with_sim],
+            fmt="o",
+            ms=4,
+            capsize=3,
+            color=colour,
+            label=f"{name}, N = {with_sim[0][1]['N']}",
+        )
 
 
 def plot_real(rows: Sequence[dict]) -> Figure:

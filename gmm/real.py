@@ -74,18 +74,24 @@ def check_classes(features: FeatureSet, classes: tuple[int, int], M: int, valida
     a, b = classes
     count = len(features.class_names)
     if not (0 <= a < count and 0 <= b < count):
-        raise UsageError(f"--classes needs two class indices in 0..{count - 1} ({features.name} has {count} "
-                         f"classes), got {a} {b}")
+        raise UsageError(
+            f"--classes needs two class indices in 0..{count - 1} ({features.name} has {count} classes), got {a} {b}"
+        )
     train = {c: int(np.sum(features.train_labels == c)) for c in range(count)}
     test = {c: int(np.sum(features.test_labels == c)) for c in range(count)}
     both = [c for c in range(count) if train[c] and test[c]]
-    choose = (f"choose two of the classes present in both splits: {_listing(features, both)}" if len(both) >= 2
-              else f"{features.name} has fewer than two classes present in both splits; use another feature set")
+    choose = (
+        f"choose two of the classes present in both splits: {_listing(features, both)}"
+        if len(both) >= 2
+        else f"{features.name} has fewer than two classes present in both splits; use another feature set"
+    )
     for split, counts in (("training", train), ("test", test)):
         for c in classes:
             if not counts[c]:
-                raise UsageError(f"--classes: class {c} ({features.class_names[c]}) has no {split} samples in "
-                                 f"{features.name}; {choose}")
+                raise UsageError(
+                    f"--classes: class {c} ({features.class_names[c]}) has no {split} samples in "
+                    f"{features.name}; {choose}"
+                )
     needed = sum(_split_sizes(M, validation))
     available = min(train[a], train[b])
     if needed > available:
@@ -95,12 +101,17 @@ def check_classes(features: FeatureSet, classes: tuple[int, int], M: int, valida
             fix = f"use --M {largest} or less"
         else:
             roomy = [c for c in both if train[c] >= sum(_split_sizes(smallest, validation))]
-            fix = (f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; choose classes "
-                   f"with more samples: {_listing(features, roomy)}" if len(roomy) >= 2
-                   else f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; use "
-                        f"another feature set")
-        raise UsageError(f"--M {M} with --validation {validation:g} needs {needed} training samples per class, "
-                         f"{features.name} has {available} in class {a if train[a] <= train[b] else b}; {fix}")
+            fix = (
+                f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; choose classes "
+                f"with more samples: {_listing(features, roomy)}"
+                if len(roomy) >= 2
+                else f"even --M {smallest} (the least) needs {sum(_split_sizes(smallest, validation))}; use "
+                f"another feature set"
+            )
+        raise UsageError(
+            f"--M {M} with --validation {validation:g} needs {needed} training samples per class, "
+            f"{features.name} has {available} in class {a if train[a] <= train[b] else b}; {fix}"
+        )
 
 
 def largest_m(available: int, validation: float) -> int:
@@ -121,14 +132,15 @@ def _split_sizes(M: int, validation: float) -> tuple[int, int]:
     return M // 2, max(1, math.ceil(validation * M / 2))
 
 
-def binary_task(features: FeatureSet, classes: tuple[int, int], M: int, validation: float, theta: float,
-                rng: np.random.Generator) -> BinaryTask:
+def binary_task(
+    features: FeatureSet, classes: tuple[int, int], M: int, validation: float, theta: float, rng: np.random.Generator
+) -> BinaryTask:
     """Draw a balanced training and validation split, flip round(θ·n) labels per class in each."""
     train_size, val_size = _split_sizes(M, validation)
     parts = {"train": ([], []), "val": ([], [])}
     for label, cls in enumerate(classes):
         pool = rng.permutation(np.flatnonzero(features.train_labels == cls))
-        for split, chosen in (("train", pool[:train_size]), ("val", pool[train_size:train_size + val_size])):
+        for split, chosen in (("train", pool[:train_size]), ("val", pool[train_size : train_size + val_size])):
             labels = np.full(len(chosen), float(label))
             flipped = rng.choice(len(chosen), size=int(round(theta * len(chosen))), replace=False)
             labels[flipped] = 1.0 - labels[flipped]
@@ -143,8 +155,10 @@ def binary_task(features: FeatureSet, classes: tuple[int, int], M: int, validati
 
     test = np.isin(features.test_labels, classes)
     return BinaryTask(
-        train_X=standardise(train_X), train_labels=np.concatenate(parts["train"][1]),
-        val_X=standardise(np.concatenate(parts["val"][0])), val_labels=np.concatenate(parts["val"][1]),
+        train_X=standardise(train_X),
+        train_labels=np.concatenate(parts["train"][1]),
+        val_X=standardise(np.concatenate(parts["val"][0])),
+        val_labels=np.concatenate(parts["val"][1]),
         test_X=standardise(features.test_features[test]),
         test_labels=(features.test_labels[test] == classes[1]).astype(float),
     )
@@ -161,14 +175,17 @@ def compare(task: BinaryTask, loss: str, bias: str, tuning: TuneOptions, threads
     results = {}
     for labels in ("hard", "soft"):
         with cpu_threads(threads):
-            choice = tune_on_validation(task.train_X, task.train_labels, task.val_X, task.val_labels,
-                                        labels, loss, bias, two_stages)
+            choice = tune_on_validation(
+                task.train_X, task.train_labels, task.val_X, task.val_labels, labels, loss, bias, two_stages
+            )
         for model in (MODELS[0], Model(Stage.student(1), labels)):
             t = model.stage.round
             w, b = choice.fits[t]
-            results[model] = {"error": scored_error(task.test_X, task.test_labels, w, b),
-                              "lambda": choice.lambdas[t],
-                              "beta": choice.betas[0] if t and choice.betas else None}
+            results[model] = {
+                "error": scored_error(task.test_X, task.test_labels, w, b),
+                "lambda": choice.lambdas[t],
+                "beta": choice.betas[0] if t and choice.betas else None,
+            }
     return {model: results[model] for model in MODELS}
 
 

@@ -18,13 +18,46 @@ from utils.stages import Stage
 TABLES = {
     "theory": ("labels", "alpha", "model", "error", "m", "q", "b", "iterations", "last_update"),
     "simulate": ("labels", "alpha", "model", "N", "trials", "error", "standard_error", "theory", "z", "b"),
-    "validation": ("labels", "alpha", "model", "N", "M", "validation", "trials", "error", "standard_error",
-                   "mean_rounds"),
-    "tune": ("labels", "alpha", "rounds", "model", "paper", "error", "lambdas", "betas", "at_bounds", "infeasible",
-             "simulation_error", "simulation_standard_error"),
+    "validation": (
+        "labels",
+        "alpha",
+        "model",
+        "N",
+        "M",
+        "validation",
+        "trials",
+        "error",
+        "standard_error",
+        "mean_rounds",
+    ),
+    "tune": (
+        "labels",
+        "alpha",
+        "rounds",
+        "model",
+        "paper",
+        "error",
+        "lambdas",
+        "betas",
+        "at_bounds",
+        "infeasible",
+        "simulation_error",
+        "simulation_standard_error",
+    ),
     "best": ("labels", "alpha", "best_rounds", "best_model", "paper", "error", "evaluated_rounds"),
-    "real": ("data", "model", "labels", "paper", "M", "corruption", "trials", "error", "standard_error",
-             "mean_lambda", "mean_beta"),
+    "real": (
+        "data",
+        "model",
+        "labels",
+        "paper",
+        "M",
+        "corruption",
+        "trials",
+        "error",
+        "standard_error",
+        "mean_lambda",
+        "mean_beta",
+    ),
 }
 MODEL_COLUMNS = ("model", "best_model")
 PACKAGES = ("numpy", "scipy", "matplotlib", "threadpoolctl")
@@ -52,8 +85,13 @@ def format_value(value: Any) -> str:
 
 def format_table(rows: Sequence[dict], columns: Sequence[str]) -> str:
     """Left-aligned fixed-width table of ``columns`` (missing keys print as '-'; models by their label)."""
-    cells = [[people(row[column]) if column in MODEL_COLUMNS and column in row
-              else format_value(row.get(column, "-")) for column in columns] for row in rows]
+    cells = [
+        [
+            people(row[column]) if column in MODEL_COLUMNS and column in row else format_value(row.get(column, "-"))
+            for column in columns
+        ]
+        for row in rows
+    ]
     widths = [max([len(column)] + [len(line[i]) for line in cells]) for i, column in enumerate(columns)]
     lines = ["  ".join(column.ljust(width) for column, width in zip(columns, widths))]
     lines += ["  ".join(cell.ljust(width) for cell, width in zip(line, widths)) for line in cells]
@@ -72,8 +110,14 @@ def tables_text(tables: Sequence[tuple[str, Sequence[dict]]]) -> str:
 
 def provenance(threads: int) -> dict[str, object]:
     """What produced a result: versions, machine, the git commit and the thread count the work ran with."""
-    return {"versions": package_versions(PACKAGES), "platform": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(), "git_commit": git_commit(), "threads": threads}
+    return {
+        "versions": package_versions(PACKAGES),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "git_commit": git_commit(),
+        "threads": threads,
+    }
 
 
 def document(config: Any, threads: int, **results: Any) -> dict:

@@ -61,12 +61,14 @@ def run(config: Config, progress: bool = False, ready: Callable[[str], None] = l
             name = "validation" if config.validation > 0 else "simulate"
             return Outcome([(name, rows)], {"rows": rows}, _figure("plot_simulation", rows), threads)
         rows, best = run_tune(config, progress)
-        return Outcome([("tune", rows), ("best", best)], {"rows": rows, "best": best},
-                       _figure("plot_tuning", rows, best), threads)
+        return Outcome(
+            [("tune", rows), ("best", best)], {"rows": rows, "best": best}, _figure("plot_tuning", rows, best), threads
+        )
 
 
 def _figure(name: str, *rows) -> Callable[[], object]:
     """A function drawing ``gmm.plots.<name>(*rows)``: matplotlib loads only when a figure is asked for."""
+
     def draw():
         from gmm import plots
 
@@ -76,8 +78,19 @@ def _figure(name: str, *rows) -> Callable[[], object]:
 
 
 def problem_at(config: Config, alpha: float, labels: str) -> Problem:
-    return check_problem(Problem(alpha, config.rho, config.delta, config.corruption, config.lambdas_or_default(),
-                                 config.betas_or_default(), labels, config.loss, config.bias))
+    return check_problem(
+        Problem(
+            alpha,
+            config.rho,
+            config.delta,
+            config.corruption,
+            config.lambdas_or_default(),
+            config.betas_or_default(),
+            labels,
+            config.loss,
+            config.bias,
+        )
+    )
 
 
 def model(t: int) -> str:
@@ -94,8 +107,7 @@ def _converged(solve: Callable, where: str):
     try:
         return solve()
     except NotConverged as failure:
-        raise UserError(f"{failure} at {where}; try a larger --max-iter or --samples, "
-                        f"or another --damping") from None
+        raise UserError(f"{failure} at {where}; try a larger --max-iter or --samples, or another --damping") from None
     except TrainingFailed as failure:
         raise UserError(f"{failure} at {where}; try a larger λ (--lambdas or --lambda-range)") from None
 
@@ -112,8 +124,18 @@ def theory_rows(problem: Problem, solver: SolverOptions) -> list[dict]:
     """One row per model of the RS saddle point at ``problem``."""
     result = _converged(lambda: solve_rs(problem, solver), _where(problem))
     return [
-        {"labels": problem.labels, "alpha": problem.alpha, "model": model(s.stage), "error": s.error, "m": s.m,
-         "q": s.q, "b": s.b, "iterations": s.iterations, "last_update": s.last_update, "draws": result.draws}
+        {
+            "labels": problem.labels,
+            "alpha": problem.alpha,
+            "model": model(s.stage),
+            "error": s.error,
+            "m": s.m,
+            "q": s.q,
+            "b": s.b,
+            "iterations": s.iterations,
+            "last_update": s.last_update,
+            "draws": result.draws,
+        }
         for s in result.stages
     ]
 
@@ -134,9 +156,17 @@ def simulation_rows(problem: Problem, options: SimulationOptions, solver: Solver
     theory = _converged(lambda: solve_rs(problem, solver), _where(problem)).errors if solver else None
     rows = []
     for t in range(problem.stages):
-        row = {"labels": problem.labels, "alpha": problem.alpha, "model": model(t + 1), "N": options.N,
-               "M": result.M, "trials": options.trials, "error": float(result.mean[t]),
-               "standard_error": float(result.standard_error[t]), "b": float(result.biases[:, t].mean())}
+        row = {
+            "labels": problem.labels,
+            "alpha": problem.alpha,
+            "model": model(t + 1),
+            "N": options.N,
+            "M": result.M,
+            "trials": options.trials,
+            "error": float(result.mean[t]),
+            "standard_error": float(result.standard_error[t]),
+            "b": float(result.biases[:, t].mean()),
+        }
         if theory is not None:
             row["theory"] = float(theory[t])
             row["z"] = (row["error"] - row["theory"]) / row["standard_error"] if row["standard_error"] > 0 else 0.0
@@ -172,13 +202,30 @@ def validation_rows(problem: Problem, options: SimulationOptions, fraction: floa
     chosen = np.zeros(options.trials, dtype=int)
     with cpu_threads(options.threads):
         for trial in range(options.trials):
-            train = draw_mixture(options.N, M, problem.rho, problem.delta, problem.theta,
-                                 numpy_rng(options.seed, "gmm-simulate", trial))
-            held_out = draw_mixture(options.N, extra, problem.rho, problem.delta, problem.theta,
-                                    numpy_rng(options.seed, "gmm-validation", trial))
-            choice = _converged(lambda: tune_on_validation(train.X, train.observed, held_out.X, held_out.observed,
-                                                           problem.labels, problem.loss, problem.bias, tuning),
-                                _where(problem))
+            train = draw_mixture(
+                options.N, M, problem.rho, problem.delta, problem.theta, numpy_rng(options.seed, "gmm-simulate", trial)
+            )
+            held_out = draw_mixture(
+                options.N,
+                extra,
+                problem.rho,
+                problem.delta,
+                problem.theta,
+                numpy_rng(options.seed, "gmm-validation", trial),
+            )
+            choice = _converged(
+                lambda: tune_on_validation(
+                    train.X,
+                    train.observed,
+                    held_out.X,
+                    held_out.observed,
+                    problem.labels,
+                    problem.loss,
+                    problem.bias,
+                    tuning,
+                ),
+                _where(problem),
+            )
             errors[trial] = [stage_error(w, b, problem.rho, problem.delta) for w, b in choice.fits]
             chosen[trial] = choice.best_stages
     rows = [_mean_row(problem, model(t + 1), errors[:, t], options, M, extra) for t in range(tuning.max_stages)]
@@ -190,8 +237,17 @@ def validation_rows(problem: Problem, options: SimulationOptions, fraction: floa
 def _mean_row(problem: Problem, name: str, errors: np.ndarray, options: SimulationOptions, M: int, extra: int):
     errors = np.asarray(errors)
     se = float(errors.std(ddof=1) / np.sqrt(len(errors))) if len(errors) > 1 else float("nan")
-    return {"labels": problem.labels, "alpha": problem.alpha, "model": name, "N": options.N, "M": M,
-            "validation": extra, "trials": len(errors), "error": float(errors.mean()), "standard_error": se}
+    return {
+        "labels": problem.labels,
+        "alpha": problem.alpha,
+        "model": name,
+        "N": options.N,
+        "M": M,
+        "validation": extra,
+        "trials": len(errors),
+        "error": float(errors.mean()),
+        "standard_error": se,
+    }
 
 
 def run_tune(config: Config, progress: bool = False) -> tuple[list[dict], list[dict]]:
@@ -212,28 +268,53 @@ def run_tune(config: Config, progress: bool = False) -> tuple[list[dict], list[d
                 first = result.optima[0]
                 for optimum in result.optima:
                     last = Stage.from_gmm_stage(optimum.stages)
-                    row = {"labels": labels, "alpha": alpha, "rounds": last.round, "model": last.slug,
-                           "paper": f"{last.round}-SD", "error": optimum.error, "lambdas": list(optimum.lambdas),
-                           "betas": list(optimum.betas), "at_bounds": list(optimum.at_bounds),
-                           "evaluations": optimum.evaluations, "infeasible": optimum.infeasible}
+                    row = {
+                        "labels": labels,
+                        "alpha": alpha,
+                        "rounds": last.round,
+                        "model": last.slug,
+                        "paper": f"{last.round}-SD",
+                        "error": optimum.error,
+                        "lambdas": list(optimum.lambdas),
+                        "betas": list(optimum.betas),
+                        "at_bounds": list(optimum.at_bounds),
+                        "evaluations": optimum.evaluations,
+                        "infeasible": optimum.infeasible,
+                    }
                     if simulation is not None:
-                        tuned = dataclasses.replace(problem, lambdas=optimum.lambdas,
-                                                    betas=optimum.betas or (1.0,) * (optimum.stages - 1))
+                        tuned = dataclasses.replace(
+                            problem, lambdas=optimum.lambdas, betas=optimum.betas or (1.0,) * (optimum.stages - 1)
+                        )
                         sim = simulation_rows(tuned, simulation, None)[-1]
-                        row.update(simulation_error=sim["error"], simulation_standard_error=sim["standard_error"],
-                                   N=simulation.N, trials=simulation.trials)
+                        row.update(
+                            simulation_error=sim["error"],
+                            simulation_standard_error=sim["standard_error"],
+                            N=simulation.N,
+                            trials=simulation.trials,
+                        )
                     rows.append(row)
                 best = Stage.from_gmm_stage(result.best_stages)
-                best_rows.append({"labels": labels, "alpha": alpha, "best_rounds": best.round,
-                                  "best_model": best.slug, "paper": f"{best.round}-SD", "error": result.best.error,
-                                  "evaluated_rounds": len(result.optima) - 1})
-                steps.done(f"{labels}, α={alpha:g}: best {best.label} ({best.round}-SD), error "
-                           f"{result.best.error:.4f}, {sum(o.evaluations for o in result.optima)} saddle points")
+                best_rows.append(
+                    {
+                        "labels": labels,
+                        "alpha": alpha,
+                        "best_rounds": best.round,
+                        "best_model": best.slug,
+                        "paper": f"{best.round}-SD",
+                        "error": result.best.error,
+                        "evaluated_rounds": len(result.optima) - 1,
+                    }
+                )
+                steps.done(
+                    f"{labels}, α={alpha:g}: best {best.label} ({best.round}-SD), error "
+                    f"{result.best.error:.4f}, {sum(o.evaluations for o in result.optima)} saddle points"
+                )
     return rows, best_rows
 
 
-def run_real(config: Config, progress: bool = False,
-             ready: Callable[[str], None] = lambda identity: None) -> tuple[list[dict], str]:
+def run_real(
+    config: Config, progress: bool = False, ready: Callable[[str], None] = lambda identity: None
+) -> tuple[list[dict], str]:
     """Teacher, student 1 on hard and student 1 on soft labels on two classes of a feature set, tuned on a
     validation split; returns the rows and the feature set's identity (its ``source``)."""
     features = load_features(config.dataset, config.features)
@@ -242,11 +323,18 @@ def run_real(config: Config, progress: bool = False,
     outcomes: dict = {m: [] for m in MODELS}
     with Steps(config.trials, "trials", enabled=progress) as steps:
         for trial in range(config.trials):
-            task = binary_task(features, config.classes, config.M, config.validation, config.corruption,
-                               numpy_rng(config.seed, "gmm-real", trial))
-            comparison = _converged(lambda: compare(task, config.loss, config.bias, config.tuning(),
-                                                    config.cpu_threads()),
-                                    f"{features.name} trial {trial}")
+            task = binary_task(
+                features,
+                config.classes,
+                config.M,
+                config.validation,
+                config.corruption,
+                numpy_rng(config.seed, "gmm-real", trial),
+            )
+            comparison = _converged(
+                lambda: compare(task, config.loss, config.bias, config.tuning(), config.cpu_threads()),
+                f"{features.name} trial {trial}",
+            )
             for m, outcome in comparison.items():
                 outcomes[m].append(outcome)
             steps.done(", ".join(f"{m.name} {outcome['error']:.4f}" for m, outcome in comparison.items()))
@@ -255,9 +343,19 @@ def run_real(config: Config, progress: bool = False,
     for m, results in outcomes.items():
         errors = np.array([r["error"] for r in results])
         betas = [r["beta"] for r in results if r["beta"] is not None]
-        rows.append({"data": f"{features.name} {a} vs {b}", "model": m.stage.slug, "labels": m.labels,
-                     "paper": m.paper, "M": config.M, "corruption": config.corruption, "trials": len(errors),
-                     "error": float(errors.mean()), "standard_error": float(errors.std(ddof=1) / np.sqrt(len(errors))),
-                     "mean_lambda": float(np.mean([r["lambda"] for r in results])),
-                     "mean_beta": float(np.mean(betas)) if betas else None})
+        rows.append(
+            {
+                "data": f"{features.name} {a} vs {b}",
+                "model": m.stage.slug,
+                "labels": m.labels,
+                "paper": m.paper,
+                "M": config.M,
+                "corruption": config.corruption,
+                "trials": len(errors),
+                "error": float(errors.mean()),
+                "standard_error": float(errors.std(ddof=1) / np.sqrt(len(errors))),
+                "mean_lambda": float(np.mean([r["lambda"] for r in results])),
+                "mean_beta": float(np.mean(betas)) if betas else None,
+            }
+        )
     return rows, features.source

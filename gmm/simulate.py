@@ -126,8 +126,9 @@ class RidgeSolver:
 NEWTON_MAX_DIM = 128  # up to here exact Newton steps (M·N² each) beat many cheap L-BFGS steps
 
 
-def fit_bce(X: np.ndarray, targets: np.ndarray, lam: float, learn_bias: bool,
-            start: tuple[np.ndarray, float] | None = None) -> tuple[np.ndarray, float]:
+def fit_bce(
+    X: np.ndarray, targets: np.ndarray, lam: float, learn_bias: bool, start: tuple[np.ndarray, float] | None = None
+) -> tuple[np.ndarray, float]:
     """min Σ [log(1 + eᵘ) − τu] + (λ/2)‖w‖², u = Xw/√N + B, from ``start`` (or 0).
 
     Newton with a backtracking line search for N ≤ NEWTON_MAX_DIM (few iterations even for
@@ -153,8 +154,13 @@ def fit_bce(X: np.ndarray, targets: np.ndarray, lam: float, learn_bias: bool,
         p, gradient = _newton(objective, p0, X * scale, lam, learn_bias)
         message = "Newton"
     else:
-        result = minimize(objective, p0, jac=True, method="L-BFGS-B",
-                          options={"maxiter": 20000, "maxcor": 20, "ftol": 1e-14, "gtol": 1e-9})
+        result = minimize(
+            objective,
+            p0,
+            jac=True,
+            method="L-BFGS-B",
+            options={"maxiter": 20000, "maxcor": 20, "ftol": 1e-14, "gtol": 1e-9},
+        )
         p, gradient, message = result.x, result.jac, result.message
         if not np.max(np.abs(gradient)) < 1e-7 * scale_at_zero:
             # With many samples the objective's rounding stops L-BFGS early; Newton-CG steps

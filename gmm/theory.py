@@ -121,8 +121,10 @@ def solve_rs(
     logits: list = []
     stage_results = []
     for t in range(T):
-        targets = channel.observed if t == 0 else pseudo_targets(
-            logits[t - 1], problem.betas[t - 1], problem.labels, problem.loss
+        targets = (
+            channel.observed
+            if t == 0
+            else pseudo_targets(logits[t - 1], problem.betas[t - 1], problem.labels, problem.loss)
         )
         if problem.labels == "hard" and t > 0:
             _check_label_balance(t, channel, targets)
@@ -163,11 +165,17 @@ class _State:
 
     @classmethod
     def empty(cls, T: int) -> "_State":
-        return cls(*(np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), np.zeros(T)),
-                   np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), [])
+        return cls(
+            *(np.zeros(T), np.zeros((T, T)), np.zeros((T, T)), np.zeros(T)),
+            np.zeros(T),
+            np.zeros((T, T)),
+            np.zeros((T, T)),
+            [],
+        )
 
-    def initialise(self, t: int, problem: Problem, channel: "_Expectations", targets,
-                   start: TheoryResult | None) -> bool:
+    def initialise(
+        self, t: int, problem: Problem, channel: "_Expectations", targets, start: TheoryResult | None
+    ) -> bool:
         """Stage t's first conjugates: from ``start`` if given, else those of w = 0 (ℓ' = 1/2 − τ).
 
         A warm start is used only if its χ̂ column keeps χ̂ positive semidefinite together with
@@ -233,8 +241,13 @@ def _check_label_balance(t: int, channel: "_Expectations", targets) -> None:
     ones = channel.mean(targets)
     minority = min(ones, 1.0 - ones) * channel.size
     if minority < 8:
-        raise NotConverged(t + 1, 0, math.nan, f"the {Stage.from_gmm_stage(t).label}'s hard labels are all one class "
-                           f"(fraction of ones {ones:.2g}), so the student is degenerate")
+        raise NotConverged(
+            t + 1,
+            0,
+            math.nan,
+            f"the {Stage.from_gmm_stage(t).label}'s hard labels are all one class "
+            f"(fraction of ones {ones:.2g}), so the student is degenerate",
+        )
 
 
 def _solve_stage(t: int, problem: Problem, options: SolverOptions, channel: "_Expectations", state: _State, targets):
@@ -295,13 +308,15 @@ def _stage_map(t, problem: Problem, channel: "_Expectations", state: _State, tar
         return "the bias diverges (every sample gets the same label)"
     stein = channel.mean_xi(grad, t + 1)
     stein[t] = upper[t, t] * slope
-    new = np.concatenate([
-        [-alpha * channel.mean_product(channel.sign, grad)],
-        [alpha * delta * channel.mean_product(f, grad) for f in state.fields[:t]],
-        [alpha * delta * channel.mean_product(grad, grad)],
-        alpha * delta * scipy.linalg.solve_triangular(upper, stein),
-        [state.b[t] - channel.mean(grad) / slope if problem.bias == "learn" else 0.0],
-    ])
+    new = np.concatenate(
+        [
+            [-alpha * channel.mean_product(channel.sign, grad)],
+            [alpha * delta * channel.mean_product(f, grad) for f in state.fields[:t]],
+            [alpha * delta * channel.mean_product(grad, grad)],
+            alpha * delta * scipy.linalg.solve_triangular(upper, stein),
+            [state.b[t] - channel.mean(grad) / slope if problem.bias == "learn" else 0.0],
+        ]
+    )
     if not np.isfinite(new).all():
         return "the iteration diverged (non-finite values)"
     return new, logits, grad
@@ -324,8 +339,8 @@ class _Anderson:
         self.extrapolated = False
 
     def step(self, x: np.ndarray, residual: np.ndarray) -> np.ndarray:
-        self.xs = (self.xs + [x])[-(self.depth + 1):]
-        self.residuals = (self.residuals + [residual])[-(self.depth + 1):]
+        self.xs = (self.xs + [x])[-(self.depth + 1) :]
+        self.residuals = (self.residuals + [residual])[-(self.depth + 1) :]
         proposal = x + self.mixing * residual
         self.extrapolated = len(self.xs) > 1
         if self.extrapolated:

@@ -95,8 +95,9 @@ class _Objective:
         return INFEASIBLE if result is None else float(result.errors[-1])
 
 
-def tune_theory(problem: Problem, solver: SolverOptions, options: TuneOptions,
-                first: Optimum | None = None) -> TuneResult:
+def tune_theory(
+    problem: Problem, solver: SolverOptions, options: TuneOptions, first: Optimum | None = None
+) -> TuneResult:
     """Optimise T = 1, 2, … stages until the optimum stops improving (or T = max_stages).
 
     ``problem`` supplies α, ρ, Δ, θ, labels, loss, bias and the starting λ_1 (and β_1);
@@ -109,11 +110,19 @@ def tune_theory(problem: Problem, solver: SolverOptions, options: TuneOptions,
         if T == 1 and first is not None:
             optima.append(first)
             continue
-        optimum = _tune_stage_count(problem, T, optima[-1] if optima else None, solver, options,
-                                    search_draws, final_draws)
+        optimum = _tune_stage_count(
+            problem, T, optima[-1] if optima else None, solver, options, search_draws, final_draws
+        )
         optima.append(optimum)
-        log.info("α=%g %s T=%d: error %.6f at λ=%s β=%s", problem.alpha, problem.labels, T,
-                 optimum.error, optimum.lambdas, optimum.betas)
+        log.info(
+            "α=%g %s T=%d: error %.6f at λ=%s β=%s",
+            problem.alpha,
+            problem.labels,
+            T,
+            optimum.error,
+            optimum.lambdas,
+            optimum.betas,
+        )
         if early_stop([o.error for o in optima], options.stop_tol) < T:
             break
     return TuneResult(problem, tuple(optima), early_stop([o.error for o in optima], options.stop_tol))
@@ -130,16 +139,21 @@ def _tune_stage_count(problem, T, previous: Optimum | None, solver, options, sea
     low, high = np.array(bounds).T
     # Points that need more than a few hundred iterations are rare and slow; the search treats
     # them as infeasible (and counts them), the polish below uses the full iteration budget.
-    search = _Objective(template, dataclasses.replace(solver, max_iter=min(solver.max_iter, SEARCH_MAX_ITER)),
-                        search_draws)
+    search = _Objective(
+        template, dataclasses.replace(solver, max_iter=min(solver.max_iter, SEARCH_MAX_ITER)), search_draws
+    )
     if previous is None:
         start = np.log(np.array(template.lambdas))
         new = [0]
     else:
-        start = np.concatenate([
-            np.log(previous.lambdas), [math.log(previous.lambdas[-1])],
-            np.log(previous.betas) if soft else [], [0.0] if soft else [],
-        ])
+        start = np.concatenate(
+            [
+                np.log(previous.lambdas),
+                [math.log(previous.lambdas[-1])],
+                np.log(previous.betas) if soft else [],
+                [0.0] if soft else [],
+            ]
+        )
         new = [T - 1] + ([2 * T - 2] if soft else [])
     start = _grid_search(search, np.clip(start, low, high), new, bounds, options.grid_points)
     coarse = _nelder_mead(search, start, bounds, step=0.5, max_evaluations=150 * len(start))
@@ -183,11 +197,17 @@ def _grid_search(objective: _Objective, start: np.ndarray, coordinates: list[int
 
 def _nelder_mead(objective: _Objective, start: np.ndarray, bounds, step: float, max_evaluations: int) -> np.ndarray:
     low, high = np.array(bounds).T
-    simplex = [start] + [np.clip(start + step * np.eye(len(start))[i] * (1 if start[i] + step <= high[i] else -1),
-                                 low, high) for i in range(len(start))]
-    result = minimize(objective, start, method="Nelder-Mead", bounds=bounds,
-                      options={"initial_simplex": np.array(simplex), "xatol": 1e-3, "fatol": 1e-8,
-                               "maxfev": max_evaluations})
+    simplex = [start] + [
+        np.clip(start + step * np.eye(len(start))[i] * (1 if start[i] + step <= high[i] else -1), low, high)
+        for i in range(len(start))
+    ]
+    result = minimize(
+        objective,
+        start,
+        method="Nelder-Mead",
+        bounds=bounds,
+        options={"initial_simplex": np.array(simplex), "xatol": 1e-3, "fatol": 1e-8, "maxfev": max_evaluations},
+    )
     return np.clip(result.x, low, high)
 
 
@@ -218,8 +238,16 @@ class ValidationChoice:
     best_stages: int
 
 
-def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.ndarray, val_labels: np.ndarray,
-                       labels: str, loss: str, bias: str, options: TuneOptions) -> ValidationChoice:
+def tune_on_validation(
+    train_X: np.ndarray,
+    train_labels: np.ndarray,
+    val_X: np.ndarray,
+    val_labels: np.ndarray,
+    labels: str,
+    loss: str,
+    bias: str,
+    options: TuneOptions,
+) -> ValidationChoice:
     """Greedy per-stage grid search on the validation error, for ``options.max_stages`` stages.
 
     Stage t's (λ_t, β_{t−1}) minimise the 0-1 error on (val_X, val_labels) of the stage-t model
@@ -234,7 +262,7 @@ def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.
     lambdas, betas, val_errors, fits = [], [], [], []
     for t in range(options.max_stages):
         best = None
-        for beta in (beta_grid if t else [None]):
+        for beta in beta_grid if t else [None]:
             if t:
                 logits = train_X @ fits[-1][0] / sqrt_n + fits[-1][1]
                 targets = pseudo_targets(logits, beta, labels, loss)
@@ -242,8 +270,9 @@ def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.
                 targets = train_labels
             fit = fits[-1] if fits else None
             for lam in lambda_grid[::-1]:  # strong to weak ridge: each BCE fit warm-starts the next
-                fit = solver.fit(targets, lam) if solver is not None else fit_bce(
-                    train_X, targets, lam, learn_bias, fit)
+                fit = (
+                    solver.fit(targets, lam) if solver is not None else fit_bce(train_X, targets, lam, learn_bias, fit)
+                )
                 error = float(np.mean(((val_X @ fit[0] / sqrt_n + fit[1]) > 0) != (val_labels > 0.5)))
                 if best is None or error < best[0]:
                     best = (error, lam, beta, fit)
@@ -253,8 +282,9 @@ def tune_on_validation(train_X: np.ndarray, train_labels: np.ndarray, val_X: np.
             betas.append(float(beta))
         val_errors.append(error)
         fits.append(fit)
-    return ValidationChoice(tuple(lambdas), tuple(betas), tuple(val_errors), tuple(fits),
-                            early_stop(val_errors, options.stop_tol))
+    return ValidationChoice(
+        tuple(lambdas), tuple(betas), tuple(val_errors), tuple(fits), early_stop(val_errors, options.stop_tol)
+    )
 
 
 def early_stop(errors, tol: float) -> int:

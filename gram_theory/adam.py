@@ -53,8 +53,9 @@ class AdamRound:
     stopped: bool
 
 
-def loss_and_gradient(gram: np.ndarray, gram_t: np.ndarray, previous: np.ndarray, outputs: np.ndarray,
-                      scale: float, linear: bool) -> tuple[float, np.ndarray]:
+def loss_and_gradient(
+    gram: np.ndarray, gram_t: np.ndarray, previous: np.ndarray, outputs: np.ndarray, scale: float, linear: bool
+) -> tuple[float, np.ndarray]:
     """L = |Y - F(Y)|_F^2 and dL/dY (N, K), in the dtype of the inputs.
 
     Z = scale Phi (Y_{t-1} - Y), R = Y - F(Z). Softmax: dL/dY = 2 R + scale Phi^T J (2 R) with
@@ -81,8 +82,14 @@ def random_start(n_samples: int, k: int, rng: np.random.Generator) -> np.ndarray
     return start / start.sum(axis=1, keepdims=True)
 
 
-def adam_round(gram32: np.ndarray, previous: np.ndarray, lbd: float, settings: AdamSettings,
-               rng: np.random.Generator, linear: bool = False) -> AdamRound:
+def adam_round(
+    gram32: np.ndarray,
+    previous: np.ndarray,
+    lbd: float,
+    settings: AdamSettings,
+    rng: np.random.Generator,
+    linear: bool = False,
+) -> AdamRound:
     """Run the reference's optimisation of one round; ``gram32`` is Phi (N, N) as float32."""
     n_samples, k = previous.shape
     gram_t = gram32 if np.array_equal(gram32, gram32.T) else np.ascontiguousarray(gram32.T)

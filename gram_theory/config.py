@@ -100,6 +100,7 @@ class Config:
 
 # -- validation ---------------------------------------------------------------------------------
 
+
 def top_eigenvalue(config: Config) -> float:
     """An estimate of Phi's largest eigenvalue from the settings alone (Phi is built later).
 
@@ -175,8 +176,11 @@ def validate(config: Config) -> None:
     for lbd in config.wd:
         if lbd < smallest:
             raise UsageError(_too_small(config, lbd, smallest))
-    checks.memory(f"K = {config.k}, n = {config.n} (N = {config.n_samples}), {config.points} point(s) of "
-                  f"{config.solves} solves", bytes_needed(config), "lower --n, --rounds or the number of sweep points")
+    checks.memory(
+        f"K = {config.k}, n = {config.n} (N = {config.n_samples}), {config.points} point(s) of {config.solves} solves",
+        bytes_needed(config),
+        "lower --n, --rounds or the number of sweep points",
+    )
 
 
 def _rounded_up(value: float) -> str:
@@ -192,13 +196,19 @@ def _too_small(config: Config, lbd: float, smallest: float) -> str:
     if config.method == "adam":
         why = f"Phi/(N lambda) would reach {kappa:.1e}: Adam's float32 moments overflow beyond {KAPPA_ADAM:.0e}"
     elif config.approx:
-        why = (f"Phi/(N lambda) would reach {kappa:.1e}, so the linear map's rounding floor "
-               f"{_ROUNDOFF * kappa / config.k:.1e} exceeds --tol {config.tol:g}")
-        return (f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is "
-                f"{_rounded_up(smallest)} (or raise --tol)")
+        why = (
+            f"Phi/(N lambda) would reach {kappa:.1e}, so the linear map's rounding floor "
+            f"{_ROUNDOFF * kappa / config.k:.1e} exceeds --tol {config.tol:g}"
+        )
+        return (
+            f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is "
+            f"{_rounded_up(smallest)} (or raise --tol)"
+        )
     else:
-        why = (f"Phi/(N lambda) would reach {kappa:.1e}, beyond the {KAPPA_NEWTON:.0e} where float64 Newton "
-               "directions lose their accuracy")
+        why = (
+            f"Phi/(N lambda) would reach {kappa:.1e}, beyond the {KAPPA_NEWTON:.0e} where float64 Newton "
+            "directions lose their accuracy"
+        )
     return f"--wd {lbd:g} is too small {where}: {why}; the smallest --wd that works here is {_rounded_up(smallest)}"
 
 

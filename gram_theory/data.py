@@ -27,8 +27,9 @@ def block_gram(labels: np.ndarray, c: float, d: float) -> np.ndarray:
     return gram
 
 
-def feature_gram(labels: np.ndarray, k: int, c: float, d: float, epsilon: float,
-                 rng: np.random.Generator) -> np.ndarray:
+def feature_gram(
+    labels: np.ndarray, k: int, c: float, d: float, epsilon: float, rng: np.random.Generator
+) -> np.ndarray:
     """A true Gram matrix (N, N) of explicit features: symmetric, positive semidefinite, unit diagonal.
 
     Features live in R^D, D = N + K + 1, with orthonormal e_1..e_N, a_1..a_K, b:
@@ -54,10 +55,10 @@ def feature_gram(labels: np.ndarray, k: int, c: float, d: float, epsilon: float,
     gram *= epsilon**2
     gram += block_gram(labels, c, d)
     # X^T[j, i] = <g_j, clean phi_i>: the coordinates of g_j along e_i, a_{y_i} and b.
-    cross_t = noise[:, n_samples:n_samples + k][:, labels]
+    cross_t = noise[:, n_samples : n_samples + k][:, labels]
     cross_t *= np.sqrt(c - d)
     cross_t += np.sqrt(1.0 - c) * noise[:, :n_samples]
-    cross_t += np.sqrt(d) * noise[:, n_samples + k:]
+    cross_t += np.sqrt(d) * noise[:, n_samples + k :]
     cross_t += cross_t.T  # x_ij + x_ji is exactly symmetric; adding the two to gram in turn is not
     cross_t *= epsilon
     gram += cross_t
@@ -67,8 +68,7 @@ def feature_gram(labels: np.ndarray, k: int, c: float, d: float, epsilon: float,
     return gram
 
 
-def reference_gram(labels: np.ndarray, c: float, d: float, epsilon: float,
-                   rng: np.random.Generator) -> np.ndarray:
+def reference_gram(labels: np.ndarray, c: float, d: float, epsilon: float, rng: np.random.Generator) -> np.ndarray:
     """The reference construction, in this package's row convention (N, N).
 
     The reference builds R = block + U with U_ij ~ Uniform[-epsilon, epsilon] drawn independently
@@ -82,8 +82,9 @@ def reference_gram(labels: np.ndarray, c: float, d: float, epsilon: float,
     return np.ascontiguousarray(gram.T)
 
 
-def make_gram(kind: str, labels: np.ndarray, k: int, c: float, d: float, epsilon: float,
-              rng: np.random.Generator) -> np.ndarray:
+def make_gram(
+    kind: str, labels: np.ndarray, k: int, c: float, d: float, epsilon: float, rng: np.random.Generator
+) -> np.ndarray:
     """Dispatch on ``kind`` in :data:`GRAMS`; an unknown name lists the valid ones."""
     if kind == "features":
         return feature_gram(labels, k, c, d, epsilon, rng)

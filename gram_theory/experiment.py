@@ -44,8 +44,9 @@ def prepare(config: Config) -> Setup:
     start = time.perf_counter()
     labels = data.class_labels(config.k, config.n)
     uniforms, other = data.label_noise(labels, config.k, numpy_rng(config.seed, "labels"))
-    gram = data.make_gram(config.gram, labels, config.k, config.c, config.d, config.epsilon,
-                          numpy_rng(config.seed, "gram"))
+    gram = data.make_gram(
+        config.gram, labels, config.k, config.c, config.d, config.epsilon, numpy_rng(config.seed, "gram")
+    )
     symmetric = bool(np.array_equal(gram, gram.T))
     seconds["data"] = time.perf_counter() - start
     start = time.perf_counter()
@@ -94,8 +95,7 @@ class PointResult:
     undetermined: np.ndarray
 
 
-def _exact_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float
-                  ) -> Iterator[tuple[np.ndarray, int]]:
+def _exact_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float) -> Iterator[tuple[np.ndarray, int]]:
     """(Y_t, Newton iterations) for t = 1, 2, ...; students start from 2 Y_{t-1} - Y_{t-2}.
 
     The teacher starts from the given labels when Phi is symmetric (the first Newton step is then the
@@ -107,14 +107,21 @@ def _exact_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float
     start = None if setup.symmetric else np.full_like(given, 1.0 / given.shape[1])
     while True:
         try:
-            solution = newton.solve_round(setup.gram, previous, lbd, setup.spectrum, tol=config.tol,
-                                          max_iter=config.max_iter, start=start, symmetric=setup.symmetric)
+            solution = newton.solve_round(
+                setup.gram,
+                previous,
+                lbd,
+                setup.spectrum,
+                tol=config.tol,
+                max_iter=config.max_iter,
+                start=start,
+                symmetric=setup.symmetric,
+            )
         except newton.ConvergenceError as error:
             if setup.symmetric:
                 raise
             log.info("%s; continuing in lambda from %g", error, 100 * lbd)
-            solution = newton.solve_by_continuation(setup.gram, previous, lbd, tol=config.tol,
-                                                    max_iter=config.max_iter)
+            solution = newton.solve_by_continuation(setup.gram, previous, lbd, tol=config.tol, max_iter=config.max_iter)
         yield solution.outputs, solution.iterations
         start = 2.0 * solution.outputs - previous
         previous = solution.outputs
@@ -129,20 +136,23 @@ def _linear_rounds(setup: Setup, given: np.ndarray, lbd: float) -> Iterator[tupl
         yield outputs, 0
 
 
-def _adam_rounds(config: Config, setup: Setup, given: np.ndarray, lbd: float, eta: float
-                 ) -> Iterator[tuple[np.ndarray, int]]:
+def _adam_rounds(
+    config: Config, setup: Setup, given: np.ndarray, lbd: float, eta: float
+) -> Iterator[tuple[np.ndarray, int]]:
     gram32 = setup.gram.astype(np.float32)
     settings = adam.AdamSettings(max_steps=config.max_iter)
     previous = given
     for t in range(1, config.solves + 1):
-        result = adam.adam_round(gram32, previous, lbd, settings, numpy_rng(config.seed, "adam", lbd, eta, t),
-                                 linear=config.approx)
+        result = adam.adam_round(
+            gram32, previous, lbd, settings, numpy_rng(config.seed, "adam", lbd, eta, t), linear=config.approx
+        )
         previous = result.outputs.astype(np.float64)
         yield previous, result.steps
 
 
-def run_point(config: Config, setup: Setup, lbd: float, eta: float,
-              on_round: Callable[[RoundRecord], None] | None = None) -> PointResult:
+def run_point(
+    config: Config, setup: Setup, lbd: float, eta: float, on_round: Callable[[RoundRecord], None] | None = None
+) -> PointResult:
     """Solve t = 1..R + 1 at one (lambda, eta); exact rounds that miss ``tol`` raise."""
     given_labels = data.corrupt(setup.labels, eta, setup.uniforms, setup.other)
     given = data.one_hot(given_labels, config.k)
@@ -166,19 +176,32 @@ def run_point(config: Config, setup: Setup, lbd: float, eta: float,
         if config.exact and not converged:
             raise newton.ConvergenceError(
                 f"{_where(t, lbd, eta)}: residual {res:.3e} > tol {config.tol:g} "
-                f"(outputs up to {np.abs(outputs).max():.3g}); raise --tol")
-        record = RoundRecord(lbd, eta, t, outputs, res, seconds, converged, iterations,
-                             stats.accuracy(outputs, setup.labels, given_labels),
-                             stats.softmax_statistics(outputs, setup.labels, given_labels),
-                             stats.undetermined(outputs, config.tol))
-        log.debug("wd %g corruption %g %s: residual %.2e, %.3f s", lbd, eta, Stage.from_solver_round(t).label,
-                  res, seconds)
+                f"(outputs up to {np.abs(outputs).max():.3g}); raise --tol"
+            )
+        record = RoundRecord(
+            lbd,
+            eta,
+            t,
+            outputs,
+            res,
+            seconds,
+            converged,
+            iterations,
+            stats.accuracy(outputs, setup.labels, given_labels),
+            stats.softmax_statistics(outputs, setup.labels, given_labels),
+            stats.undetermined(outputs, config.tol),
+        )
+        log.debug(
+            "wd %g corruption %g %s: residual %.2e, %.3f s", lbd, eta, Stage.from_solver_round(t).label, res, seconds
+        )
         records.append(record)
         if on_round is not None:
             on_round(record)
         previous = outputs
     return PointResult(
-        lbd, eta, given_labels,
+        lbd,
+        eta,
+        given_labels,
         outputs=np.stack([r.outputs for r in records]),
         residual=np.array([r.residual for r in records]),
         seconds=np.array([r.seconds for r in records]),
@@ -190,20 +213,35 @@ def run_point(config: Config, setup: Setup, lbd: float, eta: float,
     )
 
 
-def _given_record(config: Config, setup: Setup, given: np.ndarray, given_labels: np.ndarray, lbd: float,
-                  eta: float) -> RoundRecord:
+def _given_record(
+    config: Config, setup: Setup, given: np.ndarray, given_labels: np.ndarray, lbd: float, eta: float
+) -> RoundRecord:
     """Index 0: the given labels themselves, residual 0 by definition."""
-    return RoundRecord(lbd, eta, 0, given, 0.0, 0.0, True, 0,
-                       stats.accuracy(given, setup.labels, given_labels),
-                       stats.softmax_statistics(given, setup.labels, given_labels), 0)
+    return RoundRecord(
+        lbd,
+        eta,
+        0,
+        given,
+        0.0,
+        0.0,
+        True,
+        0,
+        stats.accuracy(given, setup.labels, given_labels),
+        stats.softmax_statistics(given, setup.labels, given_labels),
+        0,
+    )
 
 
 def _where(t: int, lbd: float, eta: float) -> str:
     return f"{Stage.from_solver_round(t).label} (wd={lbd:g}, corruption={eta:g})"
 
 
-def run(config: Config, setup: Setup, on_round: Callable[[RoundRecord], None] | None = None,
-        on_point: Callable[[PointResult], None] | None = None) -> list[list[PointResult]]:
+def run(
+    config: Config,
+    setup: Setup,
+    on_round: Callable[[RoundRecord], None] | None = None,
+    on_point: Callable[[PointResult], None] | None = None,
+) -> list[list[PointResult]]:
     """Every point of the sweep, indexed [wd][corruption], in the order given on the command line."""
     points = []
     for lbd in config.wd:

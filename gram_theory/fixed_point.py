@@ -21,8 +21,9 @@ def logits(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: flo
     return gram @ (previous - outputs) / (gram.shape[0] * lbd)
 
 
-def fixed_point_map(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float,
-                    linear: bool = False) -> np.ndarray:
+def fixed_point_map(
+    gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float, linear: bool = False
+) -> np.ndarray:
     """F(Y) = softmax(Z), or with ``linear`` the paper's approximation (1 + Z) / K."""
     z = logits(gram, previous, outputs, lbd)
     if linear:
@@ -30,14 +31,14 @@ def fixed_point_map(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray,
     return softmax(z)
 
 
-def residual(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float,
-             linear: bool = False) -> float:
+def residual(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float, linear: bool = False) -> float:
     """max_{i,k} |Y - F(Y)|_{ik}: the max-norm residual that ``tol`` bounds."""
     return float(np.abs(outputs - fixed_point_map(gram, previous, outputs, lbd, linear)).max())
 
 
-def squared_residual(gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float,
-                     linear: bool = False) -> float:
+def squared_residual(
+    gram: np.ndarray, previous: np.ndarray, outputs: np.ndarray, lbd: float, linear: bool = False
+) -> float:
     """|Y - F(Y)|_F^2: the reference's loss, the squared Frobenius norm of the residual."""
     diff = outputs - fixed_point_map(gram, previous, outputs, lbd, linear)
     return float(np.sum(diff * diff))

@@ -95,13 +95,12 @@ def _qt(sqrt_p: np.ndarray, p: np.ndarray, v: np.ndarray) -> np.ndarray:
 class _Preconditioner:
     """Inverse of P = B + W W^T, with B_i = I + m0 Q_i^T Q_i (K x K) and W (N, K, T K), by Woodbury."""
 
-    def __init__(self, sqrt_p: np.ndarray, p: np.ndarray, top_m: np.ndarray, top_u: np.ndarray,
-                 bulk_m: float):
+    def __init__(self, sqrt_p: np.ndarray, p: np.ndarray, top_m: np.ndarray, top_u: np.ndarray, bulk_m: float):
         k = p.shape[1]
-        q = sqrt_p[:, :, None] * np.eye(k) - p[:, :, None] * sqrt_p[:, None, :]   # Q_i, (N, K, K)
+        q = sqrt_p[:, :, None] * np.eye(k) - p[:, :, None] * sqrt_p[:, None, :]  # Q_i, (N, K, K)
         qtq = np.einsum("ilk,ilj->ikj", q, q)
         self.b_inv = np.linalg.inv(np.eye(k) + bulk_m * qtq)
-        weights = top_u * np.sqrt(np.maximum(top_m - bulk_m, 0.0))                  # (N, T)
+        weights = top_u * np.sqrt(np.maximum(top_m - bulk_m, 0.0))  # (N, T)
         self.w = np.einsum("it,ilk->iktl", weights, q).reshape(p.shape[0], k, -1)
         self.b_inv_w = np.einsum("ikj,ijs->iks", self.b_inv, self.w)
         capacitance = np.eye(self.w.shape[2]) + np.einsum("iks,ikr->sr", self.w, self.b_inv_w)
@@ -113,14 +112,21 @@ class _Preconditioner:
         return b - self.b_inv_w @ s
 
 
-def _cg_direction(gram32: np.ndarray, scale: float, p: np.ndarray, r: np.ndarray, forcing: float,
-                  top: tuple[np.ndarray, np.ndarray, float]) -> tuple[np.ndarray, np.ndarray, int]:
+def _cg_direction(
+    gram32: np.ndarray,
+    scale: float,
+    p: np.ndarray,
+    r: np.ndarray,
+    forcing: float,
+    top: tuple[np.ndarray, np.ndarray, float],
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Newton step delta (N, K), M delta and the CG iteration count, for symmetric PSD M = scale Phi.
 
     The products with Phi use a float32 copy ``gram32``: they are memory-bound, so this makes them
     about four times faster, and an inexact Newton direction (relative error ~1e-6) costs at most one
     extra Newton step. The residual that decides convergence is always the float64 one.
     """
+
     def apply_m(x: np.ndarray) -> np.ndarray:
         return scale * (gram32 @ x.astype(np.float32)).astype(np.float64)
 
@@ -158,8 +164,9 @@ def _helmert(k: int) -> np.ndarray:
     return basis[:, 1:]
 
 
-def _dense_direction(gram: np.ndarray, scale: float, p: np.ndarray, r: np.ndarray
-                     ) -> tuple[np.ndarray, np.ndarray, int]:
+def _dense_direction(
+    gram: np.ndarray, scale: float, p: np.ndarray, r: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Exact Newton step for any M: LU of I + D M in the N (K - 1) row-sum-zero coordinates."""
     n, k = p.shape
     basis = _helmert(k)
@@ -167,8 +174,9 @@ def _dense_direction(gram: np.ndarray, scale: float, p: np.ndarray, r: np.ndarra
     reduced = np.einsum("ka,ikl,lb->iab", basis, jac_blocks, basis)
     jacobian = (scale * gram[:, None, :, None] * reduced[:, :, None, :]).reshape(n * (k - 1), -1)
     jacobian[np.diag_indices_from(jacobian)] += 1.0
-    step = scipy.linalg.lu_solve(scipy.linalg.lu_factor(jacobian, overwrite_a=True, check_finite=False),
-                                 -(r @ basis).ravel(), check_finite=False)
+    step = scipy.linalg.lu_solve(
+        scipy.linalg.lu_factor(jacobian, overwrite_a=True, check_finite=False), -(r @ basis).ravel(), check_finite=False
+    )
     delta = step.reshape(n, k - 1) @ basis.T
     return delta, scale * (gram @ delta), 1
 
@@ -184,9 +192,17 @@ def _squared_norm(x: np.ndarray) -> float:
     return float(np.sum(x * x))
 
 
-def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Spectrum | None, *, tol: float,
-                max_iter: int, start: np.ndarray | None = None, symmetric: bool | None = None
-                ) -> RoundSolution:
+def solve_round(
+    gram: np.ndarray,
+    previous: np.ndarray,
+    lbd: float,
+    spectrum: Spectrum | None,
+    *,
+    tol: float,
+    max_iter: int,
+    start: np.ndarray | None = None,
+    symmetric: bool | None = None,
+) -> RoundSolution:
     """Y (N, K) with max |Y - softmax(Phi (Y_{t-1} - Y) / (N lambda))| <= tol, or ConvergenceError.
 
     ``previous`` is Y_{t-1} (N, K); ``start`` (rows summing to 1) defaults to Y_{t-1}, from where the
@@ -217,8 +233,10 @@ def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Sp
         if res < 0.5 * best or progress:
             best, best_at = min(res, best), iteration
         if iteration - best_at >= _STALL_STEPS:
-            raise ConvergenceError(f"stalled at residual {res:.3e} > tol {tol:g} after {iteration} Newton "
-                                   "iterations (the rounding floor or a non-convex problem; raise --tol)")
+            raise ConvergenceError(
+                f"stalled at residual {res:.3e} > tol {tol:g} after {iteration} Newton "
+                "iterations (the rounding floor or a non-convex problem; raise --tol)"
+            )
         if iteration == max_iter:
             break
         try:
@@ -229,16 +247,26 @@ def solve_round(gram: np.ndarray, previous: np.ndarray, lbd: float, spectrum: Sp
         except np.linalg.LinAlgError as error:
             # The systems are positive definite in exact arithmetic; rounding broke that (the scale
             # 1/(N lambda) is far beyond what config.smallest_wd admits, or the iterate holds NaN).
-            raise ConvergenceError(f"the Newton system lost definiteness in rounding ({error}) at residual "
-                                   f"{res:.3e} > tol {tol:g} after {iteration} Newton iterations") from None
+            raise ConvergenceError(
+                f"the Newton system lost definiteness in rounding ({error}) at residual "
+                f"{res:.3e} > tol {tol:g} after {iteration} Newton iterations"
+            ) from None
         inner += steps
         outputs, decrease = _line_search(previous, outputs, z, r, delta, m_delta, symmetric, res, tol)
         progress = symmetric and decrease > _ROUNDING
     raise ConvergenceError(f"residual {res:.3e} > tol {tol:g} after --max-iter {max_iter} Newton iterations")
 
 
-def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *, tol: float, max_iter: int,
-                          factor: float = 100.0, steps: int = 8) -> RoundSolution:
+def solve_by_continuation(
+    gram: np.ndarray,
+    previous: np.ndarray,
+    lbd: float,
+    *,
+    tol: float,
+    max_iter: int,
+    factor: float = 100.0,
+    steps: int = 8,
+) -> RoundSolution:
     """The round at ``lbd`` reached through lambda_0 = factor lbd > lambda_1 > ... > lbd (geometric).
 
     For a non-symmetric Phi, where Newton from a fixed start can stall: a larger lambda shrinks M, so
@@ -249,17 +277,26 @@ def solve_by_continuation(gram: np.ndarray, previous: np.ndarray, lbd: float, *,
     iterations = 0
     for value in np.geomspace(factor * lbd, lbd, steps + 1):
         try:
-            solution = solve_round(gram, previous, float(value), None, tol=tol, max_iter=max_iter,
-                                   start=outputs, symmetric=False)
+            solution = solve_round(
+                gram, previous, float(value), None, tol=tol, max_iter=max_iter, start=outputs, symmetric=False
+            )
         except ConvergenceError as error:
             raise ConvergenceError(f"{error} (continuation in lambda, at lambda={value:.3g})") from None
         outputs, iterations = solution.outputs, iterations + solution.iterations
     return dataclasses.replace(solution, iterations=iterations)
 
 
-def _line_search(previous: np.ndarray, outputs: np.ndarray, z: np.ndarray, r: np.ndarray,
-                 delta: np.ndarray, m_delta: np.ndarray, symmetric: bool, res: float, tol: float
-                 ) -> tuple[np.ndarray, float]:
+def _line_search(
+    previous: np.ndarray,
+    outputs: np.ndarray,
+    z: np.ndarray,
+    r: np.ndarray,
+    delta: np.ndarray,
+    m_delta: np.ndarray,
+    symmetric: bool,
+    res: float,
+    tol: float,
+) -> tuple[np.ndarray, float]:
     """Backtrack Y + s delta (s = 1, 1/2, ...) until the merit decreases enough (Armijo).
 
     Returns the new outputs and the relative decrease of the merit.
@@ -284,5 +321,6 @@ def _line_search(previous: np.ndarray, outputs: np.ndarray, z: np.ndarray, r: np
         if np.isfinite(merit) and merit <= current + _ARMIJO * step * slope + slack:
             return trial, (current - merit) / (abs(current) + 1.0)
         step *= 0.5
-    raise ConvergenceError(f"line search failed at residual {res:.3e} > tol {tol:g} "
-                           "(no descent along the Newton direction)")
+    raise ConvergenceError(
+        f"line search failed at residual {res:.3e} > tol {tol:g} (no descent along the Newton direction)"
+    )

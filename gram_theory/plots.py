@@ -32,8 +32,14 @@ def accuracy_vs_eta(points: list[PointResult], path: Path) -> None:
     fig = Figure(figsize=(6, 4))
     ax = fig.subplots()
     for t in range(1, rounds + 1):
-        ax.plot(etas, [p.accuracy[t, 2] for p in points], marker="o", ms=3, color=colours[t - 1],
-                label=stage_name(t) if t in (1, 2, rounds) else None)
+        ax.plot(
+            etas,
+            [p.accuracy[t, 2] for p in points],
+            marker="o",
+            ms=3,
+            color=colours[t - 1],
+            label=stage_name(t) if t in (1, 2, rounds) else None,
+        )
     ax.set_xlabel("label corruption rate eta (--corruption)")
     ax.set_ylabel("training accuracy vs true class (%)")
     ax.set_title(f"accuracy per stage, wd = {points[0].lbd:g}")

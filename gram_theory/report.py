@@ -25,20 +25,28 @@ def _pm(mean: float, std: float) -> str:
 
 def point_table(point: PointResult) -> str:
     """Accuracy, residual, time and iterations per round, then the softmax values (Figure 3b)."""
-    lines = [f"corruption = {point.eta:g}, wd = {point.lbd:g}",
-             f"{'stage':<{_WIDTH}}{'clean %':>8}{'noisy %':>8}{'all %':>8}{'residual':>11}{'time s':>8}"
-             f"{'iters':>8}  converged"]
+    lines = [
+        f"corruption = {point.eta:g}, wd = {point.lbd:g}",
+        f"{'stage':<{_WIDTH}}{'clean %':>8}{'noisy %':>8}{'all %':>8}{'residual':>11}{'time s':>8}"
+        f"{'iters':>8}  converged",
+    ]
     for t in range(point.outputs.shape[0]):
         clean, noisy, total = point.accuracy[t]
         converged = "-" if t == 0 else ("yes" if point.converged[t] else "no")
-        lines.append(f"{stage_name(t):<{_WIDTH}}{clean:>8.2f}{noisy:>8.2f}{total:>8.2f}{point.residual[t]:>11.2e}"
-                     f"{point.seconds[t]:>8.3f}{point.iterations[t]:>8d}  {converged}")
+        lines.append(
+            f"{stage_name(t):<{_WIDTH}}{clean:>8.2f}{noisy:>8.2f}{total:>8.2f}{point.residual[t]:>11.2e}"
+            f"{point.seconds[t]:>8.3f}{point.iterations[t]:>8d}  {converged}"
+        )
     lines.append("")
-    lines.append(f"{'softmax':<{_WIDTH}}{'clean: true':>14}{'other':>14} |{'noisy: true':>14}{'given':>14}{'other':>14}")
+    lines.append(
+        f"{'softmax':<{_WIDTH}}{'clean: true':>14}{'other':>14} |{'noisy: true':>14}{'given':>14}{'other':>14}"
+    )
     for t in range(point.outputs.shape[0]):
         s = point.softmax[t]
-        lines.append(f"{stage_name(t):<{_WIDTH}}{_pm(*s[0, 0]):>14}{_pm(*s[0, 2]):>14} |"
-                     f"{_pm(*s[1, 0]):>14}{_pm(*s[1, 1]):>14}{_pm(*s[1, 2]):>14}")
+        lines.append(
+            f"{stage_name(t):<{_WIDTH}}{_pm(*s[0, 0]):>14}{_pm(*s[0, 2]):>14} |"
+            f"{_pm(*s[1, 0]):>14}{_pm(*s[1, 1]):>14}{_pm(*s[1, 2]):>14}"
+        )
     return "\n".join(lines)
 
 
@@ -48,10 +56,12 @@ def undetermined_note(points: list[PointResult]) -> str:
     for p in points:
         rounds = np.flatnonzero(p.undetermined)
         if rounds.size:
-            lines.append(f"note: corruption = {p.eta:g}, wd = {p.lbd:g}: up to {p.undetermined.max()} samples "
-                         f"have their two largest outputs within tol ({stage_name(rounds.min())} to "
-                         f"{stage_name(rounds.max())}); "
-                         "their argmax, and so the accuracy, reflects rounding")
+            lines.append(
+                f"note: corruption = {p.eta:g}, wd = {p.lbd:g}: up to {p.undetermined.max()} samples "
+                f"have their two largest outputs within tol ({stage_name(rounds.min())} to "
+                f"{stage_name(rounds.max())}); "
+                "their argmax, and so the accuracy, reflects rounding"
+            )
     return "\n".join(lines)
 
 

@@ -65,22 +65,34 @@ def read_phi(path: Path, size: int | None = None, digest: str | None = None) -> 
             stream.seek(0)
             if magic != b"\x93NUMPY":
                 what = "empty" if not magic else ("a zip archive" if magic.startswith(b"PK") else "not a .npy file")
-                raise UserError(f"{path} is {what}, not Phi's .npy array; remove it so that the next run writes "
-                                "it again")
+                raise UserError(
+                    f"{path} is {what}, not Phi's .npy array; remove it so that the next run writes it again"
+                )
             gram = np.load(stream, allow_pickle=False)
     except FileNotFoundError:
         raise UserError(f"{path}: Phi file not found; it belongs beside the run that references it") from None
     except (ValueError, EOFError) as error:
-        raise UserError(f"{path} is not a readable Phi file (truncated or damaged: {' '.join(str(error).split())[:70]}); "
-                        "remove it so that the next run writes it again") from None
+        raise UserError(
+            f"{path} is not a readable Phi file (truncated or damaged: {' '.join(str(error).split())[:70]}); "
+            "remove it so that the next run writes it again"
+        ) from None
     expected = (size, size) if size is not None else None
-    if gram.dtype != np.float64 or gram.ndim != 2 or gram.shape[0] != gram.shape[1] or (
-            expected is not None and gram.shape != expected):
-        raise UserError(f"{path} holds a {gram.dtype} array of shape {gram.shape}, not Phi"
-                        + (f" ({size} x {size} float64)" if size else "") + "; remove it")
+    if (
+        gram.dtype != np.float64
+        or gram.ndim != 2
+        or gram.shape[0] != gram.shape[1]
+        or (expected is not None and gram.shape != expected)
+    ):
+        raise UserError(
+            f"{path} holds a {gram.dtype} array of shape {gram.shape}, not Phi"
+            + (f" ({size} x {size} float64)" if size else "")
+            + "; remove it"
+        )
     if digest is not None and phi_digest(gram) != digest:
-        raise UserError(f"{path} does not match the SHA-256 its run recorded ({digest[:12]}…): it was changed "
-                        "or damaged; remove it and run again")
+        raise UserError(
+            f"{path} does not match the SHA-256 its run recorded ({digest[:12]}…): it was changed "
+            "or damaged; remove it and run again"
+        )
     return gram
 
 
@@ -95,13 +107,16 @@ def phi_is_stored(files: RunFiles, gram: np.ndarray) -> bool:
         return False
     stored = read_phi(path, gram.shape[0])
     if phi_digest(stored) != phi_digest(gram):
-        raise UserError(f"{path} holds a different Phi than these settings give (damaged, or written by "
-                        "another version); remove it so that this run writes it again")
+        raise UserError(
+            f"{path} holds a different Phi than these settings give (damaged, or written by "
+            "another version); remove it so that this run writes it again"
+        )
     return True
 
 
 def arrays(config: Config, setup: Setup, points: list[list[PointResult]]) -> dict[str, np.ndarray]:
     """The arrays of the ``.npz`` (see the module docstring), squeezed for a single point."""
+
     def stack(field: str) -> np.ndarray:
         return np.array([[getattr(p, field) for p in row] for row in points])
 
@@ -134,21 +149,36 @@ def _versions() -> dict[str, str]:
 def provenance(threads: int) -> dict[str, Any]:
     """Versions, machine, thread count and commit. (``utils.provenance.provenance`` would import torch,
     which the solver never needs.)"""
-    return {"versions": dict(_versions()),
-            "platform": platform.platform(), "cpu_count": os.cpu_count(), "threads": threads,
-            "git_commit": git_commit()}
+    return {
+        "versions": dict(_versions()),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "git_commit": git_commit(),
+    }
 
 
-def record(config: Config, setup: Setup, points: list[list[PointResult]], files: RunFiles, digest: str,
-           threads: int, figures: list[Path]) -> dict[str, Any]:
+def record(
+    config: Config,
+    setup: Setup,
+    points: list[list[PointResult]],
+    files: RunFiles,
+    digest: str,
+    threads: int,
+    figures: list[Path],
+) -> dict[str, Any]:
     realised = {f"{p.eta:g}": float(np.mean(p.given != setup.labels)) for p in points[0]}
     return {
         "format": FORMAT,
         "config": dataclasses.asdict(config),
         "identity": hashlib.sha256(json.dumps(identity(config), sort_keys=True).encode()).hexdigest(),
         "stages": [stage_name(t) for t in range(config.solves + 1)],  # what outputs[t] holds
-        "phi": {"file": files.phi.name, "sha256": digest, "shape": list(setup.gram.shape),
-                "settings": phi_settings(config)},
+        "phi": {
+            "file": files.phi.name,
+            "sha256": digest,
+            "shape": list(setup.gram.shape),
+            "settings": phi_settings(config),
+        },
         "sweep": config.sweep,
         "map": config.map,
         "symmetric_gram": setup.symmetric,
@@ -159,8 +189,16 @@ def record(config: Config, setup: Setup, points: list[list[PointResult]], files:
     }
 
 
-def save(config: Config, setup: Setup, points: list[list[PointResult]], files: RunFiles, *, threads: int,
-         write_phi: bool, figures: list[tuple[Path, Callable[[Path], None]]] = ()) -> list[Path]:
+def save(
+    config: Config,
+    setup: Setup,
+    points: list[list[PointResult]],
+    files: RunFiles,
+    *,
+    threads: int,
+    write_phi: bool,
+    figures: list[tuple[Path, Callable[[Path], None]]] = (),
+) -> list[Path]:
     """Write the run's files together (``atomic_group``); ``figures`` are (path, draw(temp path)) pairs.
 
     Returns the paths written. Phi is written only when ``write_phi`` (it is not in the folder yet).
@@ -175,7 +213,7 @@ def save(config: Config, setup: Setup, points: list[list[PointResult]], files: R
         if write_phi:
             with open(temps[2], "wb") as stream:
                 np.save(stream, np.ascontiguousarray(setup.gram, dtype="<f8"))
-        for (_, draw), temp in zip(figures, temps[len(targets) - len(figures):]):
+        for (_, draw), temp in zip(figures, temps[len(targets) - len(figures) :]):
             draw(temp)
     return targets
 
@@ -198,8 +236,7 @@ def _read_record(path: Path) -> dict[str, Any]:
         raise UserError(f"{path} is not a readable run record ({type(error).__name__}); run the solver again") from None
     try:
         phi = content["phi"]
-        needed = (phi["file"], phi["sha256"], content["config"]["wd"], content["config"]["corruption"],
-                  content["map"])
+        needed = (phi["file"], phi["sha256"], content["config"]["wd"], content["config"]["corruption"], content["map"])
     except (KeyError, TypeError):
         needed = None
     if not isinstance(content, dict) or needed is None or content.get("format") != FORMAT:
@@ -221,8 +258,9 @@ def load_run(path: str | os.PathLike) -> SavedRun:
     except FileNotFoundError:
         raise UserError(f"{npz}: run arrays not found") from None
     except (ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise UserError(f"{npz} is not a readable run file ({' '.join(str(error).split())[:60]}); "
-                        "run the solver again") from None
+        raise UserError(
+            f"{npz} is not a readable run file ({' '.join(str(error).split())[:60]}); run the solver again"
+        ) from None
     missing = [name for name in ("labels", "outputs", "residual") if name not in loaded]
     if missing:
         raise UserError(f"{npz} lacks the arrays {', '.join(missing)}; run the solver again")

@@ -57,8 +57,12 @@ def catalog_entry(arch: str) -> tuple[str, str, dict[str, tuple]]:
         transform = member.transforms()
         (resize,), (crop,) = transform.resize_size, transform.crop_size
         norm = (tuple(transform.mean), tuple(transform.std))
-        members[member.name] = (resize, crop, transform.interpolation.value,
-                                *(() if norm == (IMAGENET_MEAN, IMAGENET_STD) else norm))
+        members[member.name] = (
+            resize,
+            crop,
+            transform.interpolation.value,
+            *(() if norm == (IMAGENET_MEAN, IMAGENET_STD) else norm),
+        )
     return enum.__name__, enum.DEFAULT.name, members
 
 
@@ -124,5 +128,7 @@ def strip_classifier(network: nn.Module, arch: str) -> int:
         conv = network.classifier[1]  # Conv2d(512, classes, 1); forward() flattens what the classifier returns
         network.classifier = nn.AdaptiveAvgPool2d(1)
         return int(conv.in_channels)
-    raise UserError(f"{arch} does not end in a linear classifier, so its feature layer is not known; "
-                    f"compute features yourself and pass them with --features")
+    raise UserError(
+        f"{arch} does not end in a linear classifier, so its feature layer is not known; "
+        f"compute features yourself and pass them with --features"
+    )

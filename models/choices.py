@@ -53,19 +53,27 @@ CATALOG: dict[str, tuple[str, str, dict[str, tuple]]] = {
     "densenet169": ("DenseNet169_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "densenet201": ("DenseNet201_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "efficientnet_b0": ("EfficientNet_B0_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bicubic")}),
-    "efficientnet_b1": ("EfficientNet_B1_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 240, "bicubic"),
-        "IMAGENET1K_V2": (255, 240, "bilinear"),
-    }),
+    "efficientnet_b1": (
+        "EfficientNet_B1_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 240, "bicubic"),
+            "IMAGENET1K_V2": (255, 240, "bilinear"),
+        },
+    ),
     "efficientnet_b2": ("EfficientNet_B2_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (288, 288, "bicubic")}),
     "efficientnet_b3": ("EfficientNet_B3_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (320, 300, "bicubic")}),
     "efficientnet_b4": ("EfficientNet_B4_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (384, 380, "bicubic")}),
     "efficientnet_b5": ("EfficientNet_B5_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (456, 456, "bicubic")}),
     "efficientnet_b6": ("EfficientNet_B6_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (528, 528, "bicubic")}),
     "efficientnet_b7": ("EfficientNet_B7_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (600, 600, "bicubic")}),
-    "efficientnet_v2_l": ("EfficientNet_V2_L_Weights", "IMAGENET1K_V1", {
-        "IMAGENET1K_V1": (480, 480, "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
-    }),
+    "efficientnet_v2_l": (
+        "EfficientNet_V2_L_Weights",
+        "IMAGENET1K_V1",
+        {
+            "IMAGENET1K_V1": (480, 480, "bicubic", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+        },
+    ),
     "efficientnet_v2_m": ("EfficientNet_V2_M_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (480, 480, "bilinear")}),
     "efficientnet_v2_s": ("EfficientNet_V2_S_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (384, 384, "bilinear")}),
     "googlenet": ("GoogLeNet_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
@@ -75,102 +83,190 @@ CATALOG: dict[str, tuple[str, str, dict[str, tuple]]] = {
     "mnasnet0_75": ("MNASNet0_75_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (232, 224, "bilinear")}),
     "mnasnet1_0": ("MNASNet1_0_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "mnasnet1_3": ("MNASNet1_3_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (232, 224, "bilinear")}),
-    "mobilenet_v2": ("MobileNet_V2_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "mobilenet_v3_large": ("MobileNet_V3_Large_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
+    "mobilenet_v2": (
+        "MobileNet_V2_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "mobilenet_v3_large": (
+        "MobileNet_V3_Large_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
     "mobilenet_v3_small": ("MobileNet_V3_Small_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "regnet_x_16gf": ("RegNet_X_16GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_1_6gf": ("RegNet_X_1_6GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_32gf": ("RegNet_X_32GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_3_2gf": ("RegNet_X_3_2GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_400mf": ("RegNet_X_400MF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_800mf": ("RegNet_X_800MF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_x_8gf": ("RegNet_X_8GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_y_128gf": ("RegNet_Y_128GF_Weights", "IMAGENET1K_SWAG_E2E_V1", {
-        "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
-    "regnet_y_16gf": ("RegNet_Y_16GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-        "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
-    "regnet_y_1_6gf": ("RegNet_Y_1_6GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_y_32gf": ("RegNet_Y_32GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-        "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
-    "regnet_y_3_2gf": ("RegNet_Y_3_2GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_y_400mf": ("RegNet_Y_400MF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_y_800mf": ("RegNet_Y_800MF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "regnet_y_8gf": ("RegNet_Y_8GF_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "resnet101": ("ResNet101_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "resnet152": ("ResNet152_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
+    "regnet_x_16gf": (
+        "RegNet_X_16GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_1_6gf": (
+        "RegNet_X_1_6GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_32gf": (
+        "RegNet_X_32GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_3_2gf": (
+        "RegNet_X_3_2GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_400mf": (
+        "RegNet_X_400MF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_800mf": (
+        "RegNet_X_800MF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_x_8gf": (
+        "RegNet_X_8GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_y_128gf": (
+        "RegNet_Y_128GF_Weights",
+        "IMAGENET1K_SWAG_E2E_V1",
+        {
+            "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
+    "regnet_y_16gf": (
+        "RegNet_Y_16GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+            "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
+    "regnet_y_1_6gf": (
+        "RegNet_Y_1_6GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_y_32gf": (
+        "RegNet_Y_32GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+            "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
+    "regnet_y_3_2gf": (
+        "RegNet_Y_3_2GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_y_400mf": (
+        "RegNet_Y_400MF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_y_800mf": (
+        "RegNet_Y_800MF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "regnet_y_8gf": (
+        "RegNet_Y_8GF_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "resnet101": (
+        "ResNet101_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "resnet152": (
+        "ResNet152_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
     "resnet18": ("ResNet18_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "resnet34": ("ResNet34_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "resnet50": ("ResNet50_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "resnext101_32x8d": ("ResNeXt101_32X8D_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
+    "resnet50": (
+        "ResNet50_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "resnext101_32x8d": (
+        "ResNeXt101_32X8D_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
     "resnext101_64x4d": ("ResNeXt101_64X4D_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (232, 224, "bilinear")}),
-    "resnext50_32x4d": ("ResNeXt50_32X4D_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
+    "resnext50_32x4d": (
+        "ResNeXt50_32X4D_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
     "shufflenet_v2_x0_5": ("ShuffleNet_V2_X0_5_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "shufflenet_v2_x1_0": ("ShuffleNet_V2_X1_0_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "shufflenet_v2_x1_5": ("ShuffleNet_V2_X1_5_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (232, 224, "bilinear")}),
@@ -187,38 +283,67 @@ CATALOG: dict[str, tuple[str, str, dict[str, tuple]]] = {
     "vgg11_bn": ("VGG11_BN_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "vgg13": ("VGG13_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "vgg13_bn": ("VGG13_BN_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "vgg16": ("VGG16_Weights", "IMAGENET1K_V1", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_FEATURES": (256, 224, "bilinear", (0.48235, 0.45882, 0.40784),
-                                (0.00392156862745098, 0.00392156862745098, 0.00392156862745098)),
-    }),
+    "vgg16": (
+        "VGG16_Weights",
+        "IMAGENET1K_V1",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_FEATURES": (
+                256,
+                224,
+                "bilinear",
+                (0.48235, 0.45882, 0.40784),
+                (0.00392156862745098, 0.00392156862745098, 0.00392156862745098),
+            ),
+        },
+    ),
     "vgg16_bn": ("VGG16_BN_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "vgg19": ("VGG19_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
     "vgg19_bn": ("VGG19_BN_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "vit_b_16": ("ViT_B_16_Weights", "IMAGENET1K_V1", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
+    "vit_b_16": (
+        "ViT_B_16_Weights",
+        "IMAGENET1K_V1",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_SWAG_E2E_V1": (384, 384, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
     "vit_b_32": ("ViT_B_32_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "vit_h_14": ("ViT_H_14_Weights", "IMAGENET1K_SWAG_E2E_V1", {
-        "IMAGENET1K_SWAG_E2E_V1": (518, 518, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
-    "vit_l_16": ("ViT_L_16_Weights", "IMAGENET1K_V1", {
-        "IMAGENET1K_V1": (242, 224, "bilinear"),
-        "IMAGENET1K_SWAG_E2E_V1": (512, 512, "bicubic"),
-        "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
-    }),
+    "vit_h_14": (
+        "ViT_H_14_Weights",
+        "IMAGENET1K_SWAG_E2E_V1",
+        {
+            "IMAGENET1K_SWAG_E2E_V1": (518, 518, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
+    "vit_l_16": (
+        "ViT_L_16_Weights",
+        "IMAGENET1K_V1",
+        {
+            "IMAGENET1K_V1": (242, 224, "bilinear"),
+            "IMAGENET1K_SWAG_E2E_V1": (512, 512, "bicubic"),
+            "IMAGENET1K_SWAG_LINEAR_V1": (224, 224, "bicubic"),
+        },
+    ),
     "vit_l_32": ("ViT_L_32_Weights", "IMAGENET1K_V1", {"IMAGENET1K_V1": (256, 224, "bilinear")}),
-    "wide_resnet101_2": ("Wide_ResNet101_2_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
-    "wide_resnet50_2": ("Wide_ResNet50_2_Weights", "IMAGENET1K_V2", {
-        "IMAGENET1K_V1": (256, 224, "bilinear"),
-        "IMAGENET1K_V2": (232, 224, "bilinear"),
-    }),
+    "wide_resnet101_2": (
+        "Wide_ResNet101_2_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
+    "wide_resnet50_2": (
+        "Wide_ResNet50_2_Weights",
+        "IMAGENET1K_V2",
+        {
+            "IMAGENET1K_V1": (256, 224, "bilinear"),
+            "IMAGENET1K_V2": (232, 224, "bilinear"),
+        },
+    ),
 }
 
 
@@ -262,8 +387,9 @@ def architecture(depth: int | None = None, arch: str | None = None) -> str:
         raise _usage_error(f"give --depth or --arch, not both (--depth {depth} means --arch resnet{depth})")
     if depth is not None:
         if depth not in DEPTHS:
-            raise _usage_error(f"--depth must be one of {', '.join(map(str, DEPTHS))}, got {depth}; "
-                               f"use --arch for other networks")
+            raise _usage_error(
+                f"--depth must be one of {', '.join(map(str, DEPTHS))}, got {depth}; use --arch for other networks"
+            )
         return f"resnet{depth}"
     if arch is None:
         return DEFAULT_ARCH
@@ -283,8 +409,10 @@ def arch_entry(arch: str) -> tuple[str, str, dict[str, tuple]]:
         return CATALOG[arch]
     names = _torchvision_names()  # a torchvision newer than the catalog may know more models
     if arch not in names:
-        raise _usage_error(f"unknown --arch {arch!r}{_close(arch, names)} (any of torchvision's "
-                           f"{len(names)} classification models, e.g. resnet50, vit_b_16, convnext_tiny)")
+        raise _usage_error(
+            f"unknown --arch {arch!r}{_close(arch, names)} (any of torchvision's "
+            f"{len(names)} classification models, e.g. resnet50, vit_b_16, convnext_tiny)"
+        )
     from models.backbone import catalog_entry
 
     return catalog_entry(arch)
@@ -303,8 +431,10 @@ def resolve_weights(arch: str, weights: str) -> tuple[str, str | None]:
     name = weights.split(".", 1)[1] if weights.startswith(f"{enum}.") else weights
     member = default if name in ("default", "DEFAULT") else name
     if member not in members:
-        raise _usage_error(f"--weights {weights!r} is not a weights name of {arch}; "
-                           f"choose default, none or one of {', '.join(members)}")
+        raise _usage_error(
+            f"--weights {weights!r} is not a weights name of {arch}; "
+            f"choose default, none or one of {', '.join(members)}"
+        )
     return f"{enum}.{member}", member
 
 
@@ -317,13 +447,17 @@ def transform_description(entry: tuple) -> str:
     """The cache key's text for a weights transform (resize, crop, interpolation[, mean, std])."""
     resize, crop, interpolation, *norm = entry
     mean, std = norm if norm else (IMAGENET_MEAN, IMAGENET_STD)
-    normalise = ("imagenet-mean-std" if (tuple(mean), tuple(std)) == (IMAGENET_MEAN, IMAGENET_STD)
-                 else f"mean-{','.join(map(str, mean))}-std-{','.join(map(str, std))}")
+    normalise = (
+        "imagenet-mean-std"
+        if (tuple(mean), tuple(std)) == (IMAGENET_MEAN, IMAGENET_STD)
+        else f"mean-{','.join(map(str, mean))}-std-{','.join(map(str, std))}"
+    )
     return f"rgb|resize-shorter-{resize}-{interpolation}-antialias|center-crop-{crop}|tensor|{normalise}"
 
 
-def backbone_spec(depth: int | None = None, arch: str | None = None, weights: str = "default",
-                  transform: str | None = None) -> BackboneSpec:
+def backbone_spec(
+    depth: int | None = None, arch: str | None = None, weights: str = "default", transform: str | None = None
+) -> BackboneSpec:
     """Resolve ``--depth/--arch``, ``--weights`` and ``--transform`` (None: the architecture's default)."""
     name = architecture(depth, arch)
     weights_name, member = resolve_weights(name, weights)
@@ -332,13 +466,16 @@ def backbone_spec(depth: int | None = None, arch: str | None = None, weights: st
     if transform not in TRANSFORM_CHOICES:
         raise _usage_error(f"--transform must be one of {', '.join(TRANSFORM_CHOICES)}, got {transform!r}")
     transform_member = member or arch_entry(name)[1]
-    transform_id = PAPER_TRANSFORM_ID if transform == "paper" else transform_description(
-        weights_entry(name, transform_member))
+    transform_id = (
+        PAPER_TRANSFORM_ID if transform == "paper" else transform_description(weights_entry(name, transform_member))
+    )
     spec = BackboneSpec(name, weights_name, member, transform, transform_member, transform_id)
     expected = weights_entry(name, transform_member)[1]
     if FIXED_INPUT.match(name) and spec.input_size != expected:
-        raise _usage_error(f"{name} with {weights_name} takes {expected}×{expected} images, but --transform paper "
-                           f"gives {PAPER_SIZE}×{PAPER_SIZE}; use --transform weights")
+        raise _usage_error(
+            f"{name} with {weights_name} takes {expected}×{expected} images, but --transform paper "
+            f"gives {PAPER_SIZE}×{PAPER_SIZE}; use --transform weights"
+        )
     return spec
 
 

@@ -234,8 +234,9 @@ class ForwardCorrection(Loss):
     def _noisy_probabilities(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.transition.to(p)
         if t.ndim == 3:
-            assert p.ndim >= 3 and p.shape[-3] == t.shape[0], \
+            assert p.ndim >= 3 and p.shape[-3] == t.shape[0], (
                 f"a stack of {t.shape[0]} matrices needs logits (..., {t.shape[0]}, B, K), got {tuple(p.shape)}"
+            )
         return t, torch.matmul(p, t).clamp_(min=torch.finfo(p.dtype).tiny)
 
     def value(self, logits, targets):

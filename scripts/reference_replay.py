@@ -26,7 +26,9 @@ LOG = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_digits
 
 def build_parser() -> Parser:
     parser = Parser(prog="python3 -m scripts.reference_replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
+    parser.add_argument(
+        "-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store"
+    )
     parser.add_argument("--wd", type=float, required=True, help="the run's weight decay (the log has 5e-4 and 0.01)")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed")
     parser.add_argument("--corruption", type=float, required=True, help="the run's η")
@@ -39,11 +41,18 @@ def build_parser() -> Parser:
 def find_run(store, wd: float, seed: int, eta: float, stage: Stage):
     for record in store.records():
         c = record.config
-        if (c.dataset, c.ctype, c.seed, c.stage, c.seeding) == ("digits", "cc", seed, stage, "reference") and \
-                abs(c.corruption - eta) < 1e-12 and abs(c.wd - wd) < 1e-15 and c.lr == 0.1 and c.epochs == 200:
+        if (
+            (c.dataset, c.ctype, c.seed, c.stage, c.seeding) == ("digits", "cc", seed, stage, "reference")
+            and abs(c.corruption - eta) < 1e-12
+            and abs(c.wd - wd) < 1e-15
+            and c.lr == 0.1
+            and c.epochs == 200
+        ):
             return record
-    raise UserError(f"no digits run with wd {wd:g}, seed {seed}, η {eta:g}, {stage.label} (reference seeding, lr 0.1, "
-                    f"200 epochs) in the store; train it with train_linear.py first")
+    raise UserError(
+        f"no digits run with wd {wd:g}, seed {seed}, η {eta:g}, {stage.label} (reference seeding, lr 0.1, "
+        f"200 epochs) in the store; train it with train_linear.py first"
+    )
 
 
 def authors_loop(record, teacher_weights, features, threads: int) -> list[dict[str, float]]:
@@ -132,16 +141,27 @@ def main(argv=None) -> int:
     if key not in runs:
         raise UsageError(f"{args.log} has no chain {key}; it holds {', '.join(sorted(runs))}")
     logged = runs[key]["stages"][stage.distill]
-    pairs = {"authors' loop here vs their log": (replay, None), "this project vs their log": (ours, None),
-             "authors' loop here vs this project": (replay, ours)}
+    pairs = {
+        "authors' loop here vs their log": (replay, None),
+        "this project vs their log": (ours, None),
+        "authors' loop here vs this project": (replay, ours),
+    }
     print(f"{record.name}: {len(ours)} epochs")
     for label, (a, b) in pairs.items():
-        loss = [abs(row["train_loss"] - (b[i]["train_loss"] if b else logged["train_loss"][i])) for i, row in enumerate(a)]
-        acc = [round(row["test_acc"], 6) != round(b[i]["test_acc"], 6) if b else
-               round(row["test_acc"], 6) != logged["test_acc"][i] for i, row in enumerate(a)]
+        loss = [
+            abs(row["train_loss"] - (b[i]["train_loss"] if b else logged["train_loss"][i])) for i, row in enumerate(a)
+        ]
+        acc = [
+            round(row["test_acc"], 6) != round(b[i]["test_acc"], 6)
+            if b
+            else round(row["test_acc"], 6) != logged["test_acc"][i]
+            for i, row in enumerate(a)
+        ]
         worst = max(range(len(loss)), key=loss.__getitem__)
-        print(f"  {label}: training loss differs by up to {loss[worst]:.2e} (epoch {worst + 1}), by more than 1e-6 "
-              f"in {sum(x > 1e-6 for x in loss)} epochs; test accuracy differs in {sum(acc)} epochs")
+        print(
+            f"  {label}: training loss differs by up to {loss[worst]:.2e} (epoch {worst + 1}), by more than 1e-6 "
+            f"in {sum(x > 1e-6 for x in loss)} epochs; test accuracy differs in {sum(acc)} epochs"
+        )
     return 0
 
 

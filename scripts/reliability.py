@@ -44,29 +44,50 @@ def subprocess_cases(junit: Path) -> list[dict]:
         failed = case.find("failure") is not None or case.find("error") is not None
         if case.find("skipped") is not None:
             continue
-        script = next((word[:-3] for word in name.replace("[", "-").replace("]", "-").split("-")
-                       if word.endswith(".py")), case.get("classname", "").rsplit(".", 1)[-1].replace("test_faults_", ""))
-        cases.append({"script": script, "kind": "signal", "one_line": not failed, "traceback": failed,
-                      "partial_files": [], "rows_changed": [], "lost": []})
+        script = next(
+            (word[:-3] for word in name.replace("[", "-").replace("]", "-").split("-") if word.endswith(".py")),
+            case.get("classname", "").rsplit(".", 1)[-1].replace("test_faults_", ""),
+        )
+        cases.append(
+            {
+                "script": script,
+                "kind": "signal",
+                "one_line": not failed,
+                "traceback": failed,
+                "partial_files": [],
+                "rows_changed": [],
+                "lost": [],
+            }
+        )
     return cases
 
 
 def table(records: list[dict]) -> str:
-    rows = ["| kind | cases | one line (after any progress lines) | tracebacks | partial files | wrong rows recorded "
-            "| data lost |",
-            "|---|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        "| kind | cases | one line (after any progress lines) | tracebacks | partial files | wrong rows recorded "
+        "| data lost |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     totals = Counter()
     for kind, words in KINDS.items():
         mine = [r for r in records if r["kind"] == kind]
-        counts = Counter(cases=len(mine), one_line=sum(r["one_line"] for r in mine),
-                         traceback=sum(r["traceback"] for r in mine),
-                         partial=sum(bool(r["partial_files"]) for r in mine),
-                         rows=sum(bool(r["rows_changed"]) for r in mine), lost=sum(bool(r["lost"]) for r in mine))
+        counts = Counter(
+            cases=len(mine),
+            one_line=sum(r["one_line"] for r in mine),
+            traceback=sum(r["traceback"] for r in mine),
+            partial=sum(bool(r["partial_files"]) for r in mine),
+            rows=sum(bool(r["rows_changed"]) for r in mine),
+            lost=sum(bool(r["lost"]) for r in mine),
+        )
         totals.update(counts)
-        rows.append(f"| {words} | {counts['cases']} | {counts['one_line']} | {counts['traceback']} | "
-                    f"{counts['partial']} | {counts['rows']} | {counts['lost']} |")
-    rows.append(f"| **all** | **{totals['cases']}** | **{totals['one_line']}** | **{totals['traceback']}** | "
-                f"**{totals['partial']}** | **{totals['rows']}** | **{totals['lost']}** |")
+        rows.append(
+            f"| {words} | {counts['cases']} | {counts['one_line']} | {counts['traceback']} | "
+            f"{counts['partial']} | {counts['rows']} | {counts['lost']} |"
+        )
+    rows.append(
+        f"| **all** | **{totals['cases']}** | **{totals['one_line']}** | **{totals['traceback']}** | "
+        f"**{totals['partial']}** | **{totals['rows']}** | **{totals['lost']}** |"
+    )
     scripts = Counter(r["script"] for r in records)
     rows.append("")
     rows.append("Cases per script: " + ", ".join(f"{name} {count}" for name, count in sorted(scripts.items())) + ".")

@@ -58,9 +58,24 @@ class ValidationConfig:
 def simulation_config(name: str, config: ValidationConfig, N: int) -> Config:
     """The ``gmm_distill.py simulate`` settings of configuration ``name`` at dimension N."""
     alpha, rho, delta, theta, lambdas, betas, labels, loss, bias = CONFIGS[name]
-    return Config(command="simulate", alphas=(alpha,), rho=rho, delta=delta, corruption=theta,
-                  stages=len(lambdas), lambdas=lambdas, betas=betas, labels=(labels,), loss=loss, bias=bias,
-                  samples=config.samples, seed=config.seed, N=N, trials=config.trials, threads=config.threads)
+    return Config(
+        command="simulate",
+        alphas=(alpha,),
+        rho=rho,
+        delta=delta,
+        corruption=theta,
+        stages=len(lambdas),
+        lambdas=lambdas,
+        betas=betas,
+        labels=(labels,),
+        loss=loss,
+        bias=bias,
+        samples=config.samples,
+        seed=config.seed,
+        N=N,
+        trials=config.trials,
+        threads=config.threads,
+    )
 
 
 def build_parser() -> Parser:
@@ -71,8 +86,9 @@ def build_parser() -> Parser:
     add_seed(parser, default.seed, help=f"seed of the theory draws and the training sets (default {default.seed})")
     parser.add_argument("--samples", type=int, default=default.samples, help="theory draws")
     add_threads(parser, default.threads, help="CPU threads (default 0: automatic, which is one thread)")
-    parser.add_argument("--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS),
-                        help="configurations to validate")
+    parser.add_argument(
+        "--configs", nargs="+", choices=list(CONFIGS), default=list(CONFIGS), help="configurations to validate"
+    )
     add_bool_flag(parser, "--json", help="print rows as JSON")
     add_verbose(parser)
     return parser
@@ -81,8 +97,9 @@ def build_parser() -> Parser:
 def parse(argv: Sequence[str] | None) -> tuple[ValidationConfig, bool]:
     parser = build_parser()
     args = parser.parse_args(argv)
-    config = ValidationConfig(tuple(args.N), args.trials, args.seed, args.samples, args.threads,
-                              tuple(dict.fromkeys(args.configs)))
+    config = ValidationConfig(
+        tuple(args.N), args.trials, args.seed, args.samples, args.threads, tuple(dict.fromkeys(args.configs))
+    )
     return config.validate(), args.json
 
 
@@ -103,13 +120,30 @@ def validation_rows(config: ValidationConfig, progress: bool = False) -> tuple[l
             compared = simulation_rows(problem, SimulationOptions(N, config.trials, config.seed, threads), solver)
             seconds = time.perf_counter() - start
             for row in compared:
-                rows.append({"config": name, "N": N, "model": row["model"], "theory": row["theory"],
-                             "simulation": row["error"], "standard_error": row["standard_error"],
-                             "gap": row["error"] - row["theory"], "z": row["z"]})
-            summary.append({"config": name, "N": N, "trials": config.trials, "threads": threads,
-                            "max_abs_gap": max(abs(row["error"] - row["theory"]) for row in compared),
-                            "max_standard_error": max(row["standard_error"] for row in compared),
-                            "max_abs_z": max(abs(row["z"]) for row in compared), "seconds": round(seconds, 1)})
+                rows.append(
+                    {
+                        "config": name,
+                        "N": N,
+                        "model": row["model"],
+                        "theory": row["theory"],
+                        "simulation": row["error"],
+                        "standard_error": row["standard_error"],
+                        "gap": row["error"] - row["theory"],
+                        "z": row["z"],
+                    }
+                )
+            summary.append(
+                {
+                    "config": name,
+                    "N": N,
+                    "trials": config.trials,
+                    "threads": threads,
+                    "max_abs_gap": max(abs(row["error"] - row["theory"]) for row in compared),
+                    "max_standard_error": max(row["standard_error"] for row in compared),
+                    "max_abs_z": max(abs(row["z"]) for row in compared),
+                    "seconds": round(seconds, 1),
+                }
+            )
             steps.done(f"{name}, N={N}: largest |z| {summary[-1]['max_abs_z']:.2f}")
     return rows, summary
 
@@ -125,8 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         print(format_table(rows, ("config", "N", "model", "theory", "simulation", "standard_error", "gap", "z")))
         print()
-        print(format_table(summary, ("config", "N", "trials", "threads", "max_abs_gap", "max_standard_error",
-                                     "max_abs_z", "seconds")))
+        print(
+            format_table(
+                summary,
+                ("config", "N", "trials", "threads", "max_abs_gap", "max_standard_error", "max_abs_z", "seconds"),
+            )
+        )
     return 0
 
 

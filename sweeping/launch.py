@@ -33,8 +33,10 @@ def require(module: str, launcher: str):
     try:
         return importlib.import_module(module)
     except ImportError:
-        raise UserError(f"--launcher {launcher} needs the package {module}; install the launchers with: "
-                        f"python3 -m pip install -r {REQUIREMENTS}") from None
+        raise UserError(
+            f"--launcher {launcher} needs the package {module}; install the launchers with: "
+            f"python3 -m pip install -r {REQUIREMENTS}"
+        ) from None
 
 
 def worker_pythonpath() -> str:
@@ -51,8 +53,9 @@ def pending(sweep: Sweep, found: dict[str, JobState]) -> list[SweepJob]:
     """The jobs to run, extractions first; a chain whose extraction is not run needs nothing."""
     chains = [job for job in sweep.jobs if not job.is_extraction and not found[job.name].finished]
     needed = {job.needs for job in chains if job.needs}
-    extractions = [job for job in sweep.jobs if job.is_extraction and job.name in needed
-                   and not found[job.name].finished]
+    extractions = [
+        job for job in sweep.jobs if job.is_extraction and job.name in needed and not found[job.name].finished
+    ]
     running = {job.name for job in extractions}
     return extractions + [job if job.needs in running else dataclasses.replace(job, needs=None) for job in chains]
 
@@ -61,9 +64,11 @@ def dry_run_text(sweep: Sweep, found: dict[str, JobState], store: Path) -> str:
     lines = [f"{found[job.name].describe():<26} {job.name}" for job in sweep.jobs]
     words = [state.word for state in found.values()]
     extractions = sum(job.is_extraction for job in sweep.jobs)
-    lines.append(f"{sweep.name}: {len(sweep.jobs)} jobs ({extractions} extractions, {len(sweep.jobs) - extractions} "
-                 f"chains): {words.count('done')} done, {words.count('damaged')} damaged, "
-                 f"{words.count('missing')} missing; runs in {store}/")
+    lines.append(
+        f"{sweep.name}: {len(sweep.jobs)} jobs ({extractions} extractions, {len(sweep.jobs) - extractions} "
+        f"chains): {words.count('done')} done, {words.count('damaged')} damaged, "
+        f"{words.count('missing')} missing; runs in {store}/"
+    )
     return "\n".join(lines)
 
 
@@ -81,8 +86,11 @@ class Tally:
         count = f"[{len(self.done) + len(self.failed)}/{self.total}]"
         if result.ok:
             runs = f", {result.trained} runs trained, {result.reused} reused" if not job.is_extraction else ""
-            print(f"{count} done    {job.name}  {result.wall_s:.1f} s (pid {result.pid} on {result.host}{runs})",
-                  file=self.stream, flush=True)
+            print(
+                f"{count} done    {job.name}  {result.wall_s:.1f} s (pid {result.pid} on {result.host}{runs})",
+                file=self.stream,
+                flush=True,
+            )
         else:
             print(f"{count} FAILED  {job.name}: {result.error}", file=self.stream, flush=True)
 
@@ -91,8 +99,10 @@ class Tally:
         return self.total - len(self.done) - len(self.failed)
 
     def summary(self, skipped: int) -> str:
-        return (f"{len(self.done)} done, {len(self.failed)} failed, {self.remaining} remaining "
-                f"({skipped} already done before this launch) in {time.perf_counter() - self.start:.1f} s")
+        return (
+            f"{len(self.done)} done, {len(self.failed)} failed, {self.remaining} remaining "
+            f"({skipped} already done before this launch) in {time.perf_counter() - self.start:.1f} s"
+        )
 
 
 def failure(job: SweepJob, error: BaseException | str) -> JobResult:
@@ -107,6 +117,7 @@ def needs_of(job: SweepJob, results: dict[str, JobResult]) -> tuple[JobResult, .
 
 
 # -- local -------------------------------------------------------------------------------------------------
+
 
 def run_local(jobs: list[SweepJob], parallel: int, report: Callable[[SweepJob, JobResult], None]) -> None:
     """In this process, one job after another (``parallel`` ≤ 1), or ``parallel`` worker processes at a time,
@@ -131,8 +142,9 @@ def run_local(jobs: list[SweepJob], parallel: int, report: Callable[[SweepJob, J
 
     def start(job: SweepJob) -> None:
         output = tempfile.TemporaryFile()
-        process = subprocess.Popen([sys.executable, "-m", "sweeping.worker"], stdin=subprocess.PIPE, stdout=output,
-                                   env=env)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sweeping.worker"], stdin=subprocess.PIPE, stdout=output, env=env
+        )
         with process.stdin:
             process.stdin.write(pickle.dumps((job.work, needs_of(job, results))))
         running[process] = (job, output)

@@ -23,8 +23,14 @@ STOP_GRACE_S = 10  # how long stopped tasks get to unwind before their workers a
 EXCLUDES = [".git", "checkpoints", "results", "reports", "feature_cache", "datasets", "sweep-logs", "*.pt", "*.npz"]
 
 
-def run_ray(jobs: list[SweepJob], resources: Resources, device: str, report: Callable[[SweepJob, JobResult], None],
-            address: str | None = None, num_cpus: int | None = None) -> None:
+def run_ray(
+    jobs: list[SweepJob],
+    resources: Resources,
+    device: str,
+    report: Callable[[SweepJob, JobResult], None],
+    address: str | None = None,
+    num_cpus: int | None = None,
+) -> None:
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray when it starts: no network at run time
     ray = require("ray", "ray")
     env = {"OMP_NUM_THREADS": str(resources.cpus_per_job), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -34,11 +40,20 @@ def run_ray(jobs: list[SweepJob], resources: Resources, device: str, report: Cal
         ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
     else:
         runtime_env = {"env_vars": {**env, "PYTHONPATH": worker_pythonpath()}}
-        ray.init(num_cpus=num_cpus, runtime_env=runtime_env, include_dashboard=False, logging_level="WARNING",
-                 log_to_driver=False)
+        ray.init(
+            num_cpus=num_cpus,
+            runtime_env=runtime_env,
+            include_dashboard=False,
+            logging_level="WARNING",
+            log_to_driver=False,
+        )
     try:
-        task = ray.remote(num_cpus=resources.cpus_per_job, num_gpus=resources.gpus_per_job if device == "cuda" else 0,
-                          max_retries=0, max_calls=1)(run_job)
+        task = ray.remote(
+            num_cpus=resources.cpus_per_job,
+            num_gpus=resources.gpus_per_job if device == "cuda" else 0,
+            max_retries=0,
+            max_calls=1,
+        )(run_job)
         refs: dict[str, object] = {}
         for job in jobs:
             needs = [refs[job.needs]] if job.needs in refs else []

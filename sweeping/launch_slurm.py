@@ -43,21 +43,27 @@ def arrays(jobs: list[SweepJob]) -> list[tuple[str, list[SweepJob], str | None]]
 
 
 def _setup(resources: Resources) -> list[str]:
-    return [f"export PYTHONPATH={shlex.quote(worker_pythonpath())}",
-            f"export OMP_NUM_THREADS={resources.cpus_per_job}"]
+    return [f"export PYTHONPATH={shlex.quote(worker_pythonpath())}", f"export OMP_NUM_THREADS={resources.cpus_per_job}"]
 
 
 def _parameters(resources: Resources, device: str, name: str, parallel: int | None) -> dict:
-    found = {"job_name": name, "time": resources.time_min, "cpus_per_task": resources.cpus_per_job,
-             "gpus_per_node": resources.gpus_per_job if device == "cuda" else None, "partition": resources.partition,
-             "mem": f"{resources.mem_gb}GB" if resources.mem_gb else None, "setup": _setup(resources)}
+    found = {
+        "job_name": name,
+        "time": resources.time_min,
+        "cpus_per_task": resources.cpus_per_job,
+        "gpus_per_node": resources.gpus_per_job if device == "cuda" else None,
+        "partition": resources.partition,
+        "mem": f"{resources.mem_gb}GB" if resources.mem_gb else None,
+        "setup": _setup(resources),
+    }
     if parallel:
         found["array_parallelism"] = parallel
     return {key: value for key, value in found.items() if value is not None}
 
 
-def sbatch_text(jobs: list[SweepJob], resources: Resources, device: str, log_dir: Path, sweep: str,
-                parallel: int | None = None) -> str:
+def sbatch_text(
+    jobs: list[SweepJob], resources: Resources, device: str, log_dir: Path, sweep: str, parallel: int | None = None
+) -> str:
     """The sbatch script of every array, as submitit writes them; job ids that exist only after
     submission appear as ``<extract>`` in the dependencies."""
     from submitit.slurm.slurm import _make_sbatch_string
@@ -75,16 +81,27 @@ def sbatch_text(jobs: list[SweepJob], resources: Resources, device: str, log_dir
     return "\n".join(parts)
 
 
-def run_slurm(jobs: list[SweepJob], resources: Resources, device: str, report: Callable[[SweepJob, JobResult], None],
-              log_dir: Path, sweep: str, parallel: int | None = None, executor: str = "slurm") -> None:
+def run_slurm(
+    jobs: list[SweepJob],
+    resources: Resources,
+    device: str,
+    report: Callable[[SweepJob, JobResult], None],
+    log_dir: Path,
+    sweep: str,
+    parallel: int | None = None,
+    executor: str = "slurm",
+) -> None:
     submitit = require("submitit", "slurm")
     log_dir.mkdir(parents=True, exist_ok=True)
 
     def executor_for(name: str, needs_id: str | None):
         made = submitit.AutoExecutor(folder=log_dir / "%j", cluster=executor)
         settings = _parameters(resources, device, f"{sweep}-{name}", parallel)
-        generic = {"name": settings.pop("job_name"), "timeout_min": settings.pop("time"),
-                   "cpus_per_task": settings.pop("cpus_per_task")}
+        generic = {
+            "name": settings.pop("job_name"),
+            "timeout_min": settings.pop("time"),
+            "cpus_per_task": settings.pop("cpus_per_task"),
+        }
         if "gpus_per_node" in settings:
             generic["gpus_per_node"] = settings.pop("gpus_per_node")
         if "mem" in settings:
@@ -140,6 +157,5 @@ def run_slurm(jobs: list[SweepJob], resources: Resources, device: str, report: C
                 handle.cancel(check=False)
         else:
             ids = sorted({str(handle.job_id).split("_")[0] for handle in submitted})
-            print(f"the submitted SLURM jobs keep running; cancel them with: scancel {' '.join(ids)}",
-                  file=sys.stderr)
+            print(f"the submitted SLURM jobs keep running; cancel them with: scancel {' '.join(ids)}", file=sys.stderr)
         raise

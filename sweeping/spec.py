@@ -22,8 +22,20 @@ from utils.errors import UsageError, UserError
 from utils.stages import BASELINES, Stage
 
 # Settings of TrainConfig a sweep may set (top level or per grid), with the flag they stand for.
-TRAIN_KEYS = ("epochs", "train_batch", "test_batch", "gamma", "momentum", "optimizer", "which", "select",
-              "val_fraction", "q", "pll_k", "seeding")
+TRAIN_KEYS = (
+    "epochs",
+    "train_batch",
+    "test_batch",
+    "gamma",
+    "momentum",
+    "optimizer",
+    "which",
+    "select",
+    "val_fraction",
+    "q",
+    "pll_k",
+    "seeding",
+)
 CHAIN_KEYS = ("seeds", "corruption", "rounds", "baselines")
 TOP_KEYS = ("name", "device", "precision", "depth", "arch", "weights", "transform", *CHAIN_KEYS, *TRAIN_KEYS)
 GRID_KEYS = ("datasets", "ctype", "lr", "wd", *CHAIN_KEYS, *TRAIN_KEYS)
@@ -91,8 +103,9 @@ def read_toml(path: Path) -> dict:
     except tomllib.TOMLDecodeError as error:
         raise UsageError(f"{path} is not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
-        raise UsageError(f"{path} is not UTF-8 text (byte {error.start}); a sweep file is TOML, written as UTF-8") \
-            from None
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {error.start}); a sweep file is TOML, written as UTF-8"
+        ) from None
 
 
 def _keys(where: str, table: object, allowed: tuple[str, ...]) -> dict:
@@ -120,12 +133,39 @@ def _typed(where: str, key: str, value: object, kind, many: bool = False):
     return float(value) if kind is float else value
 
 
-KINDS = {"name": str, "device": str, "precision": str, "depth": int, "arch": str, "weights": str, "transform": str,
-         "seeds": int, "corruption": float, "rounds": int, "baselines": str, "epochs": int, "train_batch": int,
-         "test_batch": int, "gamma": float, "momentum": float, "optimizer": str, "which": str, "select": str,
-         "val_fraction": float, "q": float, "pll_k": int, "seeding": str, "ctype": str, "lr": float,
-         "datasets": str, "cpus_per_job": int, "gpus_per_job": int, "mem_gb": int, "time_min": int,
-         "partition": str}
+KINDS = {
+    "name": str,
+    "device": str,
+    "precision": str,
+    "depth": int,
+    "arch": str,
+    "weights": str,
+    "transform": str,
+    "seeds": int,
+    "corruption": float,
+    "rounds": int,
+    "baselines": str,
+    "epochs": int,
+    "train_batch": int,
+    "test_batch": int,
+    "gamma": float,
+    "momentum": float,
+    "optimizer": str,
+    "which": str,
+    "select": str,
+    "val_fraction": float,
+    "q": float,
+    "pll_k": int,
+    "seeding": str,
+    "ctype": str,
+    "lr": float,
+    "datasets": str,
+    "cpus_per_job": int,
+    "gpus_per_job": int,
+    "mem_gb": int,
+    "time_min": int,
+    "partition": str,
+}
 LISTS = {"seeds", "corruption", "baselines", "datasets"}
 
 
@@ -133,8 +173,13 @@ def _values(where: str, table: dict, skip: tuple[str, ...] = ()) -> dict:
     return {key: _typed(where, key, value, KINDS[key], key in LISTS) for key, value in table.items() if key not in skip}
 
 
-def load_sweep(path: Path, places: Places = Places(), only: list[str] | None = None, epochs: int | None = None,
-               cpus_per_job: int | None = None) -> Sweep:
+def load_sweep(
+    path: Path,
+    places: Places = Places(),
+    only: list[str] | None = None,
+    epochs: int | None = None,
+    cpus_per_job: int | None = None,
+) -> Sweep:
     """Read, check and expand the sweep file ``path`` (only the grids named in ``only``, if given)."""
     path = Path(path)
     raw = read_toml(path)
@@ -143,12 +188,14 @@ def load_sweep(path: Path, places: Places = Places(), only: list[str] | None = N
     top = _values(where, {k: v for k, v in raw.items() if k not in TABLES})
     for key, choices in (("device", FIXED_DEVICES), ("precision", FIXED_PRECISIONS)):
         if top.get(key) not in choices:
-            raise UsageError(f"{where}: a sweep fixes its {key}: give {key} = one of {', '.join(choices)}, got "
-                             f"{top.get(key)!r}")
+            raise UsageError(
+                f"{where}: a sweep fixes its {key}: give {key} = one of {', '.join(choices)}, got {top.get(key)!r}"
+            )
     if "depth" in top and "arch" in top:
         raise UsageError(f"{where}: give depth or arch, not both")
-    resources = Resources(**_values(f"{where} [resources]", _keys(f"{where} [resources]", raw.get("resources", {}),
-                                                                   RESOURCE_KEYS)))
+    resources = Resources(
+        **_values(f"{where} [resources]", _keys(f"{where} [resources]", raw.get("resources", {}), RESOURCE_KEYS))
+    )
     if cpus_per_job is not None:
         resources = dataclasses.replace(resources, cpus_per_job=cpus_per_job)
     if resources.cpus_per_job < 1:
@@ -161,33 +208,63 @@ def load_sweep(path: Path, places: Places = Places(), only: list[str] | None = N
         if name not in grids:
             raise UsageError(f"--only {name}: {where} has no grid {name!r}; its grids: {', '.join(grids)}")
     options = DataOptions(
-        **{key: value for key, value in (("data_root", places.data_root), ("feature_root", places.feature_root))
-           if value is not None},
-        device=top["device"], precision=top["precision"], depth=top.get("depth", 34 if "arch" not in top else None),
-        arch=top.get("arch"), weights=top.get("weights", "default"), transform=top.get("transform"),
-        workers=0 if resources.cpus_per_job == 1 else resources.cpus_per_job)
+        **{
+            key: value
+            for key, value in (("data_root", places.data_root), ("feature_root", places.feature_root))
+            if value is not None
+        },
+        device=top["device"],
+        precision=top["precision"],
+        depth=top.get("depth", 34 if "arch" not in top else None),
+        arch=top.get("arch"),
+        weights=top.get("weights", "default"),
+        transform=top.get("transform"),
+        workers=0 if resources.cpus_per_job == 1 else resources.cpus_per_job,
+    )
     try:
         options.validate()
     except UsageError as error:
         raise UsageError(f"{where}: {error}") from None
     jobs: dict[str, SweepJob] = {}
     for grid in only or list(grids):
-        for job in _grid_jobs(f"{where} [grids.{grid}]", grid, _keys(f"{where} [grids.{grid}]", grids[grid],
-                                                                        GRID_KEYS),
-                              top, datasets, options, places, resources, epochs, where):
+        for job in _grid_jobs(
+            f"{where} [grids.{grid}]",
+            grid,
+            _keys(f"{where} [grids.{grid}]", grids[grid], GRID_KEYS),
+            top,
+            datasets,
+            options,
+            places,
+            resources,
+            epochs,
+            where,
+        ):
             jobs.setdefault(job.name, job)
     ordered = sorted(jobs.values(), key=lambda job: not job.is_extraction)  # extractions first, else file order
     return Sweep(top.get("name", path.stem), path, top["device"], tuple(ordered), resources)
 
 
-def _grid_jobs(where: str, grid: str, table: dict, top: dict, datasets: dict, options: DataOptions, places: Places,
-               resources: Resources, epochs: int | None, file: str) -> list[SweepJob]:
-    values = {**{k: v for k, v in top.items() if k in (*CHAIN_KEYS, *TRAIN_KEYS)},
-              **_values(where, table, skip=("wd",))}
+def _grid_jobs(
+    where: str,
+    grid: str,
+    table: dict,
+    top: dict,
+    datasets: dict,
+    options: DataOptions,
+    places: Places,
+    resources: Resources,
+    epochs: int | None,
+    file: str,
+) -> list[SweepJob]:
+    values = {
+        **{k: v for k, v in top.items() if k in (*CHAIN_KEYS, *TRAIN_KEYS)},
+        **_values(where, table, skip=("wd",)),
+    }
     if "wd" in table:
         if not isinstance(table["wd"], (str, int, float)) or isinstance(table["wd"], bool):
-            raise UsageError(f"{where}: wd must be a number or the name of a dataset's weight decay, got "
-                             f"{table['wd']!r}")
+            raise UsageError(
+                f"{where}: wd must be a number or the name of a dataset's weight decay, got {table['wd']!r}"
+            )
         values["wd"] = table["wd"]
     if "ctype" not in values:
         raise UsageError(f"{where}: give its ctype (sym, asym or cc)")
@@ -217,9 +294,20 @@ def _grid_jobs(where: str, grid: str, table: dict, top: dict, datasets: dict, op
         settings = {key: values[key] for key in TRAIN_KEYS if key in values and key != "which"}
         if epochs is not None:
             settings["epochs"] = epochs
-        template = TrainConfig(dataset=name, feature_source="", backbone="", weights="", ctype=values["ctype"],
-                               corruption=rates[0], seed=seeds[0], stage=Stage.teacher(), lr=lr, wd=wd,
-                               last=1 if values.get("which") == "last" else 0, **settings)
+        template = TrainConfig(
+            dataset=name,
+            feature_source="",
+            backbone="",
+            weights="",
+            ctype=values["ctype"],
+            corruption=rates[0],
+            seed=seeds[0],
+            stage=Stage.teacher(),
+            lr=lr,
+            wd=wd,
+            last=1 if values.get("which") == "last" else 0,
+            **settings,
+        )
         for stage in stages:
             for eta in rates:
                 for seed in seeds:
@@ -228,11 +316,25 @@ def _grid_jobs(where: str, grid: str, table: dict, top: dict, datasets: dict, op
         if name in IMAGE_DATASETS:
             extraction = SweepJob(f"extract {name}", ExtractJob(name, options, resources.cpus_per_job))
             found.append(extraction)
-        chain = ChainJob(dataset=name, options=options, settings=template, seeds=tuple(seeds), rates=tuple(rates),
-                         stages=stages, store=places.store, csv=places.csv_dir / f"{values['ctype']}.csv",
-                         threads=resources.cpus_per_job)
-        found.append(SweepJob(f"{grid}/{name}: {values['ctype']} lr {lr:g} wd {wd:g}", chain,
-                              extraction.name if extraction else None, grid))
+        chain = ChainJob(
+            dataset=name,
+            options=options,
+            settings=template,
+            seeds=tuple(seeds),
+            rates=tuple(rates),
+            stages=stages,
+            store=places.store,
+            csv=places.csv_dir / f"{values['ctype']}.csv",
+            threads=resources.cpus_per_job,
+        )
+        found.append(
+            SweepJob(
+                f"{grid}/{name}: {values['ctype']} lr {lr:g} wd {wd:g}",
+                chain,
+                extraction.name if extraction else None,
+                grid,
+            )
+        )
     return found
 
 
@@ -247,14 +349,17 @@ def _lr_wd(where: str, file: str, name: str, values: dict, datasets: dict) -> tu
         if isinstance(values["wd"], str):
             if not isinstance(wd, dict) or values["wd"] not in wd:
                 named = ", ".join(wd) if isinstance(wd, dict) else "none"
-                raise UsageError(f"{where}: wd = {values['wd']!r}, but [datasets.{name}] names no such weight decay "
-                                 f"(it names: {named})")
+                raise UsageError(
+                    f"{where}: wd = {values['wd']!r}, but [datasets.{name}] names no such weight decay "
+                    f"(it names: {named})"
+                )
             wd = wd[values["wd"]]
         else:
             wd = values["wd"]
     elif isinstance(wd, dict):
-        raise UsageError(f"{where}: [datasets.{name}] names weight decays ({', '.join(wd)}); choose one with wd = "
-                         f"\"NAME\"")
+        raise UsageError(
+            f'{where}: [datasets.{name}] names weight decays ({", ".join(wd)}); choose one with wd = "NAME"'
+        )
     return lr, _typed(f"{file} [datasets.{name}]", "wd", wd, float)
 
 

@@ -95,10 +95,18 @@ class Outcome:
         return final and all(PROGRESS_LINE.match(line) for line in progress)
 
     def record(self) -> dict:
-        return {"script": self.script, "kind": self.kind, "case": self.case, "status": self.status,
-                "one_line": self.one_line or self.last_line_after_progress, "traceback": self.traceback, "partial_files": self.added,
-                "changed": [p for p in self.changed if not p.endswith(".csv")],
-                "rows_changed": [p for p in self.changed if p.endswith(".csv")], "lost": self.removed}
+        return {
+            "script": self.script,
+            "kind": self.kind,
+            "case": self.case,
+            "status": self.status,
+            "one_line": self.one_line or self.last_line_after_progress,
+            "traceback": self.traceback,
+            "partial_files": self.added,
+            "changed": [p for p in self.changed if not p.endswith(".csv")],
+            "rows_changed": [p for p in self.changed if p.endswith(".csv")],
+            "lost": self.removed,
+        }
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
@@ -135,8 +143,14 @@ def run_case(case: Case, sandbox: Path, capsys: pytest.CaptureFixture) -> Outcom
     out, err = capsys.readouterr()
     after = snapshot(sandbox)
     outcome = Outcome(
-        script=case.script, kind=case.kind, case=case.id, status=status, stdout=out, stderr=err,
-        added=sorted(set(after) - set(before)), removed=sorted(set(before) - set(after)),
+        script=case.script,
+        kind=case.kind,
+        case=case.id,
+        status=status,
+        stdout=out,
+        stderr=err,
+        added=sorted(set(after) - set(before)),
+        removed=sorted(set(before) - set(after)),
         changed=sorted(p for p in set(before) & set(after) if before[p] != after[p]),
     )
     log = os.environ.get(FAULT_LOG)
@@ -192,9 +206,19 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
     code under test sees what a read-only, full or forbidden folder would give it.
     """
     root = Path(root).absolute()
-    real = {"os_open": os.open, "open": builtins.open, "io_open": io.open, "mkdir": os.mkdir,
-            "replace": os.replace, "rename": os.rename, "link": os.link, "symlink": os.symlink,
-            "unlink": os.unlink, "remove": os.remove, "rmdir": os.rmdir}
+    real = {
+        "os_open": os.open,
+        "open": builtins.open,
+        "io_open": io.open,
+        "mkdir": os.mkdir,
+        "replace": os.replace,
+        "rename": os.rename,
+        "link": os.link,
+        "symlink": os.symlink,
+        "unlink": os.unlink,
+        "remove": os.remove,
+        "rmdir": os.rmdir,
+    }
 
     def refuse(path):
         raise OSError(code, os.strerror(code), os.fsdecode(path))
@@ -209,6 +233,7 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
             if isinstance(file, (str, bytes, os.PathLike)) and set(mode) & set("wax+") and _under(file, root):
                 refuse(file)
             return original(file, mode, *args, **kwargs)
+
         return patched
 
     def one_path(name):
@@ -216,6 +241,7 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
             if kwargs.get("dir_fd") is None and _under(path, root):
                 refuse(path)
             return real[name](path, *args, **kwargs)
+
         return patched
 
     def two_paths(name):
@@ -223,13 +249,22 @@ def os_refusal(root: Path, code: int = errno.EROFS) -> Iterator[None]:
             if _under(dst, root) or _under(src, root):
                 refuse(dst)
             return real[name](src, dst, *args, **kwargs)
+
         return patched
 
-    patches = {(os, "open"): os_open, (builtins, "open"): make_open(real["open"]),
-               (io, "open"): make_open(real["io_open"]), (os, "mkdir"): one_path("mkdir"),
-               (os, "unlink"): one_path("unlink"), (os, "remove"): one_path("remove"), (os, "rmdir"): one_path("rmdir"),
-               (os, "replace"): two_paths("replace"), (os, "rename"): two_paths("rename"),
-               (os, "link"): two_paths("link"), (os, "symlink"): two_paths("symlink")}
+    patches = {
+        (os, "open"): os_open,
+        (builtins, "open"): make_open(real["open"]),
+        (io, "open"): make_open(real["io_open"]),
+        (os, "mkdir"): one_path("mkdir"),
+        (os, "unlink"): one_path("unlink"),
+        (os, "remove"): one_path("remove"),
+        (os, "rmdir"): one_path("rmdir"),
+        (os, "replace"): two_paths("replace"),
+        (os, "rename"): two_paths("rename"),
+        (os, "link"): two_paths("link"),
+        (os, "symlink"): two_paths("symlink"),
+    }
     saved = {key: getattr(*key) for key in patches}
     try:
         for (module, name), function in patches.items():
@@ -250,6 +285,7 @@ OS_PATTERNS = {"EACCES": "permission denied", "EROFS": "read-only file system", 
 
 
 # -- real mounts ---------------------------------------------------------------------------------
+
 
 @contextlib.contextmanager
 def tmpfs(target: Path, options: str) -> Iterator[Path]:

@@ -46,19 +46,43 @@ FAMILIES = {
 }
 # Feature dimension D with each architecture's DEFAULT weights.
 KNOWN_DIMS = {
-    "alexnet": 4096, "vgg16": 4096, "vgg19_bn": 4096, "resnet18": 512, "resnet34": 512, "resnet50": 2048,
-    "resnet152": 2048, "wide_resnet50_2": 2048, "resnext50_32x4d": 2048, "densenet121": 1024, "densenet201": 1920,
-    "googlenet": 1024, "inception_v3": 2048, "mobilenet_v2": 1280, "mobilenet_v3_small": 1024,
-    "mobilenet_v3_large": 1280, "mnasnet1_0": 1280, "shufflenet_v2_x1_0": 1024, "squeezenet1_1": 512,
-    "efficientnet_b0": 1280, "efficientnet_b7": 2560, "efficientnet_v2_s": 1280, "convnext_tiny": 768,
-    "convnext_large": 1536, "regnet_y_400mf": 440, "regnet_y_16gf": 3024, "swin_t": 768, "swin_v2_b": 1024,
-    "maxvit_t": 512, "vit_b_16": 768, "vit_l_16": 1024, "vit_h_14": 1280,
+    "alexnet": 4096,
+    "vgg16": 4096,
+    "vgg19_bn": 4096,
+    "resnet18": 512,
+    "resnet34": 512,
+    "resnet50": 2048,
+    "resnet152": 2048,
+    "wide_resnet50_2": 2048,
+    "resnext50_32x4d": 2048,
+    "densenet121": 1024,
+    "densenet201": 1920,
+    "googlenet": 1024,
+    "inception_v3": 2048,
+    "mobilenet_v2": 1280,
+    "mobilenet_v3_small": 1024,
+    "mobilenet_v3_large": 1280,
+    "mnasnet1_0": 1280,
+    "shufflenet_v2_x1_0": 1024,
+    "squeezenet1_1": 512,
+    "efficientnet_b0": 1280,
+    "efficientnet_b7": 2560,
+    "efficientnet_v2_s": 1280,
+    "convnext_tiny": 768,
+    "convnext_large": 1536,
+    "regnet_y_400mf": 440,
+    "regnet_y_16gf": 3024,
+    "swin_t": 768,
+    "swin_v2_b": 1024,
+    "maxvit_t": 512,
+    "vit_b_16": 768,
+    "vit_l_16": 1024,
+    "vit_h_14": 1280,
 }
 # The default tier's representatives: real builds where the meta device cannot build or the head is special,
 # shapes on the meta device for the rest; the slow tier covers every family and every model.
 CHEAP = ("resnet18", "squeezenet1_1", "regnet_x_400mf")
-META = ("vit_b_16", "swin_t", "convnext_tiny", "efficientnet_b0", "vgg16", "alexnet", "mobilenet_v3_small",
-        "googlenet")
+META = ("vit_b_16", "swin_t", "convnext_tiny", "efficientnet_b0", "vgg16", "alexnet", "mobilenet_v3_small", "googlenet")
 
 
 def family_of(name: str) -> str:
@@ -162,11 +186,20 @@ def test_every_model_on_the_meta_device():
 
 
 def test_the_cache_separates_architectures_weights_transforms_and_precisions(tmp_path):
-    specs = [backbone_spec(18), backbone_spec(50), backbone_spec(arch="vit_b_16"), backbone_spec(34, weights="none"),
-             backbone_spec(50, weights="IMAGENET1K_V1"), backbone_spec(34, transform="weights"),
-             backbone_spec(arch="convnext_tiny", transform="paper")]
-    paths = {extraction.cache_path(tmp_path, extraction.cache_key("cifar10", "train", spec, precision, ""))
-             for spec in specs for precision in ("fp32", "amp-fp16", "amp-bf16")}
+    specs = [
+        backbone_spec(18),
+        backbone_spec(50),
+        backbone_spec(arch="vit_b_16"),
+        backbone_spec(34, weights="none"),
+        backbone_spec(50, weights="IMAGENET1K_V1"),
+        backbone_spec(34, transform="weights"),
+        backbone_spec(arch="convnext_tiny", transform="paper"),
+    ]
+    paths = {
+        extraction.cache_path(tmp_path, extraction.cache_key("cifar10", "train", spec, precision, ""))
+        for spec in specs
+        for precision in ("fp32", "amp-fp16", "amp-bf16")
+    }
     assert len(paths) == len(specs) * 3
     assert precision_id("auto", cuda=True) == "amp-fp16" and precision_id("auto", cuda=False) == "fp32"
     assert precision_id("bf16", cuda=False) == "amp-bf16"
@@ -175,12 +208,20 @@ def test_the_cache_separates_architectures_weights_transforms_and_precisions(tmp
 def test_legacy_resnet_keys_and_names_are_pinned(tmp_path):
     """Caches written before --arch existed (ResNets, the paper's transform) keep their exact key and file name."""
     key = extraction.cache_key("cifar100", "train", backbone_spec(34), "amp-fp16", "")
-    assert key == {"dataset": "cifar100", "split": "train", "depth": 34, "weights": "ResNet34_Weights.IMAGENET1K_V1",
-                   "transform": "rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std",
-                   "precision": "amp-fp16", "content": ""}
+    assert key == {
+        "dataset": "cifar100",
+        "split": "train",
+        "depth": 34,
+        "weights": "ResNet34_Weights.IMAGENET1K_V1",
+        "transform": "rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std",
+        "precision": "amp-fp16",
+        "content": "",
+    }
     assert extraction.cache_path(tmp_path, key).name == "cifar100-train-resnet34-amp-fp16-08782dda4d02.pt"
-    for depth, weights, precision, name in [(18, "none", "fp32", "cifar100-train-resnet18-fp32-94907e7f54e8.pt"),
-                                            (50, "default", "fp32", "cifar100-train-resnet50-fp32-c9f828b21264.pt")]:
+    for depth, weights, precision, name in [
+        (18, "none", "fp32", "cifar100-train-resnet18-fp32-94907e7f54e8.pt"),
+        (50, "default", "fp32", "cifar100-train-resnet50-fp32-c9f828b21264.pt"),
+    ]:
         key = extraction.cache_key("cifar100", "train", backbone_spec(depth, weights=weights), precision, "")
         assert extraction.cache_path(tmp_path, key).name == name
     vit = extraction.cache_key("cifar100", "train", backbone_spec(arch="vit_b_16"), "fp32", "")

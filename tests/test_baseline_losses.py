@@ -12,8 +12,16 @@ import torch
 
 from data.noise import make_noisy_labels, transition_matrix
 from models.heads import init_head
-from models.losses import (ForwardCorrection, GeneralizedCrossEntropy, HardBootstrap, PartialLabelGCE,
-                           SoftBootstrap, SoftCrossEntropy, SymmetricCrossEntropy, label_smoothing_targets)
+from models.losses import (
+    ForwardCorrection,
+    GeneralizedCrossEntropy,
+    HardBootstrap,
+    PartialLabelGCE,
+    SoftBootstrap,
+    SoftCrossEntropy,
+    SymmetricCrossEntropy,
+    label_smoothing_targets,
+)
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.exact import solve_head
 from training.randomness import IndependentOrder
@@ -34,9 +42,15 @@ def symmetric_transition(eta: float, k: int) -> torch.Tensor:
     return t.fill_diagonal_(1.0 - eta)
 
 
-TRANSITIONS = torch.stack([symmetric_transition(0.3, K),  # heads with different matrices, one asymmetric
-                           torch.tensor([[0.6, 0.4, 0.0, 0.0], [0.0, 0.7, 0.3, 0.0],
-                                         [0.0, 0.0, 0.9, 0.1], [0.2, 0.0, 0.0, 0.8]], dtype=torch.float64)])
+TRANSITIONS = torch.stack(
+    [
+        symmetric_transition(0.3, K),  # heads with different matrices, one asymmetric
+        torch.tensor(
+            [[0.6, 0.4, 0.0, 0.0], [0.0, 0.7, 0.3, 0.0], [0.0, 0.0, 0.9, 0.1], [0.2, 0.0, 0.0, 0.8]],
+            dtype=torch.float64,
+        ),
+    ]
+)
 
 
 # Independent float64 formulas of each loss, written from the papers' equations (autograd follows
@@ -58,7 +72,7 @@ def ref_hard_bootstrap(z, y, beta=0.8):
 
 def ref_gce(z, y, q=0.7):
     p = torch.softmax(z, dim=-1)
-    return (y * (1 - p ** q) / q).sum(-1)  # one-hot y: (1 − p_y^q)/q; soft y: the PLL student's average
+    return (y * (1 - p**q) / q).sum(-1)  # one-hot y: (1 − p_y^q)/q; soft y: the PLL student's average
 
 
 def ref_sce(z, y, alpha=0.1, beta=1.0, a=-4.0):
@@ -147,8 +161,13 @@ def test_label_smoothing_by_hand_and_against_torch():
     torch_loss = torch.nn.CrossEntropyLoss(label_smoothing=0.1, reduction="none")(z.reshape(-1, K), labels.reshape(-1))
     ours, grad = SoftCrossEntropy()(z, label_smoothing_targets(y))
     torch.testing.assert_close(ours.reshape(-1), torch_loss, rtol=1e-12, atol=1e-12)
-    autograd = autograd_gradient(lambda w, _: torch.nn.CrossEntropyLoss(label_smoothing=0.1, reduction="none")(
-        w.reshape(-1, K), labels.reshape(-1)), z, y)
+    autograd = autograd_gradient(
+        lambda w, _: torch.nn.CrossEntropyLoss(label_smoothing=0.1, reduction="none")(
+            w.reshape(-1, K), labels.reshape(-1)
+        ),
+        z,
+        y,
+    )
     torch.testing.assert_close(grad, autograd, rtol=1e-10, atol=1e-12)
     assert torch.allclose(label_smoothing_targets(y).sum(-1), torch.ones(H, B, dtype=torch.float64))
 
@@ -158,16 +177,24 @@ def test_soft_bootstrap_by_hand():
     # 0.95·ln 4 + 0.05·(½ ln 2 + ¼ ln 4 + ¼ ln 4) = (1.9 + 0.075)·ln 2 = 1.975·ln 2
     assert SoftBootstrap().value(HAND_Z, HAND_Y).item() == pytest.approx(1.368965681605892, rel=1e-14)
     # stop-gradient: p − t = p − 0.95·e_1 − 0.05·p = 0.95·(p − e_1) = 0.95·(½, −¾, ¼)
-    torch.testing.assert_close(SoftBootstrap().gradient(HAND_Z, HAND_Y),
-                               torch.tensor([0.475, -0.7125, 0.2375], dtype=torch.float64), rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        SoftBootstrap().gradient(HAND_Z, HAND_Y),
+        torch.tensor([0.475, -0.7125, 0.2375], dtype=torch.float64),
+        rtol=1e-14,
+        atol=1e-15,
+    )
 
 
 def test_hard_bootstrap_by_hand():
     # Reed et al. Eq. (hard): −Σ_k (β t_k + (1 − β) z_k) log q_k, z = e_argmax = e_0, β = 0.8:
     # 0.8·ln 4 + 0.2·ln 2 = 1.8·ln 2; gradient p − 0.8·e_1 − 0.2·e_0 = (0.3, −0.55, 0.25)
     assert HardBootstrap().value(HAND_Z, HAND_Y).item() == pytest.approx(1.2476649250079015, rel=1e-14)
-    torch.testing.assert_close(HardBootstrap().gradient(HAND_Z, HAND_Y),
-                               torch.tensor([0.3, -0.55, 0.25], dtype=torch.float64), rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        HardBootstrap().gradient(HAND_Z, HAND_Y),
+        torch.tensor([0.3, -0.55, 0.25], dtype=torch.float64),
+        rtol=1e-14,
+        atol=1e-15,
+    )
 
 
 def test_gce_by_hand_and_as_the_pll_loss_on_one_hot_targets():
@@ -177,7 +204,7 @@ def test_gce_by_hand_and_as_the_pll_loss_on_one_hot_targets():
     ours, pll = GeneralizedCrossEntropy()(z, y), PartialLabelGCE(q=0.7)(z, y)
     assert torch.equal(ours[0], pll[0]) and torch.equal(ours[1], pll[1])
     p_y = (torch.softmax(z, -1) * y).sum(-1)
-    torch.testing.assert_close(ours[0], (1 - p_y ** 0.7) / 0.7, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(ours[0], (1 - p_y**0.7) / 0.7, rtol=1e-12, atol=1e-12)
 
 
 def test_symmetric_cross_entropy_by_hand():
@@ -196,8 +223,9 @@ def test_forward_correction_by_hand():
 def test_soft_bootstrap_stop_gradient_is_a_scaled_cross_entropy_gradient():
     """What 'treated as a constant' implies: β·(p − y), so SGD on it is cross-entropy with lr·β, wd/β."""
     z, y = batch(6)
-    torch.testing.assert_close(SoftBootstrap().gradient(z, y), 0.95 * SoftCrossEntropy().gradient(z, y),
-                               rtol=1e-14, atol=1e-15)
+    torch.testing.assert_close(
+        SoftBootstrap().gradient(z, y), 0.95 * SoftCrossEntropy().gradient(z, y), rtol=1e-14, atol=1e-15
+    )
 
 
 def test_forward_correction_with_the_identity_is_cross_entropy():
@@ -234,19 +262,27 @@ def test_forward_correction_heads_with_different_matrices_train_as_one_stack():
 
     def problem(heads, loss):
         return HeadProblem(
-            features=x, test_features=x[:10], test_labels=noisy[:10], train_index=rows[heads],
-            targets=torch.nn.functional.one_hot(noisy[rows[heads]], K).float(), true_labels=noisy[rows[heads]],
-            noisy_labels=noisy[rows[heads]], init=init[heads],
-            orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in heads], loss=loss)
+            features=x,
+            test_features=x[:10],
+            test_labels=noisy[:10],
+            train_index=rows[heads],
+            targets=torch.nn.functional.one_hot(noisy[rows[heads]], K).float(),
+            true_labels=noisy[rows[heads]],
+            noisy_labels=noisy[rows[heads]],
+            init=init[heads],
+            orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in heads],
+            loss=loss,
+        )
 
     stacked = train_sgd(problem([0, 1], ForwardCorrection(TRANSITIONS.float())), settings)
     for h in range(H):
-        alone = train_sgd(problem([h], ForwardCorrection(TRANSITIONS[h:h + 1].float())), settings)[0]
+        alone = train_sgd(problem([h], ForwardCorrection(TRANSITIONS[h : h + 1].float())), settings)[0]
         torch.testing.assert_close(stacked[h].last_weights, alone.last_weights, rtol=1e-5, atol=1e-6)
     assert not torch.allclose(stacked[0].last_weights, stacked[1].last_weights, atol=1e-2)
 
 
 # -- the transition matrix of forward correction -----------------------------------------------------
+
 
 def test_anchor_is_the_largest_probability_below_the_97th_percentile():
     """101 rows with p_0 = 0.00, 0.01, …, 1.00 (shuffled): the 97th percentile ('higher') is the value at
@@ -258,8 +294,20 @@ def test_anchor_is_the_largest_probability_below_the_97th_percentile():
     np.testing.assert_allclose(estimate_transition(probabilities, percentile=None), [[1.0, 0.0], [0.0, 1.0]])
     assert np.array_equal(probabilities, original)  # the input is not modified
     # ten rows: position ⌈0.97·9⌉ = 9, the largest value itself, so the anchor is the second largest
-    small = np.array([[0.1, 0.9], [0.8, 0.2], [0.95, 0.05], [0.3, 0.7], [0.6, 0.4],
-                      [0.2, 0.8], [0.7, 0.3], [0.4, 0.6], [0.5, 0.5], [0.05, 0.95]])
+    small = np.array(
+        [
+            [0.1, 0.9],
+            [0.8, 0.2],
+            [0.95, 0.05],
+            [0.3, 0.7],
+            [0.6, 0.4],
+            [0.2, 0.8],
+            [0.7, 0.3],
+            [0.4, 0.6],
+            [0.5, 0.5],
+            [0.05, 0.95],
+        ]
+    )
     np.testing.assert_allclose(estimate_transition(torch.tensor(small)), [[0.8, 0.2], [0.1, 0.9]], atol=1e-12)
 
 
@@ -271,8 +319,13 @@ def test_estimated_transition_is_near_the_planted_one():
     true = np.repeat(np.arange(k), per_class)
     x = torch.tensor(np.eye(k)[true] + rng.normal(scale=1 / 40, size=(true.size, k)))
     noisy = make_noisy_labels(true, "sym", eta, 0, k).labels
-    weights, _, _ = solve_head(x, torch.nn.functional.one_hot(torch.tensor(noisy), k).double(), SoftCrossEntropy(),
-                               1e-5, torch.zeros(k, k, dtype=torch.float64))
+    weights, _, _ = solve_head(
+        x,
+        torch.nn.functional.one_hot(torch.tensor(noisy), k).double(),
+        SoftCrossEntropy(),
+        1e-5,
+        torch.zeros(k, k, dtype=torch.float64),
+    )
     estimate = estimate_transition(torch.softmax(x @ weights.T, dim=-1))
     planted = true_transition("sym", eta, k)
     np.testing.assert_array_equal(planted, transition_matrix("sym", eta, k))

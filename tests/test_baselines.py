@@ -53,8 +53,9 @@ def test_baselines_start_from_the_teachers_weights_and_batch_order(chain):
     store = RunStore(root / "ck")
     records = {r.config.stage.slug: r for r in store.records()}
     features = load_feature_set("synthetic")
-    clusters = cluster_classes(class_similarity(features.train_features, features.train_labels, features.num_classes),
-                               NOISE_CUT)
+    clusters = cluster_classes(
+        class_similarity(features.train_features, features.train_labels, features.num_classes), NOISE_CUT
+    )
     data = DeviceData.load(features, torch.device("cpu"), clusters)
     context = StageContext(store, lambda config: root / "cc.csv", lambda stage: "")
     teacher = prepare_head(records["teacher"].config, data, context)
@@ -66,15 +67,17 @@ def test_baselines_start_from_the_teachers_weights_and_batch_order(chain):
 
 def test_forward_correction_with_the_true_matrix_uses_the_noise_matrix(tmp_path):
     features = load_feature_set("synthetic")
-    clusters = cluster_classes(class_similarity(features.train_features, features.train_labels, features.num_classes),
-                               NOISE_CUT)
+    clusters = cluster_classes(
+        class_similarity(features.train_features, features.train_labels, features.num_classes), NOISE_CUT
+    )
     from training.methods import learned
 
     config = toy_config(dataset="synthetic", stage="fc-true", eta=0.4, ctype="cc")
     inputs = torch.as_tensor(features.train_features)
     rows = np.arange(inputs.shape[0])
-    found = learned(config, inputs, features.train_labels, rows, features.train_labels, features.num_classes, None,
-                    clusters)
+    found = learned(
+        config, inputs, features.train_labels, rows, features.train_labels, features.num_classes, None, clusters
+    )
     expected = transition_matrix("cc", 0.4, features.num_classes, clusters)
     np.testing.assert_allclose(found.transition.numpy(), expected, atol=1e-7)
 
@@ -92,8 +95,13 @@ def test_exact_solves_mark_stationary_points_and_refuse_soft_bootstrapping(tmp_p
 def test_the_methods_table_bolds_the_best_and_those_within_a_paired_error(tmp_path, capsys):
     # Accuracies per seed: PLL is best; GCE trails it by 1, 0, 2 (mean 1, paired SE 0.58): not within;
     # SCE trails by 0.5, -0.5, 0.3 (mean 0.1, SE 0.31): within. clean (an oracle) is higher but not ranked.
-    accuracy = {"0": (60.0, 61.0, 62.0), "p": (70.0, 71.0, 72.0), "gce": (69.0, 71.0, 70.0),
-                "sce": (69.5, 71.5, 71.7), "clean": (90.0, 91.0, 92.0)}
+    accuracy = {
+        "0": (60.0, 61.0, 62.0),
+        "p": (70.0, 71.0, 72.0),
+        "gce": (69.0, 71.0, 70.0),
+        "sce": (69.5, 71.5, 71.7),
+        "clean": (90.0, 91.0, 92.0),
+    }
     for stage, values in accuracy.items():
         for seed, value in enumerate(values):
             eta = 0.0 if stage == "clean" else 0.5
@@ -101,8 +109,11 @@ def test_the_methods_table_bolds_the_best_and_those_within_a_paired_error(tmp_pa
     assert report.main(["-c", str(tmp_path / "ck"), "--out", str(tmp_path / "r")]) == 0
     out = capsys.readouterr().out
     table = out.split("### toy: test accuracy of every method (%)", 1)[1]
-    lines = {line.split("|")[1].strip(): line.split("|")[2].strip() for line in table.splitlines()
-             if line.startswith("| ") and "---" not in line and "Method" not in line}
+    lines = {
+        line.split("|")[1].strip(): line.split("|")[2].strip()
+        for line in table.splitlines()
+        if line.startswith("| ") and "---" not in line and "Method" not in line
+    }
     assert lines["PLL"].startswith("**71.00") and lines["SCE"].startswith("**70.90")
     assert not lines["GCE"].startswith("**") and not lines["clean labels"].startswith("**")
     assert list(lines)[0] == "teacher" and lines["clean labels"] == "91.00 ± 0.82"

@@ -8,16 +8,25 @@ import train_linear
 from utils.stages import Stage
 
 
-@pytest.mark.parametrize("argv, partial", [([], False), (["--partial"], True), (["--partial", "True"], True),
-                                           (["--partial", "False"], False), (["--partial", "1"], True),
-                                           (["--partial", "0"], False)])
+@pytest.mark.parametrize(
+    "argv, partial",
+    [
+        ([], False),
+        (["--partial"], True),
+        (["--partial", "True"], True),
+        (["--partial", "False"], False),
+        (["--partial", "1"], True),
+        (["--partial", "0"], False),
+    ],
+)
 def test_partial_is_a_real_boolean(argv, partial):
     assert train_linear.build_parser().parse_args(argv).partial is partial
 
 
 def test_lists_and_aliases():
-    args = train_linear.build_parser().parse_args(["--seeds", "4", "5", "--corruption", "0.1", "0.9",
-                                                   "--weight-decay", "1e-3", "--learning-rate", "0.2"])
+    args = train_linear.build_parser().parse_args(
+        ["--seeds", "4", "5", "--corruption", "0.1", "0.9", "--weight-decay", "1e-3", "--learning-rate", "0.2"]
+    )
     assert args.seeds == [4, 5] and args.corruption == [0.1, 0.9] and args.wd == 1e-3 and args.lr == 0.2
     assert train_linear.build_parser().parse_args(["--manualSeed", "7"]).seeds == [7]
     assert train_linear.build_parser().parse_args([]).dist is None
@@ -33,12 +42,15 @@ def test_bad_boolean_and_unknown_flag_are_one_line(capsys):
 
 def test_suggested_commands_are_built_from_the_parsed_settings():
     parser = train_linear.build_parser()
-    args = parser.parse_args(["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run", "--manualSeed", "4",
-                              "--last", "1"])
+    args = parser.parse_args(
+        ["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run", "--manualSeed", "4", "--last", "1"]
+    )
     command = lambda stage: train_linear.suggested_command(parser, args, "synthetic", stage)  # noqa: E731
-    assert command(Stage.student(2)) == ("python3 train_linear.py --dataset synthetic --seed 4 --which last "
-                                         "--lr 0.2 --dist 2")
+    assert command(Stage.student(2)) == (
+        "python3 train_linear.py --dataset synthetic --seed 4 --which last --lr 0.2 --dist 2"
+    )
     assert command(Stage.pll()).endswith("--lr 0.2 --partial")
     args = parser.parse_args(["--partial", "True", "--wd", "1"])
     assert train_linear.suggested_command(parser, args, "digits", Stage.teacher()) == (
-        "python3 train_linear.py --wd 1 --dist 0")
+        "python3 train_linear.py --wd 1 --dist 0"
+    )

@@ -30,8 +30,9 @@ def test_similarity_matches_brute_force():
     labels = rng.integers(0, 4, size=40)
     labels[:4] = np.arange(4)
     features = rng.normal(size=(40, 7)) + labels[:, None]
-    np.testing.assert_allclose(class_similarity(features, labels, 4), brute_force_similarity(features, labels, 4),
-                               atol=1e-12)
+    np.testing.assert_allclose(
+        class_similarity(features, labels, 4), brute_force_similarity(features, labels, 4), atol=1e-12
+    )
 
 
 def test_clustering_recovers_planted_superclasses():

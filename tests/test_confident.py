@@ -11,8 +11,14 @@ import torch
 
 from data.noise import make_noisy_labels
 from models.heads import init_head
-from training.confident import (FOLDS, confident_learning, find_label_issues, fold_problems, out_of_fold_probabilities,
-                                stratified_folds)
+from training.confident import (
+    FOLDS,
+    confident_learning,
+    find_label_issues,
+    fold_problems,
+    out_of_fold_probabilities,
+    stratified_folds,
+)
 from training.engine import SGDSettings
 from training.randomness import IndependentOrder
 from utils.threads import cpu_threads

@@ -15,8 +15,15 @@ from matplotlib.figure import Figure
 
 import feature_correlation_map
 from analysis import figures as figure_io
-from analysis.correlation import (class_correlation, group_means, gram_spectrum, sample_count, sample_instances,
-                                  sample_per_class, statistics)
+from analysis.correlation import (
+    class_correlation,
+    group_means,
+    gram_spectrum,
+    sample_count,
+    sample_instances,
+    sample_per_class,
+    statistics,
+)
 from data.registry import DataOptions
 from data.synthetic import SyntheticConfig, make_synthetic
 from feature_correlation_map import CorrelationConfig, backbone_label
@@ -46,8 +53,14 @@ def brute_force_stats(features: np.ndarray, labels: np.ndarray, superclass: np.n
 
 def save_planted(path):
     data = make_synthetic(PLANTED)
-    np.savez(path, train_features=data.train_features, train_labels=data.train_labels,
-             test_features=data.test_features, test_labels=data.test_labels, class_names=np.array(data.class_names))
+    np.savez(
+        path,
+        train_features=data.train_features,
+        train_labels=data.train_labels,
+        test_features=data.test_features,
+        test_labels=data.test_labels,
+        class_names=np.array(data.class_names),
+    )
     return data
 
 
@@ -55,8 +68,9 @@ def test_statistics_match_brute_force_on_planted_superclasses():
     data = make_synthetic(PLANTED)
     correlation = class_correlation(data)
     planted = np.array(data.superclasses)
-    np.testing.assert_array_equal(correlation.clusters[:, None] == correlation.clusters[None, :],
-                                  planted[:, None] == planted[None, :])
+    np.testing.assert_array_equal(
+        correlation.clusters[:, None] == correlation.clusters[None, :], planted[:, None] == planted[None, :]
+    )
     row = statistics(data, correlation)
     assert (row.num_classes, row.num_train, row.dim, row.num_clusters) == (6, 48, 16, 2)
     expected = brute_force_stats(data.train_features.astype(np.float64), data.train_labels, planted)
@@ -112,6 +126,7 @@ def test_sample_count_takes_all_of_a_small_class():
 
 # -- output names ---------------------------------------------------------------------------------
 
+
 def names(config: CorrelationConfig) -> list[str]:
     return [path.name for path in config.output_paths()]
 
@@ -140,8 +155,12 @@ def test_table_is_named_by_the_inputs_it_covers(tmp_path):
 def test_figure_names_carry_the_sample_settings_where_they_matter():
     base = set(names(CorrelationConfig()))
     assert len(base) == 1 + 4 * 2
-    assert {"digits-class-correlation.png", "digits-dendrogram.pdf", "digits-gram-per-class20-seed0.png",
-            "digits-gram-spectrum-per-class20-seed0.pdf"} <= base
+    assert {
+        "digits-class-correlation.png",
+        "digits-dendrogram.pdf",
+        "digits-gram-per-class20-seed0.png",
+        "digits-gram-spectrum-per-class20-seed0.pdf",
+    } <= base
     for other in (CorrelationConfig(per_class=10), CorrelationConfig(seed=7)):
         changed = base ^ set(names(other))
         # only the sampled figures change name; M and its dendrogram do not depend on the sample
@@ -153,8 +172,11 @@ def test_a_table_over_many_inputs_keeps_a_short_distinct_name():
     fewer = CorrelationConfig(feature_files=many.feature_files[:11])
     name = many.table_path.name
     assert len(name) <= feature_correlation_map.MAX_TABLE_NAME + 3
-    assert re.fullmatch(r"correlation_stats-features_from_backbone_00\+features_from_backbone_01\+"
-                        r"features_from_backbone_02\+9-more-[0-9a-f]{8}\.md", name), name
+    assert re.fullmatch(
+        r"correlation_stats-features_from_backbone_00\+features_from_backbone_01\+"
+        r"features_from_backbone_02\+9-more-[0-9a-f]{8}\.md",
+        name,
+    ), name
     assert fewer.table_path != many.table_path
 
 
@@ -167,6 +189,7 @@ def test_replaced_files_are_those_with_other_content(tmp_path):
 
 
 # -- figure groups --------------------------------------------------------------------------------
+
 
 def small_figure(title: str) -> Figure:
     figure = Figure(figsize=(2, 1.5))
@@ -244,15 +267,29 @@ def test_save_figures_under_a_refusing_folder_leaves_nothing(tmp_path):
 
 # -- the command ----------------------------------------------------------------------------------
 
+
 def test_cli_writes_one_table_and_figures_per_input(tmp_path, capsys):
     data = save_planted(tmp_path / "planted.npz")
-    tiny = make_synthetic(SyntheticConfig(num_superclasses=1, classes_per_super=2, dim=4, train_per_class=3,
-                                          test_per_class=1))
-    np.savez(tmp_path / "two classes.npz", train_features=tiny.train_features, train_labels=tiny.train_labels,
-             test_features=tiny.test_features, test_labels=tiny.test_labels)
+    tiny = make_synthetic(
+        SyntheticConfig(num_superclasses=1, classes_per_super=2, dim=4, train_per_class=3, test_per_class=1)
+    )
+    np.savez(
+        tmp_path / "two classes.npz",
+        train_features=tiny.train_features,
+        train_labels=tiny.train_labels,
+        test_features=tiny.test_features,
+        test_labels=tiny.test_labels,
+    )
     out = tmp_path / "reports"
-    argv = ["--features", str(tmp_path / "planted.npz"), str(tmp_path / "two classes.npz"), "--per-class", "4",
-            "--out", str(out)]
+    argv = [
+        "--features",
+        str(tmp_path / "planted.npz"),
+        str(tmp_path / "two classes.npz"),
+        "--per-class",
+        "4",
+        "--out",
+        str(out),
+    ]
     assert feature_correlation_map.main(argv) == 0
     printed, progress = capsys.readouterr()
     table = (out / "correlation_stats-planted+two_classes.md").read_text()
@@ -271,6 +308,11 @@ def test_cli_writes_one_table_and_figures_per_input(tmp_path, capsys):
     assert all((out / name).stat().st_size > 1000 for name in expected_files if not name.endswith(".md"))
     assert "wrote" in printed and "replaced" not in printed
     # stderr is not a terminal here: one line per input and phase, with the elapsed time
-    assert re.findall(r"^\[ *\d+\.\d s\] (\d/2) (inputs loaded|datasets analysed): (\S+)", progress, flags=re.MULTILINE) == [
-        ("1/2", "inputs loaded", "planted"), ("2/2", "inputs loaded", "two_classes"),
-        ("1/2", "datasets analysed", "planted"), ("2/2", "datasets analysed", "two_classes")]
+    assert re.findall(
+        r"^\[ *\d+\.\d s\] (\d/2) (inputs loaded|datasets analysed): (\S+)", progress, flags=re.MULTILINE
+    ) == [
+        ("1/2", "inputs loaded", "planted"),
+        ("2/2", "inputs loaded", "two_classes"),
+        ("1/2", "datasets analysed", "planted"),
+        ("2/2", "datasets analysed", "two_classes"),
+    ]

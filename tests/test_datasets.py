@@ -94,8 +94,15 @@ def test_feature_file_refuses_pickled_objects(tmp_path):
         load_feature_file(tmp_path / "pickled.npz")
 
 
-@pytest.mark.parametrize("name, folder", [("cifar10", "cifar-10-batches-py"), ("caltech256", "256_ObjectCategories"),
-                                          ("flowers102", "flowers-102"), ("food101", "food-101")])
+@pytest.mark.parametrize(
+    "name, folder",
+    [
+        ("cifar10", "cifar-10-batches-py"),
+        ("caltech256", "256_ObjectCategories"),
+        ("flowers102", "flowers-102"),
+        ("food101", "food-101"),
+    ],
+)
 def test_missing_dataset_names_the_folder_and_layout(tmp_path, name, folder):
     options = DataOptions(data_root=tmp_path / "empty", download="never")
     with pytest.raises(UserError) as error:
@@ -111,8 +118,16 @@ def test_stanfordcars_says_where_to_get_it(tmp_path):
 
 @pytest.mark.slow
 def test_cli_offline_error_is_one_line_without_traceback(tmp_path):
-    result = run_script("train_linear.py", "--summary", "-d", "cifar100", "--download", "never",
-                        "--data-root", str(tmp_path / "nothing"))
+    result = run_script(
+        "train_linear.py",
+        "--summary",
+        "-d",
+        "cifar100",
+        "--download",
+        "never",
+        "--data-root",
+        str(tmp_path / "nothing"),
+    )
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "cifar-100-python" in lines[0] and "Traceback" not in result.stderr
@@ -137,14 +152,28 @@ def _fake_caltech(root, folder, classes, excluded, per_class=5):
             Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(target / f"image_{i + 1:04d}.jpg")
 
 
-@pytest.mark.parametrize("name, folder, classes, excluded, names", [
-    ("caltech101", "caltech101/101_ObjectCategories", ["accordion", "airplanes", "anchor"], "BACKGROUND_Google",
-     ("accordion", "airplanes", "anchor")),
-    ("caltech256", "caltech256/256_ObjectCategories", ["001.ak47", "002.american-flag", "003.backpack"], "257.clutter",
-     ("ak47", "american-flag", "backpack")),
-])
-def test_caltech_split_is_over_the_sorted_list_without_the_background_class(tmp_path, name, folder, classes,
-                                                                             excluded, names):
+@pytest.mark.parametrize(
+    "name, folder, classes, excluded, names",
+    [
+        (
+            "caltech101",
+            "caltech101/101_ObjectCategories",
+            ["accordion", "airplanes", "anchor"],
+            "BACKGROUND_Google",
+            ("accordion", "airplanes", "anchor"),
+        ),
+        (
+            "caltech256",
+            "caltech256/256_ObjectCategories",
+            ["001.ak47", "002.american-flag", "003.backpack"],
+            "257.clutter",
+            ("ak47", "american-flag", "backpack"),
+        ),
+    ],
+)
+def test_caltech_split_is_over_the_sorted_list_without_the_background_class(
+    tmp_path, name, folder, classes, excluded, names
+):
     from sklearn.model_selection import train_test_split
 
     from data.images import IMAGE_SOURCES

@@ -50,13 +50,24 @@ ALL = [(path.name, script, argv) for path in DOCUMENTS for script, argv in comma
 
 def test_documents_show_commands():
     scripts = {script for _, script, _ in ALL}
-    assert {"train_linear", "report", "feature_correlation_map", "plot_softmax_simplex", "numerical_solving",
-            "gmm_distill", "runs", "benchmarks.bench_engine", "scripts.reliability"} <= scripts
+    assert {
+        "train_linear",
+        "report",
+        "feature_correlation_map",
+        "plot_softmax_simplex",
+        "numerical_solving",
+        "gmm_distill",
+        "runs",
+        "benchmarks.bench_engine",
+        "scripts.reliability",
+    } <= scripts
 
 
 def test_the_pattern_catches_every_form():
-    block = "```bash\npython train_linear.py --epochs 2\npython3 -m benchmarks.bench_engine --repeats 1\n" \
-            "cd x && python3 report.py -c ck\npython3 -m pip install x\n```"
+    block = (
+        "```bash\npython train_linear.py --epochs 2\npython3 -m benchmarks.bench_engine --repeats 1\n"
+        "cd x && python3 report.py -c ck\npython3 -m pip install x\n```"
+    )
     assert [script for script, _ in commands_of(block)] == ["train_linear", "benchmarks.bench_engine", "report"]
 
 

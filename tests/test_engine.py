@@ -15,12 +15,19 @@ def problem(heads=2, n=203, m=50, d=6, k=4):
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(n + m, d, generator=g), torch.randint(0, k, (n + m,), generator=g)
     noisy = torch.where(torch.rand(n, generator=g) < 0.3, torch.randint(0, k, (n,), generator=g), y[:n])
-    rows = torch.stack([torch.randperm(n, generator=g)[:n - 3] for _ in range(heads)])  # heads see different rows
+    rows = torch.stack([torch.randperm(n, generator=g)[: n - 3] for _ in range(heads)])  # heads see different rows
     return HeadProblem(
-        features=x[:n], test_features=x[n:], test_labels=y[n:], train_index=rows,
-        targets=torch.nn.functional.one_hot(noisy[rows], k).float(), true_labels=y[rows], noisy_labels=noisy[rows],
+        features=x[:n],
+        test_features=x[n:],
+        test_labels=y[n:],
+        train_index=rows,
+        targets=torch.nn.functional.one_hot(noisy[rows], k).float(),
+        true_labels=y[rows],
+        noisy_labels=noisy[rows],
         init=torch.stack([init_head(k, d, torch.Generator().manual_seed(h)) for h in range(heads)]),
-        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)], loss=SoftCrossEntropy())
+        orders=[IndependentOrder(torch.Generator().manual_seed(h)) for h in range(heads)],
+        loss=SoftCrossEntropy(),
+    )
 
 
 SETTINGS = SGDSettings(lr=0.1, wd=1e-3, epochs=3, batch_size=16, gamma=0.9, momentum=0.9, select="test")

@@ -46,8 +46,11 @@ def test_objective_gradient_matches_finite_differences():
     w0 = rng.normal(size=12)
     _, grad = objective(w0, x, targets, gce, 0.1)
     step = 1e-6
-    numeric = [(objective(w0 + step * e, x, targets, gce, 0.1)[0] - objective(w0 - step * e, x, targets, gce, 0.1)[0])
-               / (2 * step) for e in np.eye(12)]
+    numeric = [
+        (objective(w0 + step * e, x, targets, gce, 0.1)[0] - objective(w0 - step * e, x, targets, gce, 0.1)[0])
+        / (2 * step)
+        for e in np.eye(12)
+    ]
     np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
 
 
@@ -57,15 +60,24 @@ def test_sgd_at_the_digits_defaults_reaches_the_regularised_optimum():
     n = x.shape[0]
     targets = torch.nn.functional.one_hot(noisy, 10).float()
     problem = HeadProblem(
-        features=x, test_features=torch.from_numpy(features.test_features),
-        test_labels=torch.from_numpy(features.test_labels), train_index=torch.arange(n)[None],
-        targets=targets[None], true_labels=torch.from_numpy(features.train_labels)[None], noisy_labels=noisy[None],
-        init=init_head(10, 64, torch.Generator().manual_seed(0))[None], orders=[IndependentOrder(torch.Generator().manual_seed(0))], loss=SoftCrossEntropy(),
+        features=x,
+        test_features=torch.from_numpy(features.test_features),
+        test_labels=torch.from_numpy(features.test_labels),
+        train_index=torch.arange(n)[None],
+        targets=targets[None],
+        true_labels=torch.from_numpy(features.train_labels)[None],
+        noisy_labels=noisy[None],
+        init=init_head(10, 64, torch.Generator().manual_seed(0))[None],
+        orders=[IndependentOrder(torch.Generator().manual_seed(0))],
+        loss=SoftCrossEntropy(),
     )
-    sgd = train_sgd(problem, SGDSettings(lr=lr, wd=wd, epochs=200, batch_size=128, gamma=0.98, momentum=0.9,
-                                         select="test"))[0]
+    sgd = train_sgd(
+        problem, SGDSettings(lr=lr, wd=wd, epochs=200, batch_size=128, gamma=0.98, momentum=0.9, select="test")
+    )[0]
     exact, _, _ = solve_head(x, targets, SoftCrossEntropy(), wd, torch.zeros(10, 64))
-    f_sgd = objective(sgd.last_weights.double().numpy().ravel(), x.double(), targets.double(), SoftCrossEntropy(), wd)[0]
+    f_sgd = objective(sgd.last_weights.double().numpy().ravel(), x.double(), targets.double(), SoftCrossEntropy(), wd)[
+        0
+    ]
     f_opt = objective(exact.numpy().ravel(), x.double(), targets.double(), SoftCrossEntropy(), wd)[0]
     assert 0 <= f_sgd - f_opt < 2e-4 * f_opt
     assert float((sgd.last_weights.double() - exact).norm() / exact.norm()) < 0.05

@@ -46,6 +46,7 @@ def _write_phi(transform):
         path.write_bytes(b"")
         with open(path, "wb") as stream:
             transform(stream)
+
     return setup
 
 
@@ -71,12 +72,14 @@ def _folder_at(which: str):
     def setup(sandbox: Path) -> None:
         files = _files(SMALL)
         (sandbox / (files.phi if which == "phi" else files.arrays)).mkdir(parents=True)
+
     return setup
 
 
 def _file_at(relative: str):
     def setup(sandbox: Path) -> None:
         (sandbox / relative).write_text("not a folder\n")
+
     return setup
 
 
@@ -110,34 +113,104 @@ CASES = [
     _value(["--method", "lbfgs"], r"--method: invalid choice"),
     _value(["--k", "4.5"], r"--k: invalid int value"),
     # The operating system refuses the output folder (injected: CI runs as root).
-    *(Case(SCRIPT, "os", SMALL, rf"--out: cannot write to out: .*{OS_PATTERNS[code]}", fault=refusal("out", errno),
-           name=f"--out refused {code}") for code, errno in OS_CODES.items()),
+    *(
+        Case(
+            SCRIPT,
+            "os",
+            SMALL,
+            rf"--out: cannot write to out: .*{OS_PATTERNS[code]}",
+            fault=refusal("out", errno),
+            name=f"--out refused {code}",
+        )
+        for code, errno in OS_CODES.items()
+    ),
     # (utils/outputs.py names the probe file it tried to create inside the folder.)
-    Case(SCRIPT, "os", SMALL, r"--out: cannot write to \S*out(/\.write-probe-\w+)?: read-only file system",
-         setup=lambda sandbox: (sandbox / "out").mkdir(), fault=refusal("out", OS_CODES["EROFS"]),
-         name="existing --out read-only"),
+    Case(
+        SCRIPT,
+        "os",
+        SMALL,
+        r"--out: cannot write to \S*out(/\.write-probe-\w+)?: read-only file system",
+        setup=lambda sandbox: (sandbox / "out").mkdir(),
+        fault=refusal("out", OS_CODES["EROFS"]),
+        name="existing --out read-only",
+    ),
     # Paths that collide with files or folders.
-    Case(SCRIPT, "collision", SMALL, r"--out out is a file, not a folder", setup=_file_at("out"),
-         name="--out is a file"),
-    Case(SCRIPT, "collision", [*SMALL[:-1], "out/runs"], r"--out: cannot write to out/runs: a part of the path is a file",
-         setup=_file_at("out"), name="--out under a file"),
-    Case(SCRIPT, "collision", SMALL, r"--out .*newton-k3-n6-\w+\.npz is a folder, not a file",
-         setup=_folder_at("run"), name="run file is a folder"),
-    Case(SCRIPT, "collision", SMALL, r"--out: .*phi-features-k3-n6-\w+\.npy is a folder where Phi's file belongs",
-         setup=_folder_at("phi"), name="Phi file is a folder"),
+    Case(
+        SCRIPT, "collision", SMALL, r"--out out is a file, not a folder", setup=_file_at("out"), name="--out is a file"
+    ),
+    Case(
+        SCRIPT,
+        "collision",
+        [*SMALL[:-1], "out/runs"],
+        r"--out: cannot write to out/runs: a part of the path is a file",
+        setup=_file_at("out"),
+        name="--out under a file",
+    ),
+    Case(
+        SCRIPT,
+        "collision",
+        SMALL,
+        r"--out .*newton-k3-n6-\w+\.npz is a folder, not a file",
+        setup=_folder_at("run"),
+        name="run file is a folder",
+    ),
+    Case(
+        SCRIPT,
+        "collision",
+        SMALL,
+        r"--out: .*phi-features-k3-n6-\w+\.npy is a folder where Phi's file belongs",
+        setup=_folder_at("phi"),
+        name="Phi file is a folder",
+    ),
     # A Phi file already in the folder that is not this run's Phi.
-    Case(SCRIPT, "state", SMALL, r"phi-features-k3-n6-\w+\.npy is not a readable Phi file \(truncated",
-         setup=_write_phi(_truncated), name="Phi truncated"),
-    Case(SCRIPT, "state", SMALL, r"phi-features-k3-n6-\w+\.npy is empty, not Phi's \.npy array",
-         setup=_write_phi(lambda stream: None), name="Phi empty"),
-    Case(SCRIPT, "state", SMALL, r"phi-features-k3-n6-\w+\.npy is not a \.npy file, not Phi's \.npy array",
-         setup=_write_phi(lambda stream: stream.write(b"1,2,3\n")), name="Phi not a .npy file"),
-    Case(SCRIPT, "state", SMALL, r"phi-.*\.npy holds a different Phi than these settings give",
-         setup=_write_phi(_changed), name="Phi changed (SHA-256 differs)"),
-    Case(SCRIPT, "state", SMALL, r"phi-.*\.npy holds a float64 array of shape \(3, 3\), not Phi \(18 x 18",
-         setup=_write_phi(lambda stream: np.save(stream, np.eye(3))), name="Phi of the wrong shape"),
-    Case(SCRIPT, "state", SMALL, r"phi-.*\.npy is a zip archive, not Phi's \.npy array",
-         setup=_write_phi(_archive), name="Phi an archive"),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-features-k3-n6-\w+\.npy is not a readable Phi file \(truncated",
+        setup=_write_phi(_truncated),
+        name="Phi truncated",
+    ),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-features-k3-n6-\w+\.npy is empty, not Phi's \.npy array",
+        setup=_write_phi(lambda stream: None),
+        name="Phi empty",
+    ),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-features-k3-n6-\w+\.npy is not a \.npy file, not Phi's \.npy array",
+        setup=_write_phi(lambda stream: stream.write(b"1,2,3\n")),
+        name="Phi not a .npy file",
+    ),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-.*\.npy holds a different Phi than these settings give",
+        setup=_write_phi(_changed),
+        name="Phi changed (SHA-256 differs)",
+    ),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-.*\.npy holds a float64 array of shape \(3, 3\), not Phi \(18 x 18",
+        setup=_write_phi(lambda stream: np.save(stream, np.eye(3))),
+        name="Phi of the wrong shape",
+    ),
+    Case(
+        SCRIPT,
+        "state",
+        SMALL,
+        r"phi-.*\.npy is a zip archive, not Phi's \.npy array",
+        setup=_write_phi(_archive),
+        name="Phi an archive",
+    ),
 ]
 
 
@@ -151,12 +224,15 @@ def test_the_suite_covers_every_kind_that_applies():
     assert kinds == {"value", "os", "collision", "state"} and len(CASES) >= 15
 
 
-@pytest.mark.parametrize("damage, pattern", [
-    (lambda run: run.with_suffix(".json").write_text("{\"format\": 2, \"phi\""), "is not a readable run record"),
-    (lambda run: run.with_suffix(".json").write_text("{\"format\": 1}"), "is not a solver run record of format 2"),
-    (lambda run: run.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), r"\.npz is not a readable run file"),
-    (lambda run: next(run.parent.glob("phi-*.npy")).unlink(), "Phi file not found"),
-])
+@pytest.mark.parametrize(
+    "damage, pattern",
+    [
+        (lambda run: run.with_suffix(".json").write_text('{"format": 2, "phi"'), "is not a readable run record"),
+        (lambda run: run.with_suffix(".json").write_text('{"format": 1}'), "is not a solver run record of format 2"),
+        (lambda run: run.with_suffix(".npz").write_bytes(b"PK\x03\x04 truncated"), r"\.npz is not a readable run file"),
+        (lambda run: next(run.parent.glob("phi-*.npy")).unlink(), "Phi file not found"),
+    ],
+)
 def test_a_damaged_saved_run_is_one_line_when_read(saved_run, tmp_path, damage, pattern):
     folder = Path(shutil.copytree(saved_run, tmp_path / "out"))
     run = folder / _files(SMALL).arrays.name
@@ -174,13 +250,21 @@ def saved_run(tmp_path_factory) -> Path:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name, status, line", [("SIGINT", 130, "interrupted\n"),
-                                                       ("SIGTERM", 143, "terminated\n")])
+@pytest.mark.parametrize(
+    "signal_name, status, line", [("SIGINT", 130, "interrupted\n"), ("SIGTERM", 143, "terminated\n")]
+)
 @pytest.mark.parametrize("module", ["numpy", "scipy"])
 def test_a_signal_while_the_libraries_load_is_one_line(tmp_path, module, signal_name, status, line):
     env = {**os.environ, "SELFDISTILL_SIGNAL_AT_IMPORT": f"{module}:{signal_name}", "PYTHONPATH": str(ROOT)}
     before = snapshot(tmp_path)
-    result = subprocess.run([sys.executable, str(ROOT / "numerical_solving.py"), *SMALL], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=120)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "numerical_solving.py"), *SMALL],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert (result.returncode, result.stderr) == (status, line)
     assert snapshot(tmp_path) == before

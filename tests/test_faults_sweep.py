@@ -33,6 +33,7 @@ def _file(name: str, content: str | bytes):
     def setup(sandbox: Path) -> None:
         path = sandbox / name
         path.write_bytes(content if isinstance(content, bytes) else content.encode())
+
     return setup
 
 
@@ -41,6 +42,7 @@ def _good_and(*more):
         _file("s.toml", GOOD)(sandbox)
         for step in more:
             step(sandbox)
+
     return setup
 
 
@@ -69,23 +71,60 @@ CASES = [
     _bad_file(GOOD.replace("seeds = [0]", "seeds = [-1]"), r"seed must be at least 0, got -1", "a negative seed"),
     _bad_file(GOOD.replace("epochs = 2", "epochs = 0"), r"epochs must be", "zero epochs"),
     _bad_file(GOOD.replace('"digits"', '"mnist"'), r"unknown dataset 'mnist'", "an unknown dataset"),
-    _bad_file(GOOD.replace("corruption = [0.3]", "corruption = [1.5]"), r"corruption must lie in \[0, 1\]",
-              "η above 1"),
+    _bad_file(
+        GOOD.replace("corruption = [0.3]", "corruption = [1.5]"), r"corruption must lie in \[0, 1\]", "η above 1"
+    ),
     _bad_file(GOOD.replace('device = "cpu"', 'device = "auto"'), r"a sweep fixes its device", "an unfixed device"),
     _bad_file(GOOD + "[datasets.digits]\nlr = nan\n", r"lr must be a finite", "lr nan"),
     Case(SCRIPT, "file", ["missing.toml"], r"no sweep file missing\.toml", 1),
-    Case(SCRIPT, "file", ["folder.toml"], r"folder\.toml is a folder; give a sweep file", 2,
-         setup=lambda sandbox: (sandbox / "folder.toml").mkdir()),
-    Case(SCRIPT, "collision", ["s.toml", "-c", "taken", "--csv-dir", "res"], r"-c/--checkpoint taken is a file",
-         1, setup=_good_and(_file("taken", "x\n"))),
-    Case(SCRIPT, "collision", ["s.toml", "-c", "ck", "--csv-dir", "taken"], r"--csv-dir taken is a file", 1,
-         setup=_good_and(_file("taken", "x\n"))),
-    *(Case(SCRIPT, "os", ["s.toml", *PLACES], rf"-c/--checkpoint: cannot write to ck: .*{OS_PATTERNS[code]}",
-           setup=_good_and(), fault=refusal("ck", errno), name=f"store {code}")
-      for code, errno in OS_CODES.items()),
-    *(Case(SCRIPT, "os", ["s.toml", *PLACES], rf"--csv-dir: cannot write to res: .*{OS_PATTERNS[code]}",
-           setup=_good_and(), fault=refusal("res", errno), name=f"csv folder {code}")
-      for code, errno in OS_CODES.items()),
+    Case(
+        SCRIPT,
+        "file",
+        ["folder.toml"],
+        r"folder\.toml is a folder; give a sweep file",
+        2,
+        setup=lambda sandbox: (sandbox / "folder.toml").mkdir(),
+    ),
+    Case(
+        SCRIPT,
+        "collision",
+        ["s.toml", "-c", "taken", "--csv-dir", "res"],
+        r"-c/--checkpoint taken is a file",
+        1,
+        setup=_good_and(_file("taken", "x\n")),
+    ),
+    Case(
+        SCRIPT,
+        "collision",
+        ["s.toml", "-c", "ck", "--csv-dir", "taken"],
+        r"--csv-dir taken is a file",
+        1,
+        setup=_good_and(_file("taken", "x\n")),
+    ),
+    *(
+        Case(
+            SCRIPT,
+            "os",
+            ["s.toml", *PLACES],
+            rf"-c/--checkpoint: cannot write to ck: .*{OS_PATTERNS[code]}",
+            setup=_good_and(),
+            fault=refusal("ck", errno),
+            name=f"store {code}",
+        )
+        for code, errno in OS_CODES.items()
+    ),
+    *(
+        Case(
+            SCRIPT,
+            "os",
+            ["s.toml", *PLACES],
+            rf"--csv-dir: cannot write to res: .*{OS_PATTERNS[code]}",
+            setup=_good_and(),
+            fault=refusal("res", errno),
+            name=f"csv folder {code}",
+        )
+        for code, errno in OS_CODES.items()
+    ),
 ]
 
 
@@ -100,11 +139,20 @@ def test_the_suite_covers_every_kind_that_applies():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("module", ["numpy", "sweeping.launch"])
-@pytest.mark.parametrize("signal_name, status, line", [("SIGINT", 130, "interrupted\n"), ("SIGTERM", 143, "terminated\n")])
+@pytest.mark.parametrize(
+    "signal_name, status, line", [("SIGINT", 130, "interrupted\n"), ("SIGTERM", 143, "terminated\n")]
+)
 def test_signal_while_modules_load(tmp_path, module, signal_name, status, line):
     (tmp_path / "s.toml").write_text(GOOD)
     env = {**os.environ, "SELFDISTILL_SIGNAL_AT_IMPORT": f"{module}:{signal_name}"}
-    result = subprocess.run([sys.executable, str(ROOT / "sweep.py"), "s.toml", *PLACES], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), "s.toml", *PLACES],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=300,
+    )
     assert (result.returncode, result.stderr) == (status, line)
     assert [p.name for p in tmp_path.iterdir()] == ["s.toml"], "nothing written"

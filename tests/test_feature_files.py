@@ -64,21 +64,25 @@ def test_real_dtypes_are_accepted_as_float32(tmp_path, dtype):
     np.testing.assert_array_equal(loaded.train_features, x.astype(np.float32))
 
 
-@pytest.mark.parametrize("dtype, shown", [(np.complex64, "complex64"), (np.bool_, "bool"), ("U3", "<U3"),
-                                          ("datetime64[s]", "datetime64")])
+@pytest.mark.parametrize(
+    "dtype, shown", [(np.complex64, "complex64"), (np.bool_, "bool"), ("U3", "<U3"), ("datetime64[s]", "datetime64")]
+)
 def test_non_real_features_are_refused_naming_the_dtype(tmp_path, dtype, shown):
     x = np.zeros((12, 4)).astype(dtype)
     refused(npz(tmp_path, train_features=x), rf"train_features has dtype {shown}.*real numbers")
 
 
-@pytest.mark.parametrize("labels, pattern", [
-    (np.arange(12) % 3 == 0, "train_labels has dtype bool; labels must be integers"),
-    ((np.arange(12) % 3).astype(np.float64), "train_labels has dtype float64"),
-    (np.arange(12).reshape(12, 1) % 3, r"1-d array \(N,\), got shape \(12, 1\)"),
-    (np.arange(11) % 3, "11 labels but the features have 12 rows"),
-    (np.array([-1] + [0, 1, 2] * 3 + [0, 1]), r"train_labels hold -1, outside 0\.\.2"),
-    (np.array([5] + [0, 1, 2] * 3 + [0, 1]), r"train_labels hold 5, outside 0\.\.2"),
-])
+@pytest.mark.parametrize(
+    "labels, pattern",
+    [
+        (np.arange(12) % 3 == 0, "train_labels has dtype bool; labels must be integers"),
+        ((np.arange(12) % 3).astype(np.float64), "train_labels has dtype float64"),
+        (np.arange(12).reshape(12, 1) % 3, r"1-d array \(N,\), got shape \(12, 1\)"),
+        (np.arange(11) % 3, "11 labels but the features have 12 rows"),
+        (np.array([-1] + [0, 1, 2] * 3 + [0, 1]), r"train_labels hold -1, outside 0\.\.2"),
+        (np.array([5] + [0, 1, 2] * 3 + [0, 1]), r"train_labels hold 5, outside 0\.\.2"),
+    ],
+)
 def test_bad_training_labels_are_refused(tmp_path, labels, pattern):
     refused(npz(tmp_path, train_labels=labels), pattern)
 

@@ -26,8 +26,16 @@ from utils.errors import UsageError, UserError
 
 
 def options(root, feature_root, **changes):
-    settings = {"data_root": root, "feature_root": feature_root, "download": "never", "depth": 18, "weights": "none",
-                "device": "cpu", "workers": 0, "batch_size": 4}
+    settings = {
+        "data_root": root,
+        "feature_root": feature_root,
+        "download": "never",
+        "depth": 18,
+        "weights": "none",
+        "device": "cpu",
+        "workers": 0,
+        "batch_size": 4,
+    }
     return DataOptions(**{**settings, **changes})
 
 
@@ -56,11 +64,15 @@ def test_extraction_shapes_names_and_grayscale_conversion(image_folder, tmp_path
     assert np.isfinite(features.train_features).all()
     assert count_builds == ["resnet18"]
     assert (features.backbone, features.weights) == ("resnet18", "random-init-seed0")
-    assert features.source.startswith("imagefolder/resnet18/random-init-seed0/"
-                                      "rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std/fp32/")
+    assert features.source.startswith(
+        "imagefolder/resnet18/random-init-seed0/rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std/fp32/"
+    )
     identity = feature_identity("imagefolder", options(image_folder, tmp_path / "cache"))
-    assert (identity.backbone, identity.weights, identity.source) == (features.backbone, features.weights,
-                                                                      features.source)
+    assert (identity.backbone, identity.weights, identity.source) == (
+        features.backbone,
+        features.weights,
+        features.source,
+    )
 
 
 def test_cache_is_reused_and_separated_by_architecture(image_folder, tmp_path, count_builds, caplog):
@@ -121,21 +133,29 @@ def test_imagefolder_errors_are_user_errors(tmp_path, image_folder):
         load_feature_set("imagefolder", options(image_folder, tmp_path / "cache"))
 
 
-@pytest.mark.parametrize("changes, pattern", [
-    ({"arch": "resnet50"}, r"give --depth or --arch, not both \(--depth 18 means --arch resnet18\)"),
-    ({"depth": None, "arch": "vit_b16"}, r"unknown --arch 'vit_b16'; close matches: vit_b_16"),
-    ({"depth": None, "arch": "resnet"}, r"close matches: resnet\d+"),
-    ({"weights": "IMAGENET1K_V2"}, r"--weights 'IMAGENET1K_V2' is not a weights name of resnet18; choose default, "
-                                   r"none or one of IMAGENET1K_V1"),
-    ({"depth": None, "arch": "vit_b_16", "weights": "IMAGENET1K_SWAG_E2E_V1", "transform": "paper"},
-     r"takes 384×384 images, but --transform paper gives 224×224"),
-    ({"transform": "crop"}, "--transform must be one of paper, weights"),
-    ({"precision": "fp8"}, "--precision must be one of auto, fp16, bf16, fp32"),
-    ({"batch_size": 0}, "--extract-batch must be at least 1"),
-    ({"workers": -1}, "-j/--workers must be at least 0"),
-    ({"device": "tpu"}, "--device must be one of auto, cpu, cuda"),
-    ({"depth": 101}, "--depth must be one of 18, 34, 50, got 101; use --arch"),
-])
+@pytest.mark.parametrize(
+    "changes, pattern",
+    [
+        ({"arch": "resnet50"}, r"give --depth or --arch, not both \(--depth 18 means --arch resnet18\)"),
+        ({"depth": None, "arch": "vit_b16"}, r"unknown --arch 'vit_b16'; close matches: vit_b_16"),
+        ({"depth": None, "arch": "resnet"}, r"close matches: resnet\d+"),
+        (
+            {"weights": "IMAGENET1K_V2"},
+            r"--weights 'IMAGENET1K_V2' is not a weights name of resnet18; choose default, "
+            r"none or one of IMAGENET1K_V1",
+        ),
+        (
+            {"depth": None, "arch": "vit_b_16", "weights": "IMAGENET1K_SWAG_E2E_V1", "transform": "paper"},
+            r"takes 384×384 images, but --transform paper gives 224×224",
+        ),
+        ({"transform": "crop"}, "--transform must be one of paper, weights"),
+        ({"precision": "fp8"}, "--precision must be one of auto, fp16, bf16, fp32"),
+        ({"batch_size": 0}, "--extract-batch must be at least 1"),
+        ({"workers": -1}, "-j/--workers must be at least 0"),
+        ({"device": "tpu"}, "--device must be one of auto, cpu, cuda"),
+        ({"depth": 101}, "--depth must be one of 18, 34, 50, got 101; use --arch"),
+    ],
+)
 def test_option_errors_are_one_line_usage_errors(tmp_path, changes, pattern):
     with pytest.raises(UsageError, match=pattern) as error:
         options(tmp_path, tmp_path / "cache", **changes).validate()
@@ -149,21 +169,31 @@ def test_identity_of_every_existing_configuration_is_unchanged():
     assert feature_identity("digits")[:2] == ("identity", "none")
     assert feature_identity("synthetic").source == (
         "synthetic(num_superclasses=4,classes_per_super=3,dim=64,train_per_class=100,test_per_class=100,"
-        "superclass_radius=5.0,class_scale=0.35,noise_scale=1.0,seed=0)")
+        "superclass_radius=5.0,class_scale=0.35,noise_scale=1.0,seed=0)"
+    )
     assert feature_identity("synthetic")[:2] == ("planted", "none")
     paper = "rgb|resize-224x224-bilinear-antialias|tensor|imagenet-mean-std"
     assert feature_identity("cifar10", DataOptions(device="cpu", depth=50)) == (
-        "resnet50", "ResNet50_Weights.IMAGENET1K_V2", f"cifar10/resnet50/ResNet50_Weights.IMAGENET1K_V2/{paper}/fp32")
+        "resnet50",
+        "ResNet50_Weights.IMAGENET1K_V2",
+        f"cifar10/resnet50/ResNet50_Weights.IMAGENET1K_V2/{paper}/fp32",
+    )
     assert feature_identity("food101", DataOptions(device="cpu", weights="none", depth=18)).source == (
-        f"food101/resnet18/random-init-seed0/{paper}/fp32")
+        f"food101/resnet18/random-init-seed0/{paper}/fp32"
+    )
     assert feature_identity("cifar100", cpu).source == f"cifar100/resnet34/ResNet34_Weights.IMAGENET1K_V1/{paper}/fp32"
     assert feature_identity("cifar100", DataOptions(device="cpu", precision="fp16")).source.endswith("/amp-fp16")
     vit = feature_identity("cifar100", DataOptions(device="cpu", arch="vit_b_16"))
-    assert vit == ("vit_b_16", "ViT_B_16_Weights.IMAGENET1K_V1", "cifar100/vit_b_16/ViT_B_16_Weights.IMAGENET1K_V1/"
-                   "rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|imagenet-mean-std/fp32")
+    assert vit == (
+        "vit_b_16",
+        "ViT_B_16_Weights.IMAGENET1K_V1",
+        "cifar100/vit_b_16/ViT_B_16_Weights.IMAGENET1K_V1/"
+        "rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|imagenet-mean-std/fp32",
+    )
 
 
 # Cache-level tests: a tiny network on in-memory tensors.
+
 
 class Tiny(nn.Module):
     """A small frozen convolutional network whose forward calls are counted."""
@@ -192,8 +222,15 @@ def tensors(n=22, seed=1):
 
 
 def tiny_cache(root, rows=22, shard_rows=5):
-    key = {"dataset": "toy", "split": "train", "arch": "tiny", "weights": "random", "transform": "none",
-           "precision": "fp32", "content": ""}
+    key = {
+        "dataset": "toy",
+        "split": "train",
+        "arch": "tiny",
+        "weights": "random",
+        "transform": "none",
+        "precision": "fp32",
+        "content": "",
+    }
     return extraction.FeatureCache(root, key, rows, 3, shard_rows)
 
 
@@ -202,8 +239,9 @@ SETTINGS = extraction.ExtractSettings(torch.device("cpu"), "fp32", batch_size=5,
 
 def test_interrupted_extraction_resumes_from_its_last_complete_shard(tmp_path, monkeypatch):
     data = tensors()
-    reference, reference_labels, hit = extraction.cached_features(tiny_cache(tmp_path / "ref"), data, tiny_backbone,
-                                                                  SETTINGS)
+    reference, reference_labels, hit = extraction.cached_features(
+        tiny_cache(tmp_path / "ref"), data, tiny_backbone, SETTINGS
+    )
     assert not hit and reference.shape == (22, 5)
     cache = tiny_cache(tmp_path / "cache")
     write = extraction.FeatureCache.write_shard
@@ -223,8 +261,9 @@ def test_interrupted_extraction_resumes_from_its_last_complete_shard(tmp_path, m
     backbone = tiny_backbone()
     features, labels, hit = extraction.cached_features(cache, data, lambda: backbone, SETTINGS)
     assert not hit and backbone.network.images == 22 - 2 * 5, "shards 0 and 1 are not recomputed"
-    assert {name: before[name] for name in before} == {p.name: (p.stat().st_ino, p.stat().st_mtime_ns)
-                                                       for p in cache.shard_dir.iterdir() if p.name in before}
+    assert {name: before[name] for name in before} == {
+        p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in cache.shard_dir.iterdir() if p.name in before
+    }
     np.testing.assert_array_equal(features, reference)
     np.testing.assert_array_equal(labels, reference_labels)
     assert len(list(cache.shard_dir.iterdir())) == 5  # 5 + 5 + 5 + 5 + 2 rows
@@ -240,8 +279,10 @@ def test_damaged_index_and_shards_are_rebuilt_quietly(tmp_path, caplog):
     features, _, hit = extraction.cached_features(tiny_cache(tmp_path), data, lambda: backbone, SETTINGS)
     assert not hit and backbone.network.images == 0, "the index is rewritten from the shards"
     np.testing.assert_array_equal(features, reference)
-    torch.save({"key": cache.key, "start": 20, "features": torch.zeros(2, 7), "labels": torch.zeros(2).long()},
-               cache.shard_path(4))  # wrong dimension in the last shard
+    torch.save(
+        {"key": cache.key, "start": 20, "features": torch.zeros(2, 7), "labels": torch.zeros(2).long()},
+        cache.shard_path(4),
+    )  # wrong dimension in the last shard
     features, _, hit = extraction.cached_features(tiny_cache(tmp_path), data, lambda: backbone, SETTINGS)
     assert not hit and backbone.network.images == 2, "only the bad shard is recomputed"
     np.testing.assert_array_equal(features, reference)
@@ -249,14 +290,17 @@ def test_damaged_index_and_shards_are_rebuilt_quietly(tmp_path, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], "a rebuilt cache is a note under -v only"
 
 
-@pytest.mark.parametrize("entry", [
-    lambda key: {"key": key, "features": torch.zeros(21, 5), "labels": torch.zeros(21).long()},  # wrong rows
-    lambda key: {"key": key, "features": torch.full((22, 5), float("nan")), "labels": torch.zeros(22).long()},
-    lambda key: {"key": key, "features": torch.zeros(22, 5), "labels": torch.full((22,), 3)},  # labels ≥ K
-    lambda key: {"key": key, "features": torch.zeros(22, 5, dtype=torch.float64), "labels": torch.zeros(22).long()},
-    lambda key: {"key": {**key, "split": "test"}, "features": torch.zeros(22, 5), "labels": torch.zeros(22).long()},
-    lambda key: [1, 2, 3],
-])
+@pytest.mark.parametrize(
+    "entry",
+    [
+        lambda key: {"key": key, "features": torch.zeros(21, 5), "labels": torch.zeros(21).long()},  # wrong rows
+        lambda key: {"key": key, "features": torch.full((22, 5), float("nan")), "labels": torch.zeros(22).long()},
+        lambda key: {"key": key, "features": torch.zeros(22, 5), "labels": torch.full((22,), 3)},  # labels ≥ K
+        lambda key: {"key": key, "features": torch.zeros(22, 5, dtype=torch.float64), "labels": torch.zeros(22).long()},
+        lambda key: {"key": {**key, "split": "test"}, "features": torch.zeros(22, 5), "labels": torch.zeros(22).long()},
+        lambda key: [1, 2, 3],
+    ],
+)
 def test_a_cache_file_of_the_wrong_shape_or_content_is_rebuilt(tmp_path, entry):
     cache = tiny_cache(tmp_path)
     cache.index_path.parent.mkdir(parents=True, exist_ok=True)
@@ -298,32 +342,39 @@ def test_weights_transform_is_rgb_then_the_weights_own_transforms():
 @pytest.mark.slow
 def test_weights_transform_path_with_grayscale_images(image_folder, tmp_path):
     """A non-ResNet architecture gets its weights' transforms() (shorter side 256, centre crop 224) after RGB."""
-    features = load_feature_set("imagefolder", options(image_folder, tmp_path / "cache", depth=None,
-                                                       arch="mobilenet_v3_small"))
+    features = load_feature_set(
+        "imagefolder", options(image_folder, tmp_path / "cache", depth=None, arch="mobilenet_v3_small")
+    )
     assert features.dim == 1024 and features.backbone == "mobilenet_v3_small"
     assert np.isfinite(features.train_features).all()
     assert "/rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|imagenet-mean-std/fp32/" in (
-        features.source)
+        features.source
+    )
 
 
 @pytest.mark.slow
 def test_identity_needs_no_torch(tmp_path):
     from tests.conftest import run_script
 
-    code = ("import sys; from data.registry import DataOptions, feature_identity; "
-            "print(feature_identity('cifar100', DataOptions(device='cpu', arch='vit_b_16', weights='none')).source); "
-            "print(feature_identity('digits').backbone); assert 'torch' not in sys.modules, 'torch was imported'")
+    code = (
+        "import sys; from data.registry import DataOptions, feature_identity; "
+        "print(feature_identity('cifar100', DataOptions(device='cpu', arch='vit_b_16', weights='none')).source); "
+        "print(feature_identity('digits').backbone); assert 'torch' not in sys.modules, 'torch was imported'"
+    )
     result = run_script("-c", code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "cifar100/vit_b_16/random-init-seed0/rgb|resize-shorter-256-bilinear-antialias|center-crop-224|tensor|"
-        "imagenet-mean-std/fp32", "identity"]
+        "imagenet-mean-std/fp32",
+        "identity",
+    ]
 
 
 @pytest.mark.slow
 def test_a_vision_transformer_at_full_size(image_folder, tmp_path, monkeypatch):
     monkeypatch.setattr(images_module, "PAPER_SIZE", 224)
-    features = load_feature_set("imagefolder", options(image_folder, tmp_path / "cache", depth=None, arch="vit_b_32",
-                                                       workers=2))
+    features = load_feature_set(
+        "imagefolder", options(image_folder, tmp_path / "cache", depth=None, arch="vit_b_32", workers=2)
+    )
     assert features.dim == 768 and features.weights == "random-init-seed0"
     assert np.isfinite(features.train_features).all()

@@ -17,8 +17,24 @@ from tests.conftest import run_script
 
 PNG, PDF = b"\x89PNG", b"%PDF"
 QUICK = ["--samples", "1024", "--search-samples", "512"]
-THEORY = ["theory", "--alpha", "1", "2", "--rounds", "1", "--lambdas", "0.5", "0.5", "--betas", "2",
-          "--labels", "hard", "soft", "--samples", "2048"]
+THEORY = [
+    "theory",
+    "--alpha",
+    "1",
+    "2",
+    "--rounds",
+    "1",
+    "--lambdas",
+    "0.5",
+    "0.5",
+    "--betas",
+    "2",
+    "--labels",
+    "hard",
+    "soft",
+    "--samples",
+    "2048",
+]
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -55,7 +71,7 @@ def test_theory_writes_its_document_and_figures_together_and_prints_the_same_jso
     # the same settings spelled with the aliases (--stages T = R + 1, --theta, --manualSeed, --max_iter)
     # are the same run: same name, same numbers
     alias = [*THEORY, "--theta", "0.2", "--manualSeed", "0", "--max_iter", "2000", "--json", "--out", str(tmp_path)]
-    alias[alias.index("--rounds"):alias.index("--rounds") + 2] = ["--stages", "2"]
+    alias[alias.index("--rounds") : alias.index("--rounds") + 2] = ["--stages", "2"]
     code, again, _ = run(capsys, *alias)
     assert code == 0 and json.loads(again)["rows"] == rows
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(p.name for p in files.values())
@@ -71,9 +87,29 @@ def test_the_output_name_follows_the_settings():
 
 
 def test_simulate_prints_a_table_with_theory_and_z(capsys, tmp_path):
-    code, stdout, stderr = run(capsys, "simulate", "--alpha", "1.5", "--rounds", "1", "--lambdas", "0.5", "0.5",
-                               "--labels", "hard", "--loss", "mse", "--N", "100", "--trials", "3",
-                               "--samples", "2048", "--out", str(tmp_path))
+    code, stdout, stderr = run(
+        capsys,
+        "simulate",
+        "--alpha",
+        "1.5",
+        "--rounds",
+        "1",
+        "--lambdas",
+        "0.5",
+        "0.5",
+        "--labels",
+        "hard",
+        "--loss",
+        "mse",
+        "--N",
+        "100",
+        "--trials",
+        "3",
+        "--samples",
+        "2048",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     header, *lines = stdout.strip().splitlines()
     assert header.split()[:3] == ["labels", "alpha", "model"] and "z" in header.split()
@@ -83,9 +119,29 @@ def test_simulate_prints_a_table_with_theory_and_z(capsys, tmp_path):
 
 
 def test_simulate_can_tune_on_a_validation_split(capsys, tmp_path):
-    code, stdout, _ = run(capsys, "simulate", "--alpha", "2", "--rounds", "1", "--labels", "soft", "--loss", "mse",
-                          "--N", "60", "--trials", "2", "--validation", "0.5", "--grid-points", "3", "--json",
-                          "--out", str(tmp_path))
+    code, stdout, _ = run(
+        capsys,
+        "simulate",
+        "--alpha",
+        "2",
+        "--rounds",
+        "1",
+        "--labels",
+        "soft",
+        "--loss",
+        "mse",
+        "--N",
+        "60",
+        "--trials",
+        "2",
+        "--validation",
+        "0.5",
+        "--grid-points",
+        "3",
+        "--json",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     rows = json.loads(stdout)["rows"]
     assert [row["model"] for row in rows] == ["teacher", "student1", "early-stopped"]
@@ -94,13 +150,32 @@ def test_simulate_can_tune_on_a_validation_split(capsys, tmp_path):
 
 
 def test_tune_reports_optima_bounds_and_the_number_of_rounds(capsys, tmp_path):
-    code, stdout, stderr = run(capsys, "tune", "--alpha", "1.5", "--rounds", "1", "--labels", "hard", *QUICK,
-                               "--N", "80", "--trials", "2", "--json", "--plot", "--out", str(tmp_path))
+    code, stdout, stderr = run(
+        capsys,
+        "tune",
+        "--alpha",
+        "1.5",
+        "--rounds",
+        "1",
+        "--labels",
+        "hard",
+        *QUICK,
+        "--N",
+        "80",
+        "--trials",
+        "2",
+        "--json",
+        "--plot",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     document = json.loads(stdout)
     rows, best = document["rows"], document["best"]
-    assert [(row["rounds"], row["model"], row["paper"]) for row in rows] == [(0, "teacher", "0-SD"),
-                                                                             (1, "student1", "1-SD")]
+    assert [(row["rounds"], row["model"], row["paper"]) for row in rows] == [
+        (0, "teacher", "0-SD"),
+        (1, "student1", "1-SD"),
+    ]
     assert all("simulation_error" in row for row in rows)
     assert rows[0]["at_bounds"] == ["lambda_1 at upper bound 1000"]
     assert best[0]["best_rounds"] in (0, 1) and best[0]["alpha"] == 1.5
@@ -110,8 +185,25 @@ def test_tune_reports_optima_bounds_and_the_number_of_rounds(capsys, tmp_path):
 
 
 def test_real_features_on_digits_name_the_models_with_the_stage_vocabulary(capsys, tmp_path):
-    code, stdout, stderr = run(capsys, "real", "--dataset", "digits", "--classes", "3", "8", "--M", "60",
-                               "--trials", "2", "--grid-points", "3", "--loss", "mse", "--out", str(tmp_path))
+    code, stdout, stderr = run(
+        capsys,
+        "real",
+        "--dataset",
+        "digits",
+        "--classes",
+        "3",
+        "8",
+        "--M",
+        "60",
+        "--trials",
+        "2",
+        "--grid-points",
+        "3",
+        "--loss",
+        "mse",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0
     header, *lines = stdout.strip().splitlines()
     assert header.split()[:4] == ["data", "model", "labels", "paper"]
@@ -138,8 +230,27 @@ def test_the_thread_count_is_scoped_to_the_work_and_recorded(capsys, tmp_path, m
 
     monkeypatch.setattr(gmm.runs, "run_simulate", spy)
     before = _blas_threads()
-    code, stdout, _ = run(capsys, "simulate", "--alpha", "1", "--rounds", "0", "--loss", "mse", "--N", "40",
-                          "--trials", "2", "--samples", "256", "--threads", "1", "--json", "--out", str(tmp_path))
+    code, stdout, _ = run(
+        capsys,
+        "simulate",
+        "--alpha",
+        "1",
+        "--rounds",
+        "0",
+        "--loss",
+        "mse",
+        "--N",
+        "40",
+        "--trials",
+        "2",
+        "--samples",
+        "256",
+        "--threads",
+        "1",
+        "--json",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0 and json.loads(stdout)["provenance"]["threads"] == 1
     assert seen and all(count == 1 for count in seen[0])
     assert _blas_threads() == before  # restored after
@@ -155,8 +266,25 @@ def test_validation_and_benchmark_scripts_follow_the_conventions(capsys):
     from benchmarks.bench_gmm import main as bench
     from scripts.validate_gmm import main as validate
 
-    assert validate(["--N", "60", "80", "--trials", "2", "--samples", "256", "--configs", "bce-soft-fix",
-                     "--manualSeed", "3", "--json"]) == 0
+    assert (
+        validate(
+            [
+                "--N",
+                "60",
+                "80",
+                "--trials",
+                "2",
+                "--samples",
+                "256",
+                "--configs",
+                "bce-soft-fix",
+                "--manualSeed",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert len(document["rows"]) == 2 * 3 and len(document["summary"]) == 2
@@ -166,8 +294,10 @@ def test_validation_and_benchmark_scripts_follow_the_conventions(capsys):
     assert bench(["--repeats", "1", "--skip-sweep", "--json"]) == 0
     captured = capsys.readouterr()
     rows = json.loads(captured.out)["rows"]
-    assert [row["benchmark"] for row in rows] == ["BCE theory point, --rounds 2, soft",
-                                                  "BCE theory point, --rounds 2, hard"]
+    assert [row["benchmark"] for row in rows] == [
+        "BCE theory point, --rounds 2, soft",
+        "BCE theory point, --rounds 2, hard",
+    ]
     assert all(row["wall_s"] > 0 and row["draws"] == 16384 for row in rows)
     assert "2/2 benchmarks" in captured.err
     assert validate(["--N", "1"]) == 2 and capsys.readouterr().err == "error: --N must be at least 2, got 1\n"
@@ -175,9 +305,11 @@ def test_validation_and_benchmark_scripts_follow_the_conventions(capsys):
 
 @pytest.mark.slow
 def test_the_command_line_loads_no_numerics_before_main_and_help_is_instant():
-    code = ("import sys, gmm_distill, scripts.validate_gmm, benchmarks.bench_gmm; "
-            "heavy = [m for m in ('numpy', 'scipy', 'matplotlib', 'torch') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys, gmm_distill, scripts.validate_gmm, benchmarks.bench_gmm; "
+        "heavy = [m for m in ('numpy', 'scipy', 'matplotlib', 'torch') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     assert run_script("-c", code).returncode == 0
     result = run_script("gmm_distill.py", "tune", "--help")
     assert result.returncode == 0 and "--rounds R" in result.stdout and "(default: results/gmm)" in result.stdout
@@ -185,8 +317,9 @@ def test_the_command_line_loads_no_numerics_before_main_and_help_is_instant():
 
 @pytest.mark.slow
 def test_a_run_in_a_subprocess_writes_into_the_default_folder(tmp_path):
-    result = run_script(str(Path(__file__).resolve().parents[1] / "gmm_distill.py"), "theory", "--samples", "256",
-                        cwd=tmp_path)
+    result = run_script(
+        str(Path(__file__).resolve().parents[1] / "gmm_distill.py"), "theory", "--samples", "256", cwd=tmp_path
+    )
     assert result.returncode == 0, result.stderr
     (written_file,) = (tmp_path / "results" / "gmm").iterdir()
     assert result.stderr.splitlines()[-1] == f"wrote {Path('results/gmm') / written_file.name}"

@@ -17,8 +17,14 @@ from utils.atomic import savez
 from utils.errors import UsageError
 
 
-def toy_features(per_class: int = 40, dim: int = 6, classes: int = 3, seed: int = 0, shift: float = 1.0,
-                 test_per_class: int | None = None) -> FeatureSet:
+def toy_features(
+    per_class: int = 40,
+    dim: int = 6,
+    classes: int = 3,
+    seed: int = 0,
+    shift: float = 1.0,
+    test_per_class: int | None = None,
+) -> FeatureSet:
     """Class k ~ N(shift·k, I) in ``dim`` dimensions, the last one constant; the test split is every other
     training row, or (``test_per_class``) a fresh draw."""
     rng = np.random.default_rng(seed)
@@ -31,8 +37,15 @@ def toy_features(per_class: int = 40, dim: int = 6, classes: int = 3, seed: int 
 
     x, labels = draw(per_class)
     test_x, test_labels = draw(test_per_class) if test_per_class else (x[::2], labels[::2])
-    return FeatureSet(name="toy", train_features=x, train_labels=labels, test_features=test_x,
-                      test_labels=test_labels, class_names=tuple(f"c{k}" for k in range(classes)), source="toy")
+    return FeatureSet(
+        name="toy",
+        train_features=x,
+        train_labels=labels,
+        test_features=test_x,
+        test_labels=test_labels,
+        class_names=tuple(f"c{k}" for k in range(classes)),
+        source="toy",
+    )
 
 
 def mixture_features(dim: int = 50, per_class: int = 600, seed: int = 0) -> FeatureSet:
@@ -45,8 +58,15 @@ def mixture_features(dim: int = 50, per_class: int = 600, seed: int = 0) -> Feat
         return x.astype(np.float32), labels.astype(np.int64)
 
     (train_x, train_y), (test_x, test_y) = draw(), draw()
-    return FeatureSet(name="mixture", train_features=train_x, train_labels=train_y, test_features=test_x,
-                      test_labels=test_y, class_names=("minus", "plus"), source="mixture")
+    return FeatureSet(
+        name="mixture",
+        train_features=train_x,
+        train_labels=train_y,
+        test_features=test_x,
+        test_labels=test_y,
+        class_names=("minus", "plus"),
+        source="mixture",
+    )
 
 
 def test_binary_task_is_balanced_noisy_per_class_and_standardised():
@@ -66,10 +86,13 @@ def test_binary_task_is_balanced_noisy_per_class_and_standardised():
     assert task.test_X.shape[0] == np.isin(features.test_labels, (2, 0)).sum()
 
 
-@pytest.mark.parametrize("classes, M, message", [
-    ((0, 3), 20, r"--classes needs two class indices in 0\.\.2 \(toy has 3 classes\), got 0 3"),
-    ((0, 1), 80, r"needs 50 training samples per class, toy has 40 in class 0; use --M 64 or less"),
-])
+@pytest.mark.parametrize(
+    "classes, M, message",
+    [
+        ((0, 3), 20, r"--classes needs two class indices in 0\.\.2 \(toy has 3 classes\), got 0 3"),
+        ((0, 1), 80, r"needs 50 training samples per class, toy has 40 in class 0; use --M 64 or less"),
+    ],
+)
 def test_bad_class_choices_name_a_fix(classes, M, message):
     with pytest.raises(UsageError, match=message):
         check_classes(toy_features(), classes, M, validation=0.25)
@@ -98,6 +121,7 @@ def _error(X: np.ndarray, labels: np.ndarray, w: np.ndarray) -> float:
 def _independent(task, labels: str, lambdas: np.ndarray, betas: np.ndarray) -> dict:
     """The greedy validation search, re-derived: the teacher's λ, then the student's (β, λ); ties to the
     first β tried (smallest) and, for one β, to the larger λ."""
+
     def best(targets_for):
         chosen = None
         for beta in betas:
@@ -113,8 +137,10 @@ def _independent(task, labels: str, lambdas: np.ndarray, betas: np.ndarray) -> d
     logits = task.train_X @ w1 / np.sqrt(task.train_X.shape[1])
     pseudo = (lambda beta: (logits > 0).astype(float)) if labels == "hard" else (lambda beta: (beta * logits + 1) / 2)
     _, lam2, beta2, w2 = best(pseudo)
-    return {"teacher": (_error(task.test_X, task.test_labels, w1), lam1),
-            "student": (_error(task.test_X, task.test_labels, w2), lam2, beta2)}
+    return {
+        "teacher": (_error(task.test_X, task.test_labels, w1), lam1),
+        "student": (_error(task.test_X, task.test_labels, w2), lam2, beta2),
+    }
 
 
 def test_scored_errors_and_choices_match_an_independent_computation():
@@ -142,9 +168,17 @@ def test_a_student_gains_where_the_theory_says_it_does():
     # The mixture at α = M/D = 2, θ = 0.3, MSE, bias 0: the tuned theory gives 0.311 for the teacher and
     # 0.280 (hard) / 0.274 (soft) for student 1. With λ and β tuned on an equally noisy validation split
     # (never on the test error), each student must beat the teacher by more than 2 paired standard errors.
-    theory = {labels: [optimum.error for optimum in tune_theory(
-        Problem(2.0, 0.5, 1.0, 0.3, (1.0,), (), labels, "mse", "fix"), SolverOptions(samples=4096),
-        TuneOptions(max_stages=2, search_samples=1024, stop_tol=1.0)).optima] for labels in ("hard", "soft")}
+    theory = {
+        labels: [
+            optimum.error
+            for optimum in tune_theory(
+                Problem(2.0, 0.5, 1.0, 0.3, (1.0,), (), labels, "mse", "fix"),
+                SolverOptions(samples=4096),
+                TuneOptions(max_stages=2, search_samples=1024, stop_tol=1.0),
+            ).optima
+        ]
+        for labels in ("hard", "soft")
+    }
     assert all(errors[1] < errors[0] - 0.02 for errors in theory.values()), theory
     features = mixture_features()
     errors = {model: [] for model in MODELS}
@@ -174,8 +208,13 @@ def test_digits_three_against_eight():
 def test_a_feature_file_gives_the_same_comparison_as_the_features_in_memory(tmp_path):
     features = toy_features()
     path = tmp_path / "toy.npz"
-    savez(path, train_features=features.train_features, train_labels=features.train_labels,
-          test_features=features.test_features, test_labels=features.test_labels)
+    savez(
+        path,
+        train_features=features.train_features,
+        train_labels=features.train_labels,
+        test_features=features.test_features,
+        test_labels=features.test_labels,
+    )
     loaded = load_features(None, str(path))
     np.testing.assert_array_equal(loaded.train_features, features.train_features)
 

@@ -46,8 +46,9 @@ def z_scores(problem: Problem, simulation) -> np.ndarray:
 DEFAULT_TIER = ("mse-soft-fix", "mse-hard-learn", "bce-soft-fix")  # the closed form, Monte Carlo, BCE
 
 
-@pytest.mark.parametrize("name", [name if name in DEFAULT_TIER else pytest.param(name, marks=pytest.mark.slow)
-                                  for name in POINTS])
+@pytest.mark.parametrize(
+    "name", [name if name in DEFAULT_TIER else pytest.param(name, marks=pytest.mark.slow) for name in POINTS]
+)
 def test_theory_matches_simulation(name):
     problem = POINTS[name]
     simulation = simulated(name)
@@ -68,8 +69,9 @@ def test_same_seed_same_simulation():
     problem = POINTS["mse-hard-learn"]
     small = SimulationOptions(N=100, trials=3, seed=5)
     assert np.array_equal(simulate(problem, small).errors, simulate(problem, small).errors)
-    assert not np.array_equal(simulate(problem, small).errors,
-                              simulate(problem, dataclasses.replace(small, seed=6)).errors)
+    assert not np.array_equal(
+        simulate(problem, small).errors, simulate(problem, dataclasses.replace(small, seed=6)).errors
+    )
 
 
 @pytest.mark.parametrize("M", [40, 160])  # dual (M < N) and primal (M > N) closed forms
@@ -86,8 +88,15 @@ def test_ridge_solver_solves_the_normal_equations(M, learn_bias):
         assert abs(residual.sum()) < 1e-10
 
 
-@pytest.mark.parametrize("N, lam", [(60, 1e-3), (60, 0.2), (300, 0.2),  # Newton, L-BFGS
-                                    pytest.param(300, 1e-3, marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "N, lam",
+    [
+        (60, 1e-3),
+        (60, 0.2),
+        (300, 0.2),  # Newton, L-BFGS
+        pytest.param(300, 1e-3, marks=pytest.mark.slow),
+    ],
+)
 def test_bce_fit_is_stationary(N, lam):
     rng = np.random.default_rng(1)
     mixture = draw_mixture(N, 150, 0.3, 1.0, 0.2, rng)

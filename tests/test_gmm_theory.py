@@ -11,8 +11,17 @@ from gmm.model import Problem, generalisation_error, hebbian_error, type_weights
 from gmm.theory import NotConverged, SolverOptions, solve_rs
 
 FAST = SolverOptions(samples=4096)
-BASE = Problem(alpha=2.0, rho=0.5, delta=1.0, theta=0.2, lambdas=(0.5, 0.3, 0.3), betas=(2.0, 2.0),
-               labels="soft", loss="bce", bias="fix")
+BASE = Problem(
+    alpha=2.0,
+    rho=0.5,
+    delta=1.0,
+    theta=0.2,
+    lambdas=(0.5, 0.3, 0.3),
+    betas=(2.0, 2.0),
+    labels="soft",
+    loss="bce",
+    bias="fix",
+)
 
 
 @pytest.mark.parametrize("loss", ["bce", "mse"])

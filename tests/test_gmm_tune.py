@@ -71,12 +71,15 @@ def test_early_stopping_stops_at_the_first_stage_count_that_does_not_help():
     assert result.best.stages == 2
 
 
-@pytest.mark.parametrize("errors, tol, stop", [
-    ([0.3, 0.25, 0.251, 0.2], 1e-4, 2),
-    ([0.3, 0.2999], 1e-3, 1),
-    ([0.3, 0.2, 0.1], 1e-4, 3),
-    ([0.3], 0.0, 1),
-])
+@pytest.mark.parametrize(
+    "errors, tol, stop",
+    [
+        ([0.3, 0.25, 0.251, 0.2], 1e-4, 2),
+        ([0.3, 0.2999], 1e-3, 1),
+        ([0.3, 0.2, 0.1], 1e-4, 3),
+        ([0.3], 0.0, 1),
+    ],
+)
 def test_early_stop_rule(errors, tol, stop):
     assert early_stop(errors, tol) == stop
 

@@ -41,6 +41,7 @@ def _solve(phi, previous, lbd, **kwargs):
 
 # --- data ---------------------------------------------------------------------------------------
 
+
 def test_feature_gram_is_a_true_gram_matrix():
     labels = data.class_labels(4, 60)
     phi = data.feature_gram(labels, 4, 0.4, 0.1, 0.3, numpy_rng(1, "gram"))
@@ -61,8 +62,9 @@ def test_feature_gram_is_the_block_matrix_without_noise():
 def test_feature_gram_noise_grows_with_epsilon():
     labels = data.class_labels(3, 30)
     block = data.block_gram(labels, 0.4, 0.1)
-    small, large = (np.abs(data.feature_gram(labels, 3, 0.4, 0.1, eps, numpy_rng(0, "gram")) - block).mean()
-                    for eps in (0.05, 0.5))
+    small, large = (
+        np.abs(data.feature_gram(labels, 3, 0.4, 0.1, eps, numpy_rng(0, "gram")) - block).mean() for eps in (0.05, 0.5)
+    )
     assert 0 < small < large
 
 
@@ -89,6 +91,7 @@ def test_label_noise_flips_to_other_classes_at_the_rate_and_nests():
 
 # --- exact solver -------------------------------------------------------------------------------
 
+
 def test_newton_round_is_the_trained_linear_head():
     """The fixed point is the optimum of regularised cross-entropy for features X with Phi = X X^T."""
     labels, phi, given, y0 = _problem()
@@ -98,9 +101,9 @@ def test_newton_round_is_the_trained_linear_head():
     values, vectors = np.linalg.eigh(phi)
     features = vectors * np.sqrt(np.maximum(values, 0))
     n = phi.shape[0]
-    weights = (y0 - solution.outputs).T @ features / (n * lbd)        # W (K, D) from the dual coefficients
+    weights = (y0 - solution.outputs).T @ features / (n * lbd)  # W (K, D) from the dual coefficients
     probabilities = softmax(features @ weights.T)
-    gradient = (probabilities - y0).T @ features / n + lbd * weights   # d/dW of mean CE + lbd/2 |W|^2
+    gradient = (probabilities - y0).T @ features / n + lbd * weights  # d/dW of mean CE + lbd/2 |W|^2
     assert np.abs(gradient).max() < 1e-9 * np.abs(weights).max() + 1e-12
     np.testing.assert_allclose(probabilities, solution.outputs, atol=1e-9)
 
@@ -158,7 +161,7 @@ def test_very_large_lambda_gives_uniform_outputs():
     config = dataclasses.replace(SMALL, wd=(1e8,))
     point = experiment.run_point(config, experiment.prepare(config), 1e8, 0.4)
     assert np.abs(point.outputs[1:] - 1.0 / K).max() < 1e-7
-    assert point.undetermined[-1] == K * N_PER   # uniform to within tol: argmax is not resolved
+    assert point.undetermined[-1] == K * N_PER  # uniform to within tol: argmax is not resolved
 
 
 def test_clean_labels_stay_fully_accurate_every_round():
@@ -170,6 +173,7 @@ def test_clean_labels_stay_fully_accurate_every_round():
 
 
 # --- the linearised closed form -----------------------------------------------------------------
+
 
 def test_closed_form_equals_repeated_linear_solves():
     labels, phi, given, y0 = _problem(n=25)
@@ -198,15 +202,15 @@ def _shrink_mismatch(shrink_factors) -> float:
     """
     labels, phi, given, y0 = _problem(n=8)
     n, lbd = phi.shape[0], 2e-3
-    gain = np.kron(np.eye(K), phi) / (n * lbd * K)         # vec(Phi Y / (N lambda K)), column-major vec
+    gain = np.kron(np.eye(K), phi) / (n * lbd * K)  # vec(Phi Y / (N lambda K)), column-major vec
     system = np.eye(n * K) + gain
     rhs = 1.0 / K + gain @ y0.ravel(order="F")
     y1 = np.linalg.solve(system, rhs).reshape((n, K), order="F")
     assert residual(phi, y0, y1, lbd, linear=True) <= 1e-13
     values, vectors = np.linalg.eigh(phi)
     before, after = vectors.T @ (y0 - 1.0 / K), vectors.T @ (y1 - 1.0 / K)
-    usable = np.abs(before) > 1e-6                           # directions the labels actually excite
-    assert usable.sum() > n                                  # every eigenvalue is tested in some column
+    usable = np.abs(before) > 1e-6  # directions the labels actually excite
+    assert usable.sum() > n  # every eigenvalue is tested in some column
     measured = after[usable] / before[usable]
     predicted = np.broadcast_to(shrink_factors(values, K, n, lbd)[:, None], before.shape)[usable]
     return float(np.abs(measured - predicted).max())
@@ -216,11 +220,14 @@ def test_shrink_factors_match_an_independent_linear_solve():
     assert _shrink_mismatch(approx.shrink_factors) < 1e-9
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda mu, k, n, lbd: mu / (mu + n * lbd),               # K forgotten
-    lambda mu, k, n, lbd: mu / (mu + k * n * lbd * 1.01),    # lambda off by 1%
-    lambda mu, k, n, lbd: (mu / (mu + k * n * lbd)) ** 2,    # two rounds instead of one
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda mu, k, n, lbd: mu / (mu + n * lbd),  # K forgotten
+        lambda mu, k, n, lbd: mu / (mu + k * n * lbd * 1.01),  # lambda off by 1%
+        lambda mu, k, n, lbd: (mu / (mu + k * n * lbd)) ** 2,  # two rounds instead of one
+    ],
+)
 def test_the_shrink_check_catches_a_wrong_formula(wrong):
     assert _shrink_mismatch(wrong) > 1e-4
 
@@ -232,6 +239,7 @@ def test_shrink_factors_average_small_eigenvalues_first():
 
 # --- the smallest lambda ------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("approx_map", [False, True])
 def test_the_smallest_wd_solves_and_below_it_is_refused(approx_map):
     """At config.smallest_wd every solve meets tol; a smaller lambda is refused up front, and the value
@@ -241,8 +249,11 @@ def test_the_smallest_wd_solves_and_below_it_is_refused(approx_map):
     at_limit = dataclasses.replace(config, wd=(lbd,)).validate()
     point = experiment.run_point(at_limit, experiment.prepare(at_limit), lbd, 0.4)
     assert np.all(point.residual <= config.tol) and point.iterations.max() <= 40
-    with pytest.raises(UsageError, match=rf"--wd {lbd / 2:g} is too small .* smallest --wd that works here is "
-                                         r"(\S+)") as refused:
+    with pytest.raises(
+        UsageError,
+        match=rf"--wd {lbd / 2:g} is too small .* smallest --wd that works here is "
+        r"(\S+)",
+    ) as refused:
         dataclasses.replace(config, wd=(lbd / 2,)).validate()
     suggested = float(str(refused.value).split("works here is ")[1].split()[0])
     assert lbd <= suggested < 1.1 * lbd
@@ -275,6 +286,7 @@ def test_a_lost_definiteness_is_a_convergence_error_not_a_crash():
 
 # --- the Adam baseline --------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("linear", [False, True])
 def test_adam_gradient_matches_finite_differences(linear):
     labels, phi, given, y0 = _problem(gram="reference", n=5)
@@ -287,8 +299,15 @@ def test_adam_gradient_matches_finite_differences(linear):
     plus, _ = adam.loss_and_gradient(phi, phi.T.copy(), y0, outputs + h * direction, scale, linear)
     minus, _ = adam.loss_and_gradient(phi, phi.T.copy(), y0, outputs - h * direction, scale, linear)
     assert (plus - minus) / (2 * h) == pytest.approx(np.sum(grad * direction), rel=1e-6)
-    assert loss == pytest.approx(np.sum((outputs - (softmax(scale * phi @ (y0 - outputs)) if not linear else
-                                                     (1 + scale * phi @ (y0 - outputs)) / K)) ** 2))
+    assert loss == pytest.approx(
+        np.sum(
+            (
+                outputs
+                - (softmax(scale * phi @ (y0 - outputs)) if not linear else (1 + scale * phi @ (y0 - outputs)) / K)
+            )
+            ** 2
+        )
+    )
 
 
 def test_adam_rounds_are_reported_unconverged():
@@ -310,9 +329,10 @@ def test_adam_stops_by_the_reference_rule():
 
 # --- statistics ---------------------------------------------------------------------------------
 
+
 def test_accuracy_and_softmax_statistics_by_group():
     labels = np.array([0, 1, 2, 0])
-    given = np.array([0, 1, 0, 2])                  # samples 2 and 3 are noisy
+    given = np.array([0, 1, 0, 2])  # samples 2 and 3 are noisy
     outputs = np.array([[0.7, 0.2, 0.1], [0.3, 0.3, 0.4], [0.1, 0.1, 0.8], [0.2, 0.5, 0.3]])
     np.testing.assert_allclose(stats.accuracy(outputs, labels, given), [50.0, 50.0, 50.0])
     table = stats.softmax_statistics(outputs, labels, given)

@@ -29,8 +29,14 @@ def test_every_saved_round_meets_tol_recomputed_from_the_files_alone(tmp_path, c
     arrays, record = run.arrays, run.record
     n, solves = 45, 4
     assert run.gram.shape == (n, n) and arrays["outputs"].shape == (solves + 1, n, 3)
-    for name, shape in [("labels", (n,)), ("given", (n,)), ("residual", (solves + 1,)),
-                        ("accuracy", (solves + 1, 3)), ("time", (solves + 1,)), ("converged", (solves + 1,))]:
+    for name, shape in [
+        ("labels", (n,)),
+        ("given", (n,)),
+        ("residual", (solves + 1,)),
+        ("accuracy", (solves + 1, 3)),
+        ("time", (solves + 1,)),
+        ("converged", (solves + 1,)),
+    ]:
         assert arrays[name].shape == shape, name
     np.testing.assert_array_equal(arrays["outputs"][0], np.eye(3)[arrays["given"]])
     assert arrays["residual"][0] == 0 and arrays["converged"].all()
@@ -102,16 +108,62 @@ def test_same_seed_and_threads_give_the_same_numbers_and_the_count_is_recorded(t
     assert first.record["provenance"]["threads"] == 1 and two.record["provenance"]["threads"] == 2
     assert first.record["config"]["threads"] == 1
     # The count is part of the run's identity: BLAS may sum in another order.
-    assert sorted(p.name for p in (tmp_path / "a").glob("*.npz")) != sorted(p.name for p in (tmp_path / "c").glob("*.npz"))
+    assert sorted(p.name for p in (tmp_path / "a").glob("*.npz")) != sorted(
+        p.name for p in (tmp_path / "c").glob("*.npz")
+    )
     np.testing.assert_allclose(two.arrays["outputs"], first.arrays["outputs"], atol=1e-9)
 
 
 AUTHORS = [  # the authors' README table, every flag with a value, against the canonical spelling
-    (["--k", "3", "--n", "7", "--lbd", "1e-4", "--c", "0.5", "--d", "0.2", "--eta", "0.3", "--epsilon", "0.1",
-      "--max_dist", "5", "--max_iter", "77", "--approx", "True"],
-     ["--k", "3", "--n", "7", "--wd", "1e-4", "--c", "0.5", "--d", "0.2", "--corruption", "0.3", "--epsilon", "0.1",
-      "--rounds", "4", "--max-iter", "77", "--approx"]),
-    (["--lbd", "1e-5", "2e-5", "--eta", "0.1", "0.2"], ["--weight-decay", "1e-5", "2e-5", "--corruption", "0.1", "0.2"]),
+    (
+        [
+            "--k",
+            "3",
+            "--n",
+            "7",
+            "--lbd",
+            "1e-4",
+            "--c",
+            "0.5",
+            "--d",
+            "0.2",
+            "--eta",
+            "0.3",
+            "--epsilon",
+            "0.1",
+            "--max_dist",
+            "5",
+            "--max_iter",
+            "77",
+            "--approx",
+            "True",
+        ],
+        [
+            "--k",
+            "3",
+            "--n",
+            "7",
+            "--wd",
+            "1e-4",
+            "--c",
+            "0.5",
+            "--d",
+            "0.2",
+            "--corruption",
+            "0.3",
+            "--epsilon",
+            "0.1",
+            "--rounds",
+            "4",
+            "--max-iter",
+            "77",
+            "--approx",
+        ],
+    ),
+    (
+        ["--lbd", "1e-5", "2e-5", "--eta", "0.1", "0.2"],
+        ["--weight-decay", "1e-5", "2e-5", "--corruption", "0.1", "0.2"],
+    ),
     (["--max_dist", "10"], []),
     (["--max-dist", "1"], ["--rounds", "0"]),
     (["--manualSeed", "5"], ["--seed", "5"]),
@@ -127,17 +179,40 @@ def test_the_authors_spellings_mean_what_they_meant(old, new):
 def test_defaults_are_the_authors():
     config = numerical_solving.parse_config([])
     assert (config.k, config.n, config.wd, config.c, config.d, config.corruption, config.epsilon) == (
-        4, 500, (1e-5,), 0.4, 0.1, (0.5,), 0.05)
+        4,
+        500,
+        (1e-5,),
+        0.4,
+        0.1,
+        (0.5,),
+        0.05,
+    )
     assert (config.solves, config.max_iter, config.approx) == (10, 100_000, False)
     assert config == Config()
     help_text = numerical_solving.build_parser().format_help()
-    for shown in ("(default: 4)", "(default: 1e-05)", "(default: 9)", "default 10", "(default: 100000)",
-                  "(default 0)", "(default: outputs)", "(default: 1)"):
+    for shown in (
+        "(default: 4)",
+        "(default: 1e-05)",
+        "(default: 9)",
+        "default 10",
+        "(default: 100000)",
+        "(default 0)",
+        "(default: outputs)",
+        "(default: 1)",
+    ):
         assert shown in help_text, shown
 
 
-@pytest.mark.parametrize(("flag", "expected"), [([], False), (["--approx"], True), (["--approx", "True"], True),
-                                                (["--approx", "False"], False), (["--approx", "0"], False)])
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ([], False),
+        (["--approx"], True),
+        (["--approx", "True"], True),
+        (["--approx", "False"], False),
+        (["--approx", "0"], False),
+    ],
+)
 def test_approx_is_a_real_boolean(flag, expected):
     assert numerical_solving.parse_config(flag).approx is expected
 
@@ -147,6 +222,7 @@ def test_approx_rounds_solve_the_linear_map(tmp_path):
     assert run.record["map"] == "linear"
     assert np.all(storage.recompute_residuals(next(tmp_path.glob("approx-*.json")))[1:] <= 1e-10)
     from gram_theory.fixed_point import residual
+
     outputs = run.arrays["outputs"]
     assert max(residual(run.gram, outputs[t - 1], outputs[t], 1e-3) for t in range(1, 5)) > 1e-6
 
@@ -154,13 +230,15 @@ def test_approx_rounds_solve_the_linear_map(tmp_path):
 def test_adam_rounds_are_saved_unconverged(tmp_path, capsys):
     run = _run(tmp_path, "--method", "adam", "--max_iter", "20", "--rounds", "1")
     assert not run.arrays["converged"][1:].any()
-    np.testing.assert_array_equal(storage.recompute_residuals(next(tmp_path.glob("adam-*.json"))),
-                                  run.arrays["residual"])
+    np.testing.assert_array_equal(
+        storage.recompute_residuals(next(tmp_path.glob("adam-*.json"))), run.arrays["residual"]
+    )
     assert "2 of 2 solves missed tol" in capsys.readouterr().out
 
 
 def test_ctrl_c_between_two_files_of_a_run_leaves_none(tmp_path, capsys, monkeypatch):
     """The run's arrays and record are written, Phi is being written: a Ctrl-C leaves no file at all."""
+
     def interrupted(*args, **kwargs):
         assert any(tmp_path.glob("out/.newton-*.npz.*.tmp")) and any(tmp_path.glob("out/.newton-*.json.*.tmp"))
         raise KeyboardInterrupt
@@ -202,8 +280,10 @@ def test_unconverged_exact_round_is_an_error_and_nothing_is_saved(tmp_path, caps
 @pytest.mark.parametrize("extra", [[], pytest.param(["--plots"], marks=pytest.mark.slow)], ids=["solve", "plots"])
 def test_the_solver_never_imports_torch(tmp_path, extra):
     argv = ["--k", "2", "--n", "5", "--rounds", "0", *extra, "--out", str(tmp_path)]
-    code = (f"import sys, numerical_solving; assert numerical_solving.main({argv!r}) == 0; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'training')))")
+    code = (
+        f"import sys, numerical_solving; assert numerical_solving.main({argv!r}) == 0; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'training')))"
+    )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
@@ -211,12 +291,19 @@ def test_the_solver_never_imports_torch(tmp_path, extra):
 
 @pytest.mark.slow
 def test_bad_input_from_a_shell_is_one_line_and_help_is_light(tmp_path):
-    result = subprocess.run([sys.executable, str(ROOT / "numerical_solving.py"), "--c", "0.1", "--d", "0.4",
-                             "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "numerical_solving.py"), "--c", "0.1", "--d", "0.4", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
     assert result.returncode == 2
     assert result.stderr.splitlines() == ["error: --c must be greater than --d (got c=0.1, d=0.4)"]
     assert result.stdout == ""
-    code = ("import sys, numerical_solving; numerical_solving.build_parser().format_help(); "
-            "print(sorted(m for m in ('numpy', 'scipy', 'matplotlib') if m in sys.modules))")
+    code = (
+        "import sys, numerical_solving; numerical_solving.build_parser().format_help(); "
+        "print(sorted(m for m in ('numpy', 'scipy', 'matplotlib') if m in sys.modules))"
+    )
     light = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert light.stdout.strip() == "[]", light.stderr

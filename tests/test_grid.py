@@ -61,5 +61,6 @@ def test_stacked_heads_equal_separate_runs(tmp_path):
     assert [r.name for r in stacked] == [r.name for r in alone] and len(stacked) == 12
     for a, b in zip(stacked, alone):
         torch.testing.assert_close(a.weights("last"), b.weights("last"), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose([r["train_loss"] for r in a.history()], [r["train_loss"] for r in b.history()],
-                                   rtol=1e-5)
+        np.testing.assert_allclose(
+            [r["train_loss"] for r in a.history()], [r["train_loss"] for r in b.history()], rtol=1e-5
+        )

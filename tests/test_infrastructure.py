@@ -23,12 +23,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # -- stages --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stage, slug, label, distill, paper", [
-    (Stage.teacher(), "teacher", "teacher", "0", "1 (Teacher)"),
-    (Stage.student(1), "student1", "student 1", "1", "2"),
-    (Stage.student(4), "student4", "student 4", "4", "5"),
-    (Stage.pll(), "pll", "PLL", "p", "PLL"),
-])
+
+@pytest.mark.parametrize(
+    "stage, slug, label, distill, paper",
+    [
+        (Stage.teacher(), "teacher", "teacher", "0", "1 (Teacher)"),
+        (Stage.student(1), "student1", "student 1", "1", "2"),
+        (Stage.student(4), "student4", "student 4", "4", "5"),
+        (Stage.pll(), "pll", "PLL", "p", "PLL"),
+    ],
+)
 def test_every_numbering_is_a_translation_of_one_stage(stage, slug, label, distill, paper):
     assert (stage.slug, stage.label, stage.distill, stage.paper_row) == (slug, label, distill, paper)
     for spelling in (slug, label, distill, stage.label.upper()):
@@ -56,6 +60,7 @@ def test_stage_order_and_teachers():
 
 
 # -- CLI conventions -------------------------------------------------------------------------------
+
 
 def _parser() -> Parser:
     parser = Parser(prog="x")
@@ -85,21 +90,29 @@ def test_help_shows_defaults_and_aliases_work():
 
 # -- the error contract ------------------------------------------------------------------------------
 
+
 def _main_raising(error: BaseException):
     @exits_cleanly
     def main(argv=None):
         raise error
+
     return main
 
 
-@pytest.mark.parametrize("error, status, line", [
-    (UsageError("--lr must be positive"), 2, "error: --lr must be positive"),
-    (UserError("file x is damaged;\n retrain it"), 1, "error: file x is damaged; retrain it"),
-    (OSError(errno.ENOSPC, "No space left on device", "/x/y"), 1,
-     "error: cannot use /x/y: no space left on the device (disk full) (ENOSPC); free some space or choose another disk"),
-    (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
-    (Terminated(), EXIT_TERMINATED, "terminated"),
-])
+@pytest.mark.parametrize(
+    "error, status, line",
+    [
+        (UsageError("--lr must be positive"), 2, "error: --lr must be positive"),
+        (UserError("file x is damaged;\n retrain it"), 1, "error: file x is damaged; retrain it"),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "/x/y"),
+            1,
+            "error: cannot use /x/y: no space left on the device (disk full) (ENOSPC); free some space or choose another disk",
+        ),
+        (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
+        (Terminated(), EXIT_TERMINATED, "terminated"),
+    ],
+)
 def test_errors_become_one_line_and_a_status(capsys, error, status, line):
     assert _main_raising(error)([]) == status
     assert capsys.readouterr().err == line + "\n"
@@ -120,14 +133,24 @@ def test_handlers_are_restored_after_main():
 def test_sigterm_during_start_up_is_one_line():
     # The test hook sends SIGTERM while the script imports torch (through the training code).
     env = {**os.environ, "SELFDISTILL_SIGNAL_AT_IMPORT": "torch:SIGTERM"}
-    code = ("import sys\nfrom utils.errors import exits_cleanly\n@exits_cleanly\ndef main(argv=None):\n"
-            "    import torch\n    return 0\nsys.exit(main())\n")
-    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                            stdin=subprocess.DEVNULL, timeout=120)
+    code = (
+        "import sys\nfrom utils.errors import exits_cleanly\n@exits_cleanly\ndef main(argv=None):\n"
+        "    import torch\n    return 0\nsys.exit(main())\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=120,
+    )
     assert (result.returncode, result.stderr) == (EXIT_TERMINATED, "terminated\n")
 
 
 # -- atomic groups and output probes --------------------------------------------------------------------
+
 
 def test_atomic_group_writes_all_or_nothing(tmp_path):
     targets = [tmp_path / "a.png", tmp_path / "a.pdf"]
@@ -163,9 +186,13 @@ def test_output_plan_names_the_flag_and_removes_what_it_created(tmp_path):
 def test_os_refusal_covers_every_write_primitive(tmp_path):
     before = snapshot(tmp_path)
     with os_refusal(tmp_path, errno.ENOSPC):
-        for attempt in (lambda: (tmp_path / "a").write_text("x"), lambda: open(tmp_path / "b", "w"),
-                        lambda: os.open(tmp_path / "c", os.O_CREAT | os.O_WRONLY), lambda: (tmp_path / "d").mkdir(),
-                        lambda: atomic.write_text(tmp_path / "e", "x")):
+        for attempt in (
+            lambda: (tmp_path / "a").write_text("x"),
+            lambda: open(tmp_path / "b", "w"),
+            lambda: os.open(tmp_path / "c", os.O_CREAT | os.O_WRONLY),
+            lambda: (tmp_path / "d").mkdir(),
+            lambda: atomic.write_text(tmp_path / "e", "x"),
+        ):
             with pytest.raises(OSError) as info:
                 attempt()
             assert info.value.errno == errno.ENOSPC

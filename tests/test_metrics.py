@@ -12,12 +12,14 @@ from training.metrics import candidate_coverage, expected_calibration_error, lab
 
 
 def test_ece_by_hand_with_a_confidence_on_a_bin_edge():
-    probabilities = np.array([
-        [0.90, 0.10],  # confidence 0.9, correct: bin 13 = (13/15, 14/15] = (0.8667, 0.9333]
-        [0.10, 0.90],  # confidence 0.9, wrong: bin 13
-        [0.60, 0.40],  # confidence 0.6 = 9/15 exactly, correct: the edge belongs to the bin below, 8 = (8/15, 9/15]
-        [0.62, 0.38],  # confidence 0.62, wrong: bin 9 = (0.6, 0.6667]
-    ])
+    probabilities = np.array(
+        [
+            [0.90, 0.10],  # confidence 0.9, correct: bin 13 = (13/15, 14/15] = (0.8667, 0.9333]
+            [0.10, 0.90],  # confidence 0.9, wrong: bin 13
+            [0.60, 0.40],  # confidence 0.6 = 9/15 exactly, correct: the edge belongs to the bin below, 8 = (8/15, 9/15]
+            [0.62, 0.38],  # confidence 0.62, wrong: bin 9 = (0.6, 0.6667]
+        ]
+    )
     labels = np.array([0, 0, 0, 1])
     # bin 13: 2/4 · |1/2 − 0.9| = 0.2; bin 8: 1/4 · |1 − 0.6| = 0.1; bin 9: 1/4 · |0 − 0.62| = 0.155 → 0.455
     assert expected_calibration_error(probabilities, labels) == pytest.approx(45.5, rel=1e-12)
@@ -26,11 +28,13 @@ def test_ece_by_hand_with_a_confidence_on_a_bin_edge():
 
 
 def test_ece_by_hand_three_classes_and_the_extremes():
-    probabilities = np.array([
-        [1.0, 0.0, 0.0],  # confidence 1: the last bin (14/15, 1], correct
-        [0.2, 0.5, 0.3],  # confidence 0.5: bin 7 = (7/15, 8/15], wrong (label 2)
-        [0.4, 0.4, 0.2],  # tie: prediction is class 0 (the first), confidence 0.4: bin 5 = (1/3, 0.4], correct
-    ])
+    probabilities = np.array(
+        [
+            [1.0, 0.0, 0.0],  # confidence 1: the last bin (14/15, 1], correct
+            [0.2, 0.5, 0.3],  # confidence 0.5: bin 7 = (7/15, 8/15], wrong (label 2)
+            [0.4, 0.4, 0.2],  # tie: prediction is class 0 (the first), confidence 0.4: bin 5 = (1/3, 0.4], correct
+        ]
+    )
     labels = np.array([0, 2, 0])
     # bin 14: 1/3 · |1 − 1| = 0; bin 7: 1/3 · 0.5; bin 5: 1/3 · |1 − 0.4| = 0.2 → (0.5 + 0.6)/3 = 0.36667
     assert expected_calibration_error(probabilities, labels) == pytest.approx(100 * 1.1 / 3, rel=1e-12)

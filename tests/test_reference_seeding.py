@@ -44,6 +44,7 @@ def exceptions() -> dict:
 
 # -- the draws -----------------------------------------------------------------------------------------
 
+
 def authors_draws(seed: int, n: int, builds_teacher_module: bool, epochs: int = 3, k: int = 10, d: int = 64):
     """What the authors' process gets from torch: the head's initial weights and each epoch's order."""
     torch.manual_seed(seed)
@@ -79,10 +80,26 @@ def test_independent_seeding_draws_otherwise():
 
 # -- the chain against the logs ------------------------------------------------------------------------
 
+
 def train_chain(root: Path, wd: str, seeds: list[str], etas: list[str], *extra: str) -> dict:
     """Run train_linear.py as a user would; return {(seed, η, stage): log rows} from the run store."""
-    argv = ["-d", "digits", "--wd", wd, "--seed", *seeds, "--corruption", *etas, "--threads", FIXTURE_THREADS,
-            "-c", str(root / "runs"), "--csv", str(root / "results.csv"), *extra]
+    argv = [
+        "-d",
+        "digits",
+        "--wd",
+        wd,
+        "--seed",
+        *seeds,
+        "--corruption",
+        *etas,
+        "--threads",
+        FIXTURE_THREADS,
+        "-c",
+        str(root / "runs"),
+        "--csv",
+        str(root / "results.csv"),
+        *extra,
+    ]
     rng = torch.get_rng_state()
     assert train_linear.main(argv) == 0
     assert torch.equal(torch.get_rng_state(), rng), "a chain must not touch torch's global generator"
@@ -100,8 +117,15 @@ def compare(fixture: dict, exceptions: dict, logs: dict, wd: str) -> dict:
     ties = {(t["run"], t["stage"], t["epoch"]) for t in exceptions["ties"]}
     train_ties = {(t["run"], t["stage"], t["epoch"]) for t in exceptions["train_ties"]}
     windows = {(t["run"], t["stage"]): t["epochs"] for t in exceptions["transients"]}
-    found = {"epochs": 0, "test_acc": [], "unlisted_test_acc": [], "loss": [], "loss_in_window": 0.0,
-             "train_acc": [], "unlisted_train_acc": []}
+    found = {
+        "epochs": 0,
+        "test_acc": [],
+        "unlisted_test_acc": [],
+        "loss": [],
+        "loss_in_window": 0.0,
+        "train_acc": [],
+        "unlisted_train_acc": [],
+    }
     for (seed, eta, stage), rows in logs.items():
         name = f"wd{wd}_seed{seed}_eta{eta:g}"
         logged = fixture["runs"][name]["stages"][stage]

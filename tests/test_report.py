@@ -26,8 +26,14 @@ ACCURACY = {
     (0.7, "2"): {0: 57.5, 1: 54.0},
     (0.7, "4"): {0: 51.0, 1: 51.0, 2: 52.0},
 }
-LABELS = {"0": "teacher (1)", "1": "student 1 (2)", "2": "student 2 (3)", "3": "student 3 (4)", "4": "student 4 (5)",
-          "p": "PLL"}
+LABELS = {
+    "0": "teacher (1)",
+    "1": "student 1 (2)",
+    "2": "student 2 (3)",
+    "3": "student 3 (4)",
+    "4": "student 4 (5)",
+    "p": "PLL",
+}
 
 
 def toy_store(root: Path, dataset="toy", offset=0.0, skip=(), **changes) -> Path:
@@ -77,15 +83,30 @@ def assert_figures(stem: Path) -> None:
 
 def test_accuracy_table_mean_std_bold_and_missing(capsys, store, tmp_path):
     out = tmp_path / "reports"
-    code, stdout, _ = run(capsys, "-c", str(store), "--dataset", "toy", "--ctype", "cc",
-                          "--columns", "0.5", "0.6", "0.7", "--out", str(out))
+    code, stdout, _ = run(
+        capsys,
+        "-c",
+        str(store),
+        "--dataset",
+        "toy",
+        "--ctype",
+        "cc",
+        "--columns",
+        "0.5",
+        "0.6",
+        "0.7",
+        "--out",
+        str(out),
+    )
     assert code == 0
     markdown = (out / "toy_cc_table.md").read_text()
     assert markdown in stdout
     table = markdown_table(markdown, "toy: test accuracy (%)")
     assert list(table) == list(LABELS.values())
     for column, eta in enumerate((0.5, 0.6, 0.7)):
-        means = {stage: statistics.fmean(ACCURACY[(eta, stage)].values()) for stage in LABELS if (eta, stage) in ACCURACY}
+        means = {
+            stage: statistics.fmean(ACCURACY[(eta, stage)].values()) for stage in LABELS if (eta, stage) in ACCURACY
+        }
         best = max(means.values(), default=None)
         for stage, label in LABELS.items():
             cell = table[label][column]
@@ -124,8 +145,12 @@ def test_gain_figure_bars_and_missing_marks(store):
     (report,) = build_reports(ReportConfig(store=store, filters=Filters(datasets=("toy",))), RunStore(store).records())
     (axes, *_) = report.figure.axes
     heights = sorted(round(bar.get_height(), 6) for bar in axes.patches)
-    expected = sorted(round(statistics.fmean(gains(eta, stage)), 6) for eta in (0.5, 0.6, 0.7, 0.8, 0.9)
-                      for stage in ("1", "2", "3", "4", "p") if gains(eta, stage))
+    expected = sorted(
+        round(statistics.fmean(gains(eta, stage)), 6)
+        for eta in (0.5, 0.6, 0.7, 0.8, 0.9)
+        for stage in ("1", "2", "3", "4", "p")
+        if gains(eta, stage)
+    )
     assert heights == expected
     missing = sum(not gains(eta, stage) for eta in (0.5, 0.6, 0.7, 0.8, 0.9) for stage in ("1", "2", "3", "4", "p"))
     assert [text.get_text() for text in axes.texts].count("n/a") == missing
@@ -145,7 +170,10 @@ def test_several_settings_show_the_default_and_name_the_others(capsys, store, tm
     code, stdout, _ = run(capsys, "-c", str(store), "--every-setting", "--out", str(tmp_path / "all"))
     assert code == 0
     assert sorted(p.name for p in (tmp_path / "all").glob("*_table.md")) == [
-        "toy_cc_lbfgs_table.md", "toy_cc_table.md", "toy_cc_wd0.001_table.md"]
+        "toy_cc_lbfgs_table.md",
+        "toy_cc_table.md",
+        "toy_cc_wd0.001_table.md",
+    ]
 
 
 def test_without_the_default_the_setting_with_most_runs_is_shown(capsys, tmp_path):
@@ -172,8 +200,9 @@ def test_two_datasets_per_dataset_wd_one_panel_each(capsys, tmp_path):
         for offset, wd in enumerate(wds):
             toy_store(store, dataset, offset=offset, wd=wd)
     out = tmp_path / "reports"
-    code, stdout, _ = run(capsys, "-c", str(store), "--dataset", "big", "small",
-                          "--wd", "big=5e-5", "small=5e-4", "--out", str(out))
+    code, stdout, _ = run(
+        capsys, "-c", str(store), "--dataset", "big", "small", "--wd", "big=5e-5", "small=5e-4", "--out", str(out)
+    )
     assert code == 0
     assert_figures(out / "big-small_cc_wd5e-05_gain")
     filters = Filters(datasets=("big", "small"), wd=PerDataset(named=(("big", 5e-5), ("small", 5e-4))))
@@ -217,15 +246,22 @@ def test_a_damaged_run_is_refused_with_the_command_that_redoes_it(capsys, store,
     assert not (tmp_path / "r").exists()
 
 
-@pytest.mark.parametrize("argv, message, status", [
-    (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy)", 1),
-    (["--ctype", "sym"], "error: toy: no runs with --ctype sym (its runs have --ctype cc)", 1),
-    (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)", 2),
-    (["--wd", "1", "2"], "error: --wd: more than one plain value (1, 2); give one, or DATASET=VALUE per dataset", 2),
-    (["--lr", "toy=fast"], "error: --lr: expected a number or DATASET=NUMBER, got 'toy=fast'", 2),
-    (["--columns", "1.5"], "error: --columns must lie in [0, 1], got 1.5", 2),
-    (["--name", "../x"], "error: --name '../x': use letters, digits and . _ + = - only", 2),
-])
+@pytest.mark.parametrize(
+    "argv, message, status",
+    [
+        (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy)", 1),
+        (["--ctype", "sym"], "error: toy: no runs with --ctype sym (its runs have --ctype cc)", 1),
+        (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)", 2),
+        (
+            ["--wd", "1", "2"],
+            "error: --wd: more than one plain value (1, 2); give one, or DATASET=VALUE per dataset",
+            2,
+        ),
+        (["--lr", "toy=fast"], "error: --lr: expected a number or DATASET=NUMBER, got 'toy=fast'", 2),
+        (["--columns", "1.5"], "error: --columns must lie in [0, 1], got 1.5", 2),
+        (["--name", "../x"], "error: --name '../x': use letters, digits and . _ + = - only", 2),
+    ],
+)
 def test_user_mistakes_are_one_line_errors(capsys, store, argv, message, status):
     code, stdout, stderr = run(capsys, "-c", str(store), "--out", str(store.parent / "r"), *argv)
     assert code == status and stdout == "" and stderr.count("\n") == 1

@@ -28,7 +28,7 @@ def test_head_sgd_follows_torch_sgd_with_momentum_weight_decay_and_a_scheduler()
         for schedule in schedules:
             schedule.step()
         torch.testing.assert_close(ours_w, theirs_w.detach(), rtol=1e-12, atol=1e-12)
-    assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"] == 0.3 * 0.5 ** 3
+    assert ours.param_groups[0]["lr"] == theirs.param_groups[0]["lr"] == 0.3 * 0.5**3
     torch.testing.assert_close(ours.state[ours_w]["momentum_buffer"], theirs.state[theirs_w]["momentum_buffer"])
 
 

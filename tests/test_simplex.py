@@ -20,14 +20,19 @@ TRAIN = ["-d", "synthetic", "--epochs", "2", "--seed", "0", "--ctype", "sym"]
 def trained(tmp_path_factory) -> Path:
     """A teacher, student 1 and the PLL student on synthetic data at η = 0.4 (seconds on a CPU)."""
     root = tmp_path_factory.mktemp("simplex")
-    assert train_linear.main([*TRAIN, "--rounds", "1", "--corruption", "0.4", "-c", str(root / "ck"),
-                              "--csv", str(root / "r.csv")]) == 0
+    assert (
+        train_linear.main(
+            [*TRAIN, "--rounds", "1", "--corruption", "0.4", "-c", str(root / "ck"), "--csv", str(root / "r.csv")]
+        )
+        == 0
+    )
     return root
 
 
 def plot(root: Path, *args: str) -> int:
-    return plot_softmax_simplex.main(["-d", "synthetic", "--ctype", "sym", "-c", str(root / "ck"),
-                                      "--out", str(root / "out"), *args])
+    return plot_softmax_simplex.main(
+        ["-d", "synthetic", "--ctype", "sym", "-c", str(root / "ck"), "--out", str(root / "out"), *args]
+    )
 
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
@@ -80,8 +85,25 @@ def test_plot_from_flags_writes_png_and_pdf_with_every_stage(trained, capsys):
 
 def test_plot_from_run_folders_with_three_classes_and_last_checkpoints(trained, capsys):
     folders = sorted(str(p) for p in (trained / "ck").iterdir() if not p.name.startswith("."))
-    assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", *folders, "--classes", "s1c0", "4", "5",
-                                      "--which", "last", "--out", str(trained / "out")]) == 0
+    assert (
+        plot_softmax_simplex.main(
+            [
+                "-d",
+                "synthetic",
+                "--runs",
+                *folders,
+                "--classes",
+                "s1c0",
+                "4",
+                "5",
+                "--which",
+                "last",
+                "--out",
+                str(trained / "out"),
+            ]
+        )
+        == 0
+    )
     assert "PLL" in capsys.readouterr().out
     for fmt in ("png", "pdf"):
         assert (trained / "out" / f"simplex-synthetic_sym_seed0_eta0.4_last_classes-3-4-5.{fmt}").stat().st_size > 5000
@@ -110,14 +132,30 @@ def test_too_many_classes_is_one_line_exit_2(trained, capsys):
 
 
 def test_runs_of_other_features_are_not_used(trained, capsys):
-    assert plot_softmax_simplex.main(["-d", "digits", "--ctype", "sym", "-c", str(trained / "ck"),
-                                      "--out", str(trained / "out")]) == 1
+    assert (
+        plot_softmax_simplex.main(
+            ["-d", "digits", "--ctype", "sym", "-c", str(trained / "ck"), "--out", str(trained / "out")]
+        )
+        == 1
+    )
     assert "no teacher run" in one_line_error(capsys)
 
 
 def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, monkeypatch):
-    args = ["-d", "synthetic", "--ctype", "sym", "--corruption", "0.8", "--epochs", "2", "-c", str(tmp_path / "ck"),
-            "--out", str(tmp_path / "out")]
+    args = [
+        "-d",
+        "synthetic",
+        "--ctype",
+        "sym",
+        "--corruption",
+        "0.8",
+        "--epochs",
+        "2",
+        "-c",
+        str(tmp_path / "ck"),
+        "--out",
+        str(tmp_path / "out"),
+    ]
     assert plot_softmax_simplex.main(args) == 1
     err = one_line_error(capsys)
     assert "no teacher run for these features, ctype sym and seed 0" in err

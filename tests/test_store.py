@@ -36,13 +36,18 @@ def rows(path: Path) -> list[dict]:
 def leftovers(root: Path) -> list[str]:
     """Everything in a store that is not a published run or its files: temporary folders, locks, links."""
     published = {entry.resolve() for entry in RunStore(root).entries() if entry.is_symlink()}
-    found = [str(p) for p in (root / ".runs").iterdir() if p.resolve() not in published] if (root / ".runs").is_dir() else []
+    found = (
+        [str(p) for p in (root / ".runs").iterdir() if p.resolve() not in published]
+        if (root / ".runs").is_dir()
+        else []
+    )
     found += [str(p) for p in root.glob(".locks/*")] + [str(p) for p in root.glob(".*.link")]
     found += [str(p) for p in root.parent.rglob(".*.tmp")]
     return found
 
 
 # -- old format, foreign files ---------------------------------------------------------------------------
+
 
 def make_old_format(root: Path) -> str:
     """Turn the store's independent-seeding teacher into a run as the previous version wrote it."""
@@ -55,8 +60,9 @@ def make_old_format(root: Path) -> str:
     raw = json.loads((root / old_name / "run.json").read_text())
     config = {key: value for key, value in raw["config"].items() if key not in ("backbone", "seeding")}
     config.update(stage=0, depth=34, weights="default")
-    (root / old_name / "run.json").write_text(json.dumps({"run": old_name, "stage": "teacher", "config": config,
-                                                          "metrics": raw["metrics"], "teacher": None}))
+    (root / old_name / "run.json").write_text(
+        json.dumps({"run": old_name, "stage": "teacher", "config": config, "metrics": raw["metrics"], "teacher": None})
+    )
     return old_name
 
 
@@ -105,10 +111,17 @@ def test_documented_commands_after_their_variants(tmp_path, monkeypatch, capsys)
 
 # -- concurrency (real processes, deterministic interleavings) ---------------------------------------------
 
+
 def start(args: list[str], env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "train_linear.py", *args], cwd=REPO, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, "train_linear.py", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
 
 
 def wait_for(predicate, timeout=120.0, what="a condition"):
@@ -126,8 +139,20 @@ def paused_markers(folder: Path) -> list[Path]:
 def test_four_identical_chains_at_once_all_succeed(tmp_path):
     hooks = tmp_path / "hooks"
     hooks.mkdir()
-    args = [*TINY, "--epochs", "50", "--seed", "0", "1", "--corruption", "0.5", "-c", str(tmp_path / "ck"),
-            "--csv", str(tmp_path / "r.csv")]
+    args = [
+        *TINY,
+        "--epochs",
+        "50",
+        "--seed",
+        "0",
+        "1",
+        "--corruption",
+        "0.5",
+        "-c",
+        str(tmp_path / "ck"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+    ]
     first = start(args, {PAUSE: f"locked:{hooks}"})
     wait_for(lambda: paused_markers(hooks), what="the first writer to hold the teacher's locks")
     others = [start(args) for _ in range(3)]
@@ -155,12 +180,14 @@ def test_chains_with_disjoint_seeds_proceed_in_parallel(tmp_path):
     for marker in paused_markers(hooks):
         marker.unlink()
     assert first.wait(timeout=300) == 0
-    spans = {r.config.seed: (r.provenance["started"], r.provenance["finished"])
-             for r in RunStore(tmp_path / "ck").records()}
+    spans = {
+        r.config.seed: (r.provenance["started"], r.provenance["finished"]) for r in RunStore(tmp_path / "ck").records()
+    }
     assert spans[0][0] < spans[1][0] < spans[1][1] < spans[0][1], "the two chains overlapped in time"
 
 
 # -- kill points ---------------------------------------------------------------------------------------------
+
 
 def _chain_in_child(args: list[str], kill_after: int | None) -> None:
     if kill_after is not None:

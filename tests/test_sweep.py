@@ -49,8 +49,12 @@ def test_the_paper_sweep_lists_its_48_jobs_without_any_data(tmp_path, capsys):
     assert out[-1].startswith("paper: 48 jobs (6 extractions, 42 chains): 0 done, 0 damaged, 48 missing")
     chains = [line for line in out if "lr" in line]
     assert len(chains) == 42 and all("0 of 144 done" in line for line in chains)
-    for figure, ctype, wd in (("fig2", "cc", "5e-05"), ("fig6b", "asym", "0.0005"), ("fig7a", "cc", "2e-05"),
-                              ("fig8b", "sym", "0.001")):
+    for figure, ctype, wd in (
+        ("fig2", "cc", "5e-05"),
+        ("fig6b", "asym", "0.0005"),
+        ("fig7a", "cc", "2e-05"),
+        ("fig8b", "sym", "0.001"),
+    ):
         assert sum(f"{figure}/" in line and f" {ctype} " in line and line.endswith(f"wd {wd}") for line in out) == 3
     assert not (tmp_path / "ck").exists()  # a dry run writes nothing
 
@@ -63,18 +67,21 @@ def test_only_one_grid_and_the_embedded_sweep(tmp_path, capsys):
     assert "2 jobs (0 extractions, 2 chains)" in out and "embedded/digits: cc lr 0.1 wd 0.01" in out
 
 
-@pytest.mark.parametrize("text, args, message", [
-    ("name = \n", (), "is not valid TOML: Invalid value (at line 1, column 8)"),
-    (TINY + "colour = 1\n", (), "unknown key 'colour'"),
-    (TINY.replace('ctype = "sym"', 'ctype = "sym"\nlr = -1'), (), "[grids.small]: lr must be"),
-    (TINY.replace("epochs = 2", "epochs = 0"), (), "epochs must be"),
-    (TINY.replace('device = "cpu"', 'device = "auto"'), (), "a sweep fixes its device"),
-    (TINY.replace("[0.3, 0.5]", "[0.3, 0.3]"), (), "corruption names 0.3 twice"),
-    (TINY.replace('"digits"', '"mnist"'), (), "unknown dataset 'mnist'"),
-    (TINY + '[datasets.digits]\nwd = { base = 1e-2 }\n', (), "names weight decays (base); choose one"),
-    (TINY, ("--only", "fig9"), "--only fig9:"),
-    (TINY, ("--parallel", "0"), "--parallel must be at least 1"),
-])
+@pytest.mark.parametrize(
+    "text, args, message",
+    [
+        ("name = \n", (), "is not valid TOML: Invalid value (at line 1, column 8)"),
+        (TINY + "colour = 1\n", (), "unknown key 'colour'"),
+        (TINY.replace('ctype = "sym"', 'ctype = "sym"\nlr = -1'), (), "[grids.small]: lr must be"),
+        (TINY.replace("epochs = 2", "epochs = 0"), (), "epochs must be"),
+        (TINY.replace('device = "cpu"', 'device = "auto"'), (), "a sweep fixes its device"),
+        (TINY.replace("[0.3, 0.5]", "[0.3, 0.3]"), (), "corruption names 0.3 twice"),
+        (TINY.replace('"digits"', '"mnist"'), (), "unknown dataset 'mnist'"),
+        (TINY + "[datasets.digits]\nwd = { base = 1e-2 }\n", (), "names weight decays (base); choose one"),
+        (TINY, ("--only", "fig9"), "--only fig9:"),
+        (TINY, ("--parallel", "0"), "--parallel must be at least 1"),
+    ],
+)
 def test_mistakes_are_one_line_usage_errors_before_any_job(tmp_path, capsys, text, args, message):
     assert cli(tmp_path, str(write(tmp_path, text)), *args) == 2
     err = capsys.readouterr().err
@@ -82,10 +89,13 @@ def test_mistakes_are_one_line_usage_errors_before_any_job(tmp_path, capsys, tex
     assert not (tmp_path / "ck").exists()
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda path: path.write_bytes(b"\xff\xfename = 1\n") and path, "is not UTF-8 text (byte 0)"),
-    (lambda path: path.mkdir() or path, "is a folder; give a sweep file"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda path: path.write_bytes(b"\xff\xfename = 1\n") and path, "is not UTF-8 text (byte 0)"),
+        (lambda path: path.mkdir() or path, "is a folder; give a sweep file"),
+    ],
+)
 def test_a_file_that_is_not_a_sweep_file_is_one_usage_error(tmp_path, capsys, make, message):
     assert cli(tmp_path, str(make(tmp_path / "odd.toml"))) == 2
     err = capsys.readouterr().err
@@ -100,8 +110,18 @@ def test_a_missing_launcher_package_names_the_requirements_file(tmp_path, capsys
 
 
 def test_the_sbatch_scripts_hold_the_arrays_and_their_dependencies(tmp_path, capsys):
-    assert cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--print-sbatch", "--partition", "gpu",
-               "--log-dir", str(tmp_path / "logs")) == 0
+    assert (
+        cli(
+            tmp_path,
+            str(REPO / "sweeps/paper.toml"),
+            "--print-sbatch",
+            "--partition",
+            "gpu",
+            "--log-dir",
+            str(tmp_path / "logs"),
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("#SBATCH --array=") == 7  # the extractions, then one array of chains per dataset
     assert "#SBATCH --array=0-5" in out and out.count("#SBATCH --array=0-6") == 6
@@ -178,8 +198,18 @@ def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(launch_slurm.time, "sleep", interrupt)
-    code = cli(tmp_path, str(REPO / "sweeps/paper.toml"), "--only", "fig2", "--launcher", "slurm",
-               "--partition", "gpu", "--log-dir", str(tmp_path / "logs"))
+    code = cli(
+        tmp_path,
+        str(REPO / "sweeps/paper.toml"),
+        "--only",
+        "fig2",
+        "--launcher",
+        "slurm",
+        "--partition",
+        "gpu",
+        "--log-dir",
+        str(tmp_path / "logs"),
+    )
     err = capsys.readouterr().err
     assert code == 130 and err.splitlines()[-1] == "interrupted"
     assert "the submitted SLURM jobs keep running; cancel them with: scancel " in err

@@ -30,9 +30,11 @@ epochs = 2
 ctype = "sym"
 datasets = ["digits", "imagefolder"]
 """
-ENGINES = {"pool": ["--parallel", "2"],
-           "ray": ["--launcher", "ray", "--parallel", "2"],
-           "submitit": ["--launcher", "slurm", "--slurm-executor", "local"]}
+ENGINES = {
+    "pool": ["--parallel", "2"],
+    "ray": ["--launcher", "ray", "--parallel", "2"],
+    "submitit": ["--launcher", "slurm", "--slurm-executor", "local"],
+}
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +54,21 @@ def tiny(tmp_path) -> tuple[Path, Path]:
 
 def launch(root: Path, sweep_file: Path, tag: str, *args: str, images: Path | None = None) -> int:
     where = ["--data-root", str(images)] if images else []
-    return sweep.main([str(sweep_file), *where, "--feature-root", str(root / f"features-{tag}"),
-                       "-c", str(root / f"runs-{tag}"), "--csv-dir", str(root / f"results-{tag}"),
-                       "--log-dir", str(root / f"logs-{tag}"), *args])
+    return sweep.main(
+        [
+            str(sweep_file),
+            *where,
+            "--feature-root",
+            str(root / f"features-{tag}"),
+            "-c",
+            str(root / f"runs-{tag}"),
+            "--csv-dir",
+            str(root / f"results-{tag}"),
+            "--log-dir",
+            str(root / f"logs-{tag}"),
+            *args,
+        ]
+    )
 
 
 def rows(root: Path, tag: str, ctype: str) -> list[dict]:
@@ -63,8 +77,11 @@ def rows(root: Path, tag: str, ctype: str) -> list[dict]:
 
 
 def worker_pids(store: Path) -> set[int]:
-    return {json.loads((entry / "run.json").read_text())["provenance"]["pid"]
-            for entry in store.iterdir() if entry.is_symlink()}
+    return {
+        json.loads((entry / "run.json").read_text())["provenance"]["pid"]
+        for entry in store.iterdir()
+        if entry.is_symlink()
+    }
 
 
 def test_ray_and_submitit_give_the_local_launchers_csv_from_other_processes(tmp_path, tiny, capsys):
@@ -127,8 +144,9 @@ datasets = ["digits", "synthetic"]
 """
 
 
-@pytest.mark.parametrize("launcher", [["--parallel", "2"], ["--launcher", "ray", "--parallel", "2"]],
-                         ids=["local pool", "ray"])
+@pytest.mark.parametrize(
+    "launcher", [["--parallel", "2"], ["--launcher", "ray", "--parallel", "2"]], ids=["local pool", "ray"]
+)
 def test_ctrl_c_stops_the_workers_and_leaves_no_lock_or_temporary_run(tmp_path, launcher):
     """Ctrl-C while two workers train: exit 130, the workers unwind (no lock, no unpublished run
     folder), the runs published so far stay, and the next launch finishes the sweep reusing them."""
@@ -140,10 +158,19 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_lock_or_temporary_run(tmp_path, 
     path = tmp_path / "long.toml"
     path.write_text(LONG)
     store = tmp_path / "runs"
-    command = [sys.executable, str(REPO / "sweep.py"), str(path), *launcher, "-c", str(store),
-               "--csv-dir", str(tmp_path / "results")]
-    process = subprocess.Popen(command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    command = [
+        sys.executable,
+        str(REPO / "sweep.py"),
+        str(path),
+        *launcher,
+        "-c",
+        str(store),
+        "--csv-dir",
+        str(tmp_path / "results"),
+    ]
+    process = subprocess.Popen(
+        command, cwd=tmp_path, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.monotonic() + 240
     while not (store.is_dir() and any(entry.is_symlink() for entry in store.iterdir())):  # a run is published
         assert time.monotonic() < deadline and process.poll() is None
@@ -157,8 +184,7 @@ def test_ctrl_c_stops_the_workers_and_leaves_no_lock_or_temporary_run(tmp_path, 
     published = {entry.resolve() for entry in store.iterdir() if entry.is_symlink()}
     assert published and set((store / ".runs").iterdir()) == published, "an unpublished run folder was left"
     kept = {entry.name: (entry / "run.json").read_bytes() for entry in store.iterdir() if entry.is_symlink()}
-    again = subprocess.run(command, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True,
-                           timeout=600)
+    again = subprocess.run(command, cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert all((store / name / "run.json").read_bytes() == content for name, content in kept.items())
     assert len([entry for entry in store.iterdir() if entry.is_symlink()]) == 2 * 2 * 3

@@ -50,14 +50,20 @@ def test_chain_end_to_end_publishes_runs_csv_and_table(tmp_path, capsys):
             checkpoint = torch.load(record.folder / "best.ckpt", map_location="cpu", weights_only=True)
             assert checkpoint["weight"].shape == (12, 64) and checkpoint["config"]["epochs"] == 4
             log = record.history()
-            assert len(log) == 4 and {"lr", "train_loss", "train_acc_true", "train_acc_noisy", "test_loss",
-                                      "test_acc"} <= set(log[0])
+            assert len(log) == 4 and {
+                "lr",
+                "train_loss",
+                "train_acc_true",
+                "train_acc_noisy",
+                "test_loss",
+                "test_acc",
+            } <= set(log[0])
             assert log[1]["lr"] == pytest.approx(0.1 * 0.98)
             assert record.provenance["versions"]["torch"] and record.provenance["wall_time_s"] > 0
             assert record.provenance["threads"] >= 1
             assert set(record.files) == {"best.ckpt", "last.ckpt", "log.csv", "labels.npz"}
     rows = csv_rows(tmp_path / "r.csv")
-    assert len(rows) == 8 and tuple(rows[0]) == COLUMNS and COLUMNS[:len(LEGACY_COLUMNS)] == LEGACY_COLUMNS
+    assert len(rows) == 8 and tuple(rows[0]) == COLUMNS and COLUMNS[: len(LEGACY_COLUMNS)] == LEGACY_COLUMNS
     assert sorted({row["Distill"] for row in rows}) == ["0", "1", "2", "p"]
     assert {row["Backbone"] for row in rows} == {"planted"} and {row["Depth"] for row in rows} == {""}
     for record in records(tmp_path, "teacher"):
@@ -106,8 +112,10 @@ def test_reference_seeding_gives_every_stage_the_teachers_initial_weights(tmp_pa
     student = prepare_head(_config(tmp_path, Stage.student(1)), data, context)
     torch.testing.assert_close(student.init, teacher.init, rtol=0, atol=0)
     assert cli(tmp_path, "--seed", "0", "--dist", "0", "--seeding", "independent") == 0
-    independent = [prepare_head(_config(tmp_path, stage, seeding="independent"), data, context)
-                   for stage in (Stage.teacher(), Stage.student(1))]
+    independent = [
+        prepare_head(_config(tmp_path, stage, seeding="independent"), data, context)
+        for stage in (Stage.teacher(), Stage.student(1))
+    ]
     assert not torch.equal(independent[0].init, independent[1].init)
 
 
@@ -123,8 +131,10 @@ def test_which_last_selects_the_last_checkpoint(tmp_path):
     best = torch.load(record.folder / "best.ckpt", weights_only=True)
     last = torch.load(record.folder / "last.ckpt", weights_only=True)
     data = _device_data()
-    targets = {flag: prepare_head(_config(tmp_path, Stage.student(1), last=flag), data, _context(tmp_path)).targets
-               for flag in (0, 1)}
+    targets = {
+        flag: prepare_head(_config(tmp_path, Stage.student(1), last=flag), data, _context(tmp_path)).targets
+        for flag in (0, 1)
+    }
     for flag, checkpoint in ((0, best), (1, last)):
         expected = torch.softmax(data.train_features @ checkpoint["weight"].T, -1)
         np.testing.assert_allclose(targets[flag].numpy(), expected.numpy(), atol=1e-6)
@@ -193,8 +203,9 @@ def test_each_suggested_command_makes_what_was_missing(tmp_path, capsys):
     assert train_linear.main(_suggestion(err)) == 0 and cli(tmp_path, "--seed", "0", "--dist", "2") == 0
     capsys.readouterr()
     # A teacher trained with other settings: the message names the difference and the command.
-    err = _one_line_failure(tmp_path, capsys, "--seed", "0", "--dist", "1", "--wd", "0.5",
-                            match="wd 0.01 there vs 0.5 here")
+    err = _one_line_failure(
+        tmp_path, capsys, "--seed", "0", "--dist", "1", "--wd", "0.5", match="wd 0.01 there vs 0.5 here"
+    )
     assert train_linear.main(_suggestion(err)) == 0 and cli(tmp_path, "--seed", "0", "--dist", "1", "--wd", "0.5") == 0
     capsys.readouterr()
     # A damaged teacher: named, with the command that trains it again.
@@ -206,19 +217,37 @@ def test_each_suggested_command_makes_what_was_missing(tmp_path, capsys):
 
 def test_features_of_another_dimension_are_refused(tmp_path, capsys):
     rng = np.random.default_rng(0)
-    arrays = {"train_features": rng.normal(size=(60, 5)).astype(np.float32), "train_labels": np.arange(60) % 3,
-              "test_features": rng.normal(size=(9, 5)).astype(np.float32), "test_labels": np.arange(9) % 3}
+    arrays = {
+        "train_features": rng.normal(size=(60, 5)).astype(np.float32),
+        "train_labels": np.arange(60) % 3,
+        "test_features": rng.normal(size=(9, 5)).astype(np.float32),
+        "test_labels": np.arange(9) % 3,
+    }
     np.savez(tmp_path / "f.npz", **arrays)
-    common = ["--features", str(tmp_path / "f.npz"), "--epochs", "2", "--ctype", "sym", "--seed", "0",
-              "-c", str(tmp_path / "ck"), "--csv", str(tmp_path / "r.csv")]
+    common = [
+        "--features",
+        str(tmp_path / "f.npz"),
+        "--epochs",
+        "2",
+        "--ctype",
+        "sym",
+        "--seed",
+        "0",
+        "-c",
+        str(tmp_path / "ck"),
+        "--csv",
+        str(tmp_path / "r.csv"),
+    ]
     assert train_linear.main([*common, "--dist", "0"]) == 0
     teacher = records(tmp_path, "teacher")[0]
     checkpoint = torch.load(teacher.folder / "best.ckpt", weights_only=True)
     checkpoint["weight"] = torch.zeros(3, 7)
     torch.save(checkpoint, teacher.folder / "best.ckpt")
     raw = json.loads((teacher.folder / "run.json").read_text())  # keep the run verified: update its checksum
-    raw["files"]["best.ckpt"] = {"size": (teacher.folder / "best.ckpt").stat().st_size,
-                                 "sha256": sha256(teacher.folder / "best.ckpt")}
+    raw["files"]["best.ckpt"] = {
+        "size": (teacher.folder / "best.ckpt").stat().st_size,
+        "sha256": sha256(teacher.folder / "best.ckpt"),
+    }
     (teacher.folder / "run.json").write_text(json.dumps(raw))
     capsys.readouterr()
     assert train_linear.main([*common, "--dist", "1"]) == 1
@@ -234,16 +263,39 @@ def test_cli_error_from_a_subprocess_is_one_line(tmp_path):
 
 def test_select_val_never_reads_test_labels(tmp_path):
     features = load_feature_set("synthetic")
-    arrays = {"train_features": features.train_features, "train_labels": features.train_labels,
-              "test_features": features.test_features, "test_labels": features.test_labels}
+    arrays = {
+        "train_features": features.train_features,
+        "train_labels": features.train_labels,
+        "test_features": features.test_features,
+        "test_labels": features.test_labels,
+    }
     np.savez(tmp_path / "real.npz", **arrays)
     shuffled = np.random.default_rng(0).permutation(features.test_labels)
     np.savez(tmp_path / "scrambled.npz", **{**arrays, "test_labels": shuffled})
     chosen = {}
     for name in ("real", "scrambled"):
-        code = train_linear.main(["--features", str(tmp_path / f"{name}.npz"), "--epochs", "6", "--ctype", "sym",
-                                  "--corruption", "0.4", "--seed", "0", "--dist", "0", "--select", "val",
-                                  "-c", str(tmp_path / name), "--csv", str(tmp_path / f"{name}.csv")])
+        code = train_linear.main(
+            [
+                "--features",
+                str(tmp_path / f"{name}.npz"),
+                "--epochs",
+                "6",
+                "--ctype",
+                "sym",
+                "--corruption",
+                "0.4",
+                "--seed",
+                "0",
+                "--dist",
+                "0",
+                "--select",
+                "val",
+                "-c",
+                str(tmp_path / name),
+                "--csv",
+                str(tmp_path / f"{name}.csv"),
+            ]
+        )
         assert code == 0
         record = RunStore(tmp_path / name).records()[0]
         checkpoint = torch.load(record.folder / "best.ckpt", weights_only=True)
@@ -264,5 +316,7 @@ def test_dry_run_lists_states_and_writes_nothing(tmp_path, capsys):
     listing = capsys.readouterr().out
     assert f"damaged           {record.name}  (log.csv has" in listing
     assert "synthetic: 2 of 6 runs done, 4 to run" in listing
-    assert sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == snapshot
+    assert (
+        sorted((p.relative_to(tmp_path), p.stat().st_mtime_ns) for p in tmp_path.rglob("*") if p.is_file()) == snapshot
+    )
     assert RunStore(tmp_path / "ck").find(record.config).state is State.DAMAGED

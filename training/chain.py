@@ -14,8 +14,11 @@ from utils.stages import Stage, stage_order
 
 
 def chain_stages(rounds: int, pll: bool = True, baselines: list[str] = ()) -> list[Stage]:
-    return ([Stage.from_round(t) for t in range(rounds + 1)] + ([Stage.pll()] if pll else [])
-            + [Stage(name) for name in baselines])
+    return (
+        [Stage.from_round(t) for t in range(rounds + 1)]
+        + ([Stage.pll()] if pll else [])
+        + [Stage(name) for name in baselines]
+    )
 
 
 def configs_for(base: TrainConfig, stage: Stage, seeds: list[int], rates: list[float]) -> list[TrainConfig]:
@@ -24,8 +27,9 @@ def configs_for(base: TrainConfig, stage: Stage, seeds: list[int], rates: list[f
     return [dataclasses.replace(base, seed=s, corruption=eta, stage=stage) for eta in rates for s in seeds]
 
 
-def run_chain(base: TrainConfig, seeds: list[int], rates: list[float], stages: list[Stage], data: DeviceData,
-              ctx: StageContext) -> list[StageRun]:
+def run_chain(
+    base: TrainConfig, seeds: list[int], rates: list[float], stages: list[Stage], data: DeviceData, ctx: StageContext
+) -> list[StageRun]:
     """Every stage in order, each stage's heads stacked; later stages read the runs the earlier ones published."""
     finished: list[StageRun] = []
     with Steps(len(stages), "stages") as steps:
@@ -37,8 +41,9 @@ def run_chain(base: TrainConfig, seeds: list[int], rates: list[float], stages: l
     return finished
 
 
-def chain_plan(base: TrainConfig, seeds: list[int], rates: list[float], stages: list[Stage], store: RunStore
-               ) -> list[tuple[TrainConfig, Lookup]]:
+def chain_plan(
+    base: TrainConfig, seeds: list[int], rates: list[float], stages: list[Stage], store: RunStore
+) -> list[tuple[TrainConfig, Lookup]]:
     """Every run of the chain with what the store holds for it; writes nothing."""
     return [(config, store.find(config)) for stage in stages for config in configs_for(base, stage, seeds, rates)]
 
@@ -72,8 +77,10 @@ def chain_table(records, metric: str = "test_acc", stationary: tuple[str, ...] =
             row.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "—")
         body.append(row)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-    lines = ["  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r))
-             for r in [header, *body]]
+    lines = [
+        "  ".join(cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(r))
+        for r in [header, *body]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     if marked:
         lines.append("* a stationary point: the exact solve of a non-convex objective")

@@ -11,17 +11,24 @@ from pathlib import Path
 from training.config import TrainConfig, default_lr_wd
 from utils.stages import Stage
 
-DEFAULTS = {"epochs": 200, "train_batch": 128, "gamma": 0.98, "momentum": 0.9, "optimizer": "sgd", "select": "test",
-            "seeding": "reference"}
+DEFAULTS = {
+    "epochs": 200,
+    "train_batch": 128,
+    "gamma": 0.98,
+    "momentum": 0.9,
+    "optimizer": "sgd",
+    "select": "test",
+    "seeding": "reference",
+}
 
 
 def data_flags(config: TrainConfig) -> list[str]:
     """The flags that give a run's features: a file, or a dataset with its backbone."""
     if config.feature_source.startswith("file:"):
-        return ["--features", config.feature_source[len("file:"):].rpartition("#")[0]]
+        return ["--features", config.feature_source[len("file:") :].rpartition("#")[0]]
     flags = ["-d", config.dataset]
     if config.backbone in ("resnet18", "resnet50"):
-        flags += ["--depth", config.backbone[len("resnet"):]]
+        flags += ["--depth", config.backbone[len("resnet") :]]
     elif config.backbone not in ("resnet34", "identity", "planted", "unknown"):
         flags += ["--arch", config.backbone]
     if config.weights.startswith("random-init"):
@@ -32,8 +39,17 @@ def data_flags(config: TrainConfig) -> list[str]:
 def train_command(config: TrainConfig, store: Path, stage: Stage | None = None) -> str:
     """The command that trains ``config``'s run (or, with ``stage``, that stage of its chain) into ``store``."""
     lr, wd = default_lr_wd(config.dataset if not config.feature_source.startswith("file:") else "")
-    tokens = ["python3", "train_linear.py", *data_flags(config), "--ctype", config.ctype,
-              "--corruption", f"{config.corruption:g}", "--seed", str(config.seed)]
+    tokens = [
+        "python3",
+        "train_linear.py",
+        *data_flags(config),
+        "--ctype",
+        config.ctype,
+        "--corruption",
+        f"{config.corruption:g}",
+        "--seed",
+        str(config.seed),
+    ]
     if config.lr != lr:
         tokens += ["--lr", f"{config.lr:g}"]
     if config.wd != wd:

@@ -48,8 +48,14 @@ def stratified_folds(labels: np.ndarray, folds: int = FOLDS, seed: int = 0) -> n
     return fold
 
 
-def fold_problems(features: torch.Tensor, labels: torch.Tensor, fold: np.ndarray, num_classes: int,
-                  init: torch.Tensor, order: BatchOrder) -> list[tuple[list[int], HeadProblem]]:
+def fold_problems(
+    features: torch.Tensor,
+    labels: torch.Tensor,
+    fold: np.ndarray,
+    num_classes: int,
+    init: torch.Tensor,
+    order: BatchOrder,
+) -> list[tuple[list[int], HeadProblem]]:
     """The heads of the folds, as (folds, stacked problem) pairs: one problem per training-set size.
 
     Head f trains on the rows with ``fold != f``, from ``init`` (K, D) with a fresh copy of ``order``,
@@ -66,17 +72,36 @@ def fold_problems(features: torch.Tensor, labels: torch.Tensor, fold: np.ndarray
     for members in by_size.values():
         train_index = torch.as_tensor(np.stack([rows_of[f] for f in members]), device=device)
         noisy = labels[train_index]
-        problems.append((members, HeadProblem(
-            features=features, test_features=features[:0], test_labels=labels[:0], train_index=train_index,
-            targets=one_hot_targets(noisy, num_classes), true_labels=noisy, noisy_labels=noisy,
-            init=init.to(device).expand(len(members), -1, -1).clone(), orders=[order] * len(members),
-            loss=SoftCrossEntropy())))
+        problems.append(
+            (
+                members,
+                HeadProblem(
+                    features=features,
+                    test_features=features[:0],
+                    test_labels=labels[:0],
+                    train_index=train_index,
+                    targets=one_hot_targets(noisy, num_classes),
+                    true_labels=noisy,
+                    noisy_labels=noisy,
+                    init=init.to(device).expand(len(members), -1, -1).clone(),
+                    orders=[order] * len(members),
+                    loss=SoftCrossEntropy(),
+                ),
+            )
+        )
     return problems
 
 
-def out_of_fold_probabilities(features: torch.Tensor, labels, fold: np.ndarray, num_classes: int,
-                              settings: SGDSettings, init: torch.Tensor, order: BatchOrder,
-                              progress: Progress | None = None) -> np.ndarray:
+def out_of_fold_probabilities(
+    features: torch.Tensor,
+    labels,
+    fold: np.ndarray,
+    num_classes: int,
+    settings: SGDSettings,
+    init: torch.Tensor,
+    order: BatchOrder,
+    progress: Progress | None = None,
+) -> np.ndarray:
     """(N, K) float64: row i's softmax from the last-epoch head of the fold that left row i out.
 
     ``features`` (N, D) and ``labels`` (N,) are the rows confident learning judges (the training
@@ -110,9 +135,17 @@ class ConfidentLearning:
     probabilities: np.ndarray  # (N, K) out-of-fold softmax
 
 
-def confident_learning(features: torch.Tensor, labels, num_classes: int, settings: SGDSettings,
-                       init: torch.Tensor, order: BatchOrder, seed: int, folds: int = FOLDS,
-                       progress: Progress | None = None) -> ConfidentLearning:
+def confident_learning(
+    features: torch.Tensor,
+    labels,
+    num_classes: int,
+    settings: SGDSettings,
+    init: torch.Tensor,
+    order: BatchOrder,
+    seed: int,
+    folds: int = FOLDS,
+    progress: Progress | None = None,
+) -> ConfidentLearning:
     """Flag label issues among the rows ``features`` (N, D) with noisy ``labels`` (N,); see the module docstring."""
     labels = np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
     fold = stratified_folds(labels, folds, seed)

@@ -42,10 +42,25 @@ DATASET_DEFAULTS: dict[str, tuple[float, float]] = {
 FALLBACK_DEFAULTS = (0.1, 5e-4)
 
 # The flag that sets each field, for error messages.
-FLAGS = {"lr": "--lr", "wd": "--wd", "epochs": "--epochs", "train_batch": "--train-batch",
-         "test_batch": "--test-batch", "gamma": "--gamma", "momentum": "--momentum", "optimizer": "--optimizer",
-         "last": "--which", "select": "--select", "val_fraction": "--val-fraction", "q": "--q", "pll_k": "--pll-k",
-         "seeding": "--seeding", "corruption": "--corruption", "seed": "--seed", "ctype": "--ctype"}
+FLAGS = {
+    "lr": "--lr",
+    "wd": "--wd",
+    "epochs": "--epochs",
+    "train_batch": "--train-batch",
+    "test_batch": "--test-batch",
+    "gamma": "--gamma",
+    "momentum": "--momentum",
+    "optimizer": "--optimizer",
+    "last": "--which",
+    "select": "--select",
+    "val_fraction": "--val-fraction",
+    "q": "--q",
+    "pll_k": "--pll-k",
+    "seeding": "--seeding",
+    "corruption": "--corruption",
+    "seed": "--seed",
+    "ctype": "--ctype",
+}
 
 
 def default_lr_wd(dataset: str) -> tuple[float, float]:
@@ -100,8 +115,10 @@ class TrainConfig:
         if self.optimizer == "lbfgs" and self.wd == 0:
             raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
         if self.optimizer == "lbfgs" and self.stage.name == "boot-soft":
-            raise UsageError("--baselines boot-soft has no objective to solve with --optimizer lbfgs (its target holds "
-                             "the model's own softmax as a constant); train it with --optimizer sgd")
+            raise UsageError(
+                "--baselines boot-soft has no objective to solve with --optimizer lbfgs (its target holds "
+                "the model's own softmax as a constant); train it with --optimizer sgd"
+            )
         if num_classes is not None and self.pll_k > num_classes:
             raise UsageError(f"--pll-k must lie in 1..{num_classes} (the number of classes), got {self.pll_k}")
         return self
@@ -128,9 +145,17 @@ class TrainConfig:
     def weight_settings(self) -> dict[str, object]:
         """Every setting that changes this stage's weights (and, through the shared ones, its teachers')."""
         settings: dict[str, object] = {
-            "feature_source": self.feature_source, "weights": self.weights, "lr": self.lr, "wd": self.wd,
-            "epochs": self.epochs, "train_batch": self.train_batch, "gamma": self.gamma,
-            "momentum": self.momentum, "optimizer": self.optimizer, "select": self.select, "seeding": self.seeding,
+            "feature_source": self.feature_source,
+            "weights": self.weights,
+            "lr": self.lr,
+            "wd": self.wd,
+            "epochs": self.epochs,
+            "train_batch": self.train_batch,
+            "gamma": self.gamma,
+            "momentum": self.momentum,
+            "optimizer": self.optimizer,
+            "select": self.select,
+            "seeding": self.seeding,
         }
         if self.select == "val":
             settings["val_fraction"] = self.val_fraction
@@ -148,8 +173,16 @@ class TrainConfig:
 
     def key(self) -> tuple:
         """(dataset, backbone, weights, ctype, η, seed, stage, settings hash): what makes a run this run."""
-        return (self.dataset, self.backbone, self.weights, self.ctype, self.corruption, self.seed, self.stage.slug,
-                self.settings_hash())
+        return (
+            self.dataset,
+            self.backbone,
+            self.weights,
+            self.ctype,
+            self.corruption,
+            self.seed,
+            self.stage.slug,
+            self.settings_hash(),
+        )
 
     def run_prefix(self) -> str:
         return f"{self.dataset}-{self.backbone}-{self.ctype}-eta{self.corruption:g}-seed{self.seed}-{self.stage.slug}"
@@ -167,8 +200,11 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, object]) -> "TrainConfig":
         """A config from :meth:`to_dict`'s output; ``ValueError`` names a missing or wrong field."""
         names = {field.name for field in dataclasses.fields(cls)}
-        required = {field.name for field in dataclasses.fields(cls)
-                    if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING}
+        required = {
+            field.name
+            for field in dataclasses.fields(cls)
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
+        }
         missing = sorted(required - set(values))
         if missing:
             raise ValueError(f"its config lacks {', '.join(missing)}")
@@ -197,8 +233,18 @@ class TrainConfig:
 
 def check_settings(values: dict[str, object]) -> None:
     """Validate setting values given on their own (filters of reports): each as TrainConfig would check it."""
-    template = TrainConfig(dataset="", feature_source="", backbone="", weights="", ctype="cc", corruption=0.0, seed=0,
-                           stage=Stage.teacher(), lr=0.1, wd=0.0)
+    template = TrainConfig(
+        dataset="",
+        feature_source="",
+        backbone="",
+        weights="",
+        ctype="cc",
+        corruption=0.0,
+        seed=0,
+        stage=Stage.teacher(),
+        lr=0.1,
+        wd=0.0,
+    )
     dataclasses.replace(template, **values).validate()
 
 

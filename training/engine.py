@@ -92,8 +92,9 @@ class HeadResult:
 
 
 @torch.no_grad()
-def evaluate(weights: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, chunk: int
-             ) -> tuple[torch.Tensor, torch.Tensor]:
+def evaluate(
+    weights: torch.Tensor, features: torch.Tensor, labels: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean cross-entropy and accuracy (%) of every head on shared rows: (H,), (H,) on the device.
 
     ``labels`` is (M,) for rows shared by all heads, or (H, M) when each head has its own rows,
@@ -104,11 +105,11 @@ def evaluate(weights: torch.Tensor, features: torch.Tensor, labels: torch.Tensor
     correct = torch.zeros(heads, device=weights.device, dtype=torch.float64)
     for start in range(0, total, chunk):
         if labels.ndim == 1:
-            logits = shared_logits(weights, features[start:start + chunk])
-            target = labels[start:start + chunk].expand(heads, -1)
+            logits = shared_logits(weights, features[start : start + chunk])
+            target = labels[start : start + chunk].expand(heads, -1)
         else:
-            logits = head_logits(weights, features[:, start:start + chunk])
-            target = labels[:, start:start + chunk]
+            logits = head_logits(weights, features[:, start : start + chunk])
+            target = labels[:, start : start + chunk]
         loss -= torch.log_softmax(logits, dim=-1).gather(-1, target[..., None]).sum(dim=(1, 2), dtype=torch.float64)
         correct += (logits.argmax(dim=-1) == target).sum(dim=1).double()
     return loss / max(total, 1), 100.0 * correct / max(total, 1)
@@ -143,7 +144,7 @@ class _Block:
 
     def batch_major(self, per_head: torch.Tensor) -> torch.Tensor:
         """(..., H, N) in epoch order → (..., count, H, size): this block's batches."""
-        part = per_head[..., self.start:self.start + self.count * self.size]
+        part = per_head[..., self.start : self.start + self.count * self.size]
         return part.unflatten(-1, (self.count, self.size)).movedim(-2, -3).contiguous()
 
 
@@ -158,14 +159,19 @@ def _blocks(n: int, size: int, heads: int, dim: int, classes: int, device) -> li
     blocks = []
     for first_batch, count, rows in shapes:
         if (count, rows) not in buffers:
-            buffers[count, rows] = _Buffers(empty(heads, rows, dim), empty(heads, rows, classes),
-                                            empty(count, heads, rows, classes), empty(count, heads, rows, classes))
+            buffers[count, rows] = _Buffers(
+                empty(heads, rows, dim),
+                empty(heads, rows, classes),
+                empty(count, heads, rows, classes),
+                empty(count, heads, rows, classes),
+            )
         blocks.append(_Block(first_batch * size, count, rows, buffers[count, rows]))
     return blocks
 
 
-def _train_epoch(problem: HeadProblem, blocks: list[_Block], optimizer: HeadSGD, perm: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+def _train_epoch(
+    problem: HeadProblem, blocks: list[_Block], optimizer: HeadSGD, perm: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """One pass over every head's rows in the order ``perm`` (H, N); returns the summed batch losses (H,)
     and the numbers of batch predictions that match the true and the noisy labels (2, H)."""
     heads, n = perm.shape
@@ -192,8 +198,12 @@ def _train_epoch(problem: HeadProblem, blocks: list[_Block], optimizer: HeadSGD,
     return loss_sum, correct
 
 
-def train_sgd(problem: HeadProblem, settings: SGDSettings, progress: Progress | None = None,
-              on_epoch: Callable[[list[dict[str, float]]], None] | None = None) -> list[HeadResult]:
+def train_sgd(
+    problem: HeadProblem,
+    settings: SGDSettings,
+    progress: Progress | None = None,
+    on_epoch: Callable[[list[dict[str, float]]], None] | None = None,
+) -> list[HeadResult]:
     """Train every head for ``settings.epochs`` epochs; return each head's best and last weights and history.
 
     ``on_epoch`` receives every epoch's log row of each head as soon as it is known.

@@ -125,8 +125,9 @@ class ChainJob:
         return self._with_identity(self.dataset, found.source, found.backbone, found.weights)
 
     def _with_identity(self, dataset: str, source: str, backbone: str, weights: str) -> TrainConfig:
-        return dataclasses.replace(self.settings, dataset=dataset, feature_source=source, backbone=backbone,
-                                   weights=weights)
+        return dataclasses.replace(
+            self.settings, dataset=dataset, feature_source=source, backbone=backbone, weights=weights
+        )
 
     def plan(self):
         """Every run of the job with what the store holds for it: [(config, Lookup)]."""
@@ -165,9 +166,12 @@ class ChainJob:
         s = self.settings
         return f"chain {self.dataset or self.features} {s.ctype} lr {s.lr:g} wd {s.wd:g}"
 
-    def train(self, command_for: Callable[[Stage], str] | None = None,
-              progress: Callable[[str], object] | None = None,
-              announce: Callable[[str], None] | None = None) -> tuple[str, list]:
+    def train(
+        self,
+        command_for: Callable[[Stage], str] | None = None,
+        progress: Callable[[str], object] | None = None,
+        announce: Callable[[str], None] | None = None,
+    ) -> tuple[str, list]:
         """Train (or reuse) the job's runs; returns (the table or run lines to print, the StageRuns)."""
         from data import load_feature_file, load_feature_set
         from training.chain import chain_table, configs_for, run_chain
@@ -190,20 +194,30 @@ class ChainJob:
         for leftover in store.sweep():
             log.info("removed %s, left by a process that stopped", leftover)
         hooks = {key: value for key, value in (("progress", progress), ("announce", announce)) if value is not None}
-        ctx = StageContext(store=store, csv_path=lambda config: self.csv,
-                           command_for=command_for or (lambda stage: f"a sweep with this job ({self.describe()})"),
-                           threads=threads, force=self.force, **hooks)
+        ctx = StageContext(
+            store=store,
+            csv_path=lambda config: self.csv,
+            command_for=command_for or (lambda stage: f"a sweep with this job ({self.describe()})"),
+            threads=threads,
+            force=self.force,
+            **hooks,
+        )
         with cpu_threads(threads):
             clusters = _noise_clusters(features) if base.ctype == "cc" else None
             data = DeviceData.load(features, device, clusters)
             if self.only is None:
                 runs = run_chain(base, list(self.seeds), list(self.rates), list(self.stages), data, ctx)
-                header = (f"{features.name}: {base.ctype} noise, seeds {' '.join(map(str, self.seeds))}, "
-                          f"lr {base.lr:g}, wd {base.wd:g}, {base.optimizer}, {base.seeding} seeding, test accuracy "
-                          f"(%) selected by {base.select}, mean ± std over seeds")
+                header = (
+                    f"{features.name}: {base.ctype} noise, seeds {' '.join(map(str, self.seeds))}, "
+                    f"lr {base.lr:g}, wd {base.wd:g}, {base.optimizer}, {base.seeding} seeding, test accuracy "
+                    f"(%) selected by {base.select}, mean ± std over seeds"
+                )
                 reused = sum(run.reused for run in runs)
-                note = (f"\n{reused} of {len(runs)} runs reused from {self.store}/ (--force trains them again)"
-                        if reused else "")
+                note = (
+                    f"\n{reused} of {len(runs)} runs reused from {self.store}/ (--force trains them again)"
+                    if reused
+                    else ""
+                )
                 stationary = NON_CONVEX if base.optimizer == "lbfgs" else ()
                 table = chain_table([run.record for run in runs], stationary=stationary)
                 return f"{header}\n{table}{note}", runs
@@ -213,9 +227,11 @@ class ChainJob:
 
 def run_line(record, reused: bool) -> str:
     m, c = record.metrics, record.config
-    return (f"{c.stage.label:>9}  η={c.corruption:g} seed {c.seed}: test {m['test_acc']:.2f}% (epoch "
-            f"{m['best_epoch']}), final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  "
-            f"{'reused' if reused else 'trained'}: {record.name}")
+    return (
+        f"{c.stage.label:>9}  η={c.corruption:g} seed {c.seed}: test {m['test_acc']:.2f}% (epoch "
+        f"{m['best_epoch']}), final {m['final_acc']:.2f}%, train {m['train_acc']:.2f}%  "
+        f"{'reused' if reused else 'trained'}: {record.name}"
+    )
 
 
 def _noise_clusters(features):
@@ -255,5 +271,11 @@ def run_job(job: ExtractJob | ChainJob, *needs: JobResult) -> JobResult:
 
 
 def _failure(name: str, start: float, message: str) -> JobResult:
-    return JobResult(name, False, round(time.perf_counter() - start, 3), os.getpid(), platform.node(),
-                     error=" ".join(message.split()))
+    return JobResult(
+        name,
+        False,
+        round(time.perf_counter() - start, 3),
+        os.getpid(),
+        platform.node(),
+        error=" ".join(message.split()),
+    )

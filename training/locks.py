@@ -74,7 +74,9 @@ def is_stale(path: Path, now: float | None = None) -> bool:
         return False
     owner = read_owner(path)
     if owner.get("host") == HOST and isinstance(owner.get("pid"), int):
-        return not _alive(owner["pid"]) or (owner["pid"] == os.getpid() and owner.get("token") not in _HEARTBEAT.tokens())
+        return not _alive(owner["pid"]) or (
+            owner["pid"] == os.getpid() and owner.get("token") not in _HEARTBEAT.tokens()
+        )
     return age > STALE_AFTER_S
 
 

@@ -22,8 +22,17 @@ import dataclasses
 import numpy as np
 import torch
 
-from models.losses import (ForwardCorrection, GeneralizedCrossEntropy, HardBootstrap, Loss, PartialLabelGCE,
-                           SoftBootstrap, SoftCrossEntropy, SymmetricCrossEntropy, label_smoothing_targets)
+from models.losses import (
+    ForwardCorrection,
+    GeneralizedCrossEntropy,
+    HardBootstrap,
+    Loss,
+    PartialLabelGCE,
+    SoftBootstrap,
+    SoftCrossEntropy,
+    SymmetricCrossEntropy,
+    label_smoothing_targets,
+)
 from training.config import TrainConfig
 from training.targets import one_hot_targets, partial_label_targets, soft_targets
 
@@ -40,8 +49,17 @@ class Learned:
     notes: dict = dataclasses.field(default_factory=dict)  # recorded in run.json
 
 
-def learned(config: TrainConfig, inputs: torch.Tensor, noisy: np.ndarray, train_index: np.ndarray,
-            true: np.ndarray, num_classes: int, teacher_weights: torch.Tensor | None, clusters, cl=None) -> Learned:
+def learned(
+    config: TrainConfig,
+    inputs: torch.Tensor,
+    noisy: np.ndarray,
+    train_index: np.ndarray,
+    true: np.ndarray,
+    num_classes: int,
+    teacher_weights: torch.Tensor | None,
+    clusters,
+    cl=None,
+) -> Learned:
     """The targets of ``config``'s stage on the training rows ``train_index`` (``inputs`` are their features).
 
     ``cl`` is a function (rows) → kept mask, for confident learning.
@@ -62,14 +80,16 @@ def learned(config: TrainConfig, inputs: torch.Tensor, noisy: np.ndarray, train_
     if name == "fc-est":
         from training.transition import estimate_transition
 
-        estimate = torch.as_tensor(estimate_transition(soft_targets(teacher_weights.to(device), inputs)),
-                                   dtype=torch.float32)
+        estimate = torch.as_tensor(
+            estimate_transition(soft_targets(teacher_weights.to(device), inputs)), dtype=torch.float32
+        )
         return Learned(train_index, onehot(noisy[train_index]), estimate, {"transition": estimate.tolist()})
     if name == "fc-true":
         from training.transition import true_transition
 
-        matrix = torch.as_tensor(true_transition(config.ctype, config.corruption, num_classes, clusters),
-                                 dtype=torch.float32)
+        matrix = torch.as_tensor(
+            true_transition(config.ctype, config.corruption, num_classes, clusters), dtype=torch.float32
+        )
         return Learned(train_index, onehot(noisy[train_index]), matrix)
     if name == "cl":
         kept = cl(train_index)

@@ -75,8 +75,9 @@ def label_correction(predictions, true_labels, noisy_labels) -> LabelCorrection:
     assert predicted.shape == true.shape == noisy.shape and predicted.ndim == 1, "one prediction and two labels per row"
     corrupted = noisy != true
     right = predicted == true
-    return LabelCorrection(_percent(right[corrupted]), _percent(right[~corrupted]),
-                           int(corrupted.sum()), int((~corrupted).sum()))
+    return LabelCorrection(
+        _percent(right[corrupted]), _percent(right[~corrupted]), int(corrupted.sum()), int((~corrupted).sum())
+    )
 
 
 def candidate_coverage(candidates, true_labels) -> float:

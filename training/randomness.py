@@ -74,8 +74,9 @@ class IndependentOrder(_Order):
 BatchOrder = ReferenceOrder | IndependentOrder
 
 
-def head_draws(mode: str, seed: int, tags: tuple[object, ...], learns_from_a_model: bool, num_classes: int, dim: int
-               ) -> tuple[torch.Tensor, BatchOrder]:
+def head_draws(
+    mode: str, seed: int, tags: tuple[object, ...], learns_from_a_model: bool, num_classes: int, dim: int
+) -> tuple[torch.Tensor, BatchOrder]:
     """(initial weights (K, D), batch order) of one head.
 
     ``tags`` name the run for independent streams (ctype, η, the stage's ``Distill`` label, as runs

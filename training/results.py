@@ -21,8 +21,25 @@ from utils import atomic
 from utils.errors import UserError
 from utils.testhooks import wrote
 
-LEGACY_COLUMNS = ("Dataset", "Depth", "CType", "Corruption", "Seed", "LR", "WD", "Distill", "Train Acc.",
-                  "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs", "Optimizer", "Last", "Selection", "Run")
+LEGACY_COLUMNS = (
+    "Dataset",
+    "Depth",
+    "CType",
+    "Corruption",
+    "Seed",
+    "LR",
+    "WD",
+    "Distill",
+    "Train Acc.",
+    "Test Acc.",
+    "Final Acc.",
+    "Realized Corruption",
+    "Epochs",
+    "Optimizer",
+    "Last",
+    "Selection",
+    "Run",
+)
 COLUMNS = (*LEGACY_COLUMNS, "Backbone", "Seeding", "ECE", "Corrected", "Kept", "Candidates")
 NUMERIC = ("Corruption", "Seed", "LR", "WD", "Train Acc.", "Test Acc.", "Final Acc.", "Realized Corruption", "Epochs")
 
@@ -31,15 +48,34 @@ def result_row(record) -> dict[str, object]:
     """The CSV row of a run (a :class:`training.store.RunRecord`). Accuracies in percent."""
     config, metrics = record.config, record.metrics
     return {
-        "Dataset": config.dataset, "Depth": config.depth if config.depth is not None else "", "CType": config.ctype,
-        "Corruption": config.corruption, "Seed": config.seed, "LR": config.lr, "WD": config.wd,
-        "Distill": config.stage.distill, "Train Acc.": round(metrics["train_acc"], 4),
-        "Test Acc.": round(metrics["test_acc"], 4), "Final Acc.": round(metrics["final_acc"], 4),
-        "Realized Corruption": round(metrics["realized_corruption"], 6), "Epochs": metrics["epochs"],
-        "Optimizer": config.optimizer, "Last": config.last, "Selection": config.select, "Run": record.name,
-        "Backbone": config.backbone, "Seeding": config.seeding,
-        **{column: _percent(metrics.get(key)) for column, key in
-           (("ECE", "ece"), ("Corrected", "corrected"), ("Kept", "kept"), ("Candidates", "candidates"))},
+        "Dataset": config.dataset,
+        "Depth": config.depth if config.depth is not None else "",
+        "CType": config.ctype,
+        "Corruption": config.corruption,
+        "Seed": config.seed,
+        "LR": config.lr,
+        "WD": config.wd,
+        "Distill": config.stage.distill,
+        "Train Acc.": round(metrics["train_acc"], 4),
+        "Test Acc.": round(metrics["test_acc"], 4),
+        "Final Acc.": round(metrics["final_acc"], 4),
+        "Realized Corruption": round(metrics["realized_corruption"], 6),
+        "Epochs": metrics["epochs"],
+        "Optimizer": config.optimizer,
+        "Last": config.last,
+        "Selection": config.select,
+        "Run": record.name,
+        "Backbone": config.backbone,
+        "Seeding": config.seeding,
+        **{
+            column: _percent(metrics.get(key))
+            for column, key in (
+                ("ECE", "ece"),
+                ("Corrected", "corrected"),
+                ("Kept", "kept"),
+                ("Candidates", "candidates"),
+            )
+        },
     }
 
 
@@ -54,7 +90,7 @@ class ForeignFile(UserError):
 
 def _header_problem(header: list[str]) -> str:
     """'' if ``header`` is this project's (this version's or an earlier one's), else what is wrong."""
-    if len(header) < len(LEGACY_COLUMNS) or tuple(header) != COLUMNS[:len(header)]:
+    if len(header) < len(LEGACY_COLUMNS) or tuple(header) != COLUMNS[: len(header)]:
         return f"its header ({', '.join(header[:4])}{', …' if len(header) > 4 else ''}) is not a results header"
     return ""
 
@@ -69,16 +105,20 @@ def read_csv(path: Path) -> tuple[list[dict[str, str]], bool]:
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        raise ForeignFile(f"{path} is not a results CSV written by this project (not UTF-8 text); it is left as it "
-                          f"is: choose another file with --csv") from None
+        raise ForeignFile(
+            f"{path} is not a results CSV written by this project (not UTF-8 text); it is left as it "
+            f"is: choose another file with --csv"
+        ) from None
     reader = csv.reader(io.StringIO(text, newline=""))
     header = next(reader, None)
     if header is None:
         return [], False  # an empty file: ours to write
     problem = _header_problem(header)
     if problem:
-        raise ForeignFile(f"{path} is not a results CSV written by this project ({problem}); it is left as it is: "
-                          f"choose another file with --csv")
+        raise ForeignFile(
+            f"{path} is not a results CSV written by this project ({problem}); it is left as it is: "
+            f"choose another file with --csv"
+        )
     rows, damaged = [], False
     for fields in reader:
         if len(fields) != len(header) or not _row_ok(dict(zip(header, fields))):

@@ -24,8 +24,10 @@ import torch
 class HeadSGD(torch.optim.Optimizer):
     def __init__(self, weights: torch.Tensor, lr: float, momentum: float, weight_decay: float):
         if weights.ndim != 3 or weights.requires_grad:
-            raise ValueError("HeadSGD updates stacked head weights (H, K, D) in place, outside autograd; "
-                             f"got shape {tuple(weights.shape)}, requires_grad={weights.requires_grad}")
+            raise ValueError(
+                "HeadSGD updates stacked head weights (H, K, D) in place, outside autograd; "
+                f"got shape {tuple(weights.shape)}, requires_grad={weights.requires_grad}"
+            )
         super().__init__([weights], {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
         self.state[weights]["momentum_buffer"] = torch.zeros_like(weights)
 

@@ -58,8 +58,14 @@ class DeviceData:
     @classmethod
     def load(cls, features: FeatureSet, device: torch.device, clusters: np.ndarray | None) -> "DeviceData":
         as_tensor = functools.partial(torch.as_tensor, device=device)
-        return cls(features, as_tensor(features.train_features), as_tensor(features.train_labels),
-                   as_tensor(features.test_features), as_tensor(features.test_labels), clusters)
+        return cls(
+            features,
+            as_tensor(features.train_features),
+            as_tensor(features.train_labels),
+            as_tensor(features.test_features),
+            as_tensor(features.test_labels),
+            clusters,
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +107,7 @@ class HeadInputs:
 
 # -- what a head learns from ------------------------------------------------------------------------
 
+
 def finished(store: RunStore, config: TrainConfig, ctx: StageContext) -> RunRecord:
     """The finished run ``config`` describes, or a UserError naming the command that (re)trains it."""
     found = store.find(config)
@@ -111,9 +118,11 @@ def finished(store: RunStore, config: TrainConfig, ctx: StageContext) -> RunReco
         raise UserError(f"the {label} run {found.name} is damaged ({found.problem}); train it again with: {make}")
     others = store.similar(config)
     if others:
-        raise UserError(f"the {label} run {others[0].name} was trained with other settings "
-                        f"({settings_difference(others[0].config, config)}); pass the same flags, or train a "
-                        f"matching one with: {make}")
+        raise UserError(
+            f"the {label} run {others[0].name} was trained with other settings "
+            f"({settings_difference(others[0].config, config)}); pass the same flags, or train a "
+            f"matching one with: {make}"
+        )
     where = "is being trained by another process" if found.state is State.IN_PROGRESS else "is not in"
     raise UserError(f"no {label} run {found.name}: it {where} {store.root}; train it first with: {make}")
 
@@ -121,7 +130,9 @@ def finished(store: RunStore, config: TrainConfig, ctx: StageContext) -> RunReco
 def settings_difference(there: TrainConfig, wanted: TrainConfig) -> str:
     """'lr 0.1 there vs 0.05 here, ...' between two configs' weight settings."""
     a, b = there.weight_settings(), wanted.weight_settings()
-    changed = [f"{key} {a.get(key)} there vs {b.get(key)} here" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)]
+    changed = [
+        f"{key} {a.get(key)} there vs {b.get(key)} here" for key in sorted(set(a) | set(b)) if a.get(key) != b.get(key)
+    ]
     return ", ".join(changed) or "same settings, different hash"
 
 
@@ -129,13 +140,15 @@ def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: Sta
     """(noisy labels, train rows, validation rows, realised rate): drawn for a teacher, read from the teacher's run."""
     true = data.features.train_labels
     if config.is_teacher or config.stage.is_baseline:  # baselines draw the teacher's labels, and clean uses none
-        noisy = make_noisy_labels(true, config.ctype, config.corruption, config.seed, data.features.num_classes,
-                                  data.clusters).labels
+        noisy = make_noisy_labels(
+            true, config.ctype, config.corruption, config.seed, data.features.num_classes, data.clusters
+        ).labels
         if config.stage.name == "clean":
             noisy = true.copy()
         if config.select == "val":
-            train_index, val_index = validation_split(noisy, config.val_fraction, config.seed, config.ctype,
-                                                      config.corruption)
+            train_index, val_index = validation_split(
+                noisy, config.val_fraction, config.seed, config.ctype, config.corruption
+            )
         else:
             train_index, val_index = np.arange(true.shape[0]), np.zeros(0, dtype=np.int64)
     else:
@@ -156,33 +169,61 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
         teacher = finished(ctx.store, config.with_stage(source_stage(config)), ctx)
         teacher_weights = teacher.weights("last" if config.last else "best")
         if tuple(teacher_weights.shape) != (k, d):
-            raise UserError(f"the {teacher.config.stage.label} run {teacher.name} has weights of shape "
-                            f"{tuple(teacher_weights.shape)} but the features need ({k}, {d}); use the features it "
-                            f"was trained on")
+            raise UserError(
+                f"the {teacher.config.stage.label} run {teacher.name} has weights of shape "
+                f"{tuple(teacher_weights.shape)} but the features need ({k}, {d}); use the features it "
+                f"was trained on"
+            )
         teacher_name = teacher.name
     noisy, train_index, val_index, realized = _labels_for(config, data, ctx.store, ctx)
     device = data.train_features.device
     inputs = data.train_features[torch.as_tensor(train_index, device=device)]
     # Baselines start from the teacher's initial weights and batch order (a paired comparison).
-    init, order = head_draws(config.seeding, config.seed, (config.ctype, config.corruption, config.stage.distill),
-                             config.stage.learns_from is not None, k, d)
+    init, order = head_draws(
+        config.seeding,
+        config.seed,
+        (config.ctype, config.corruption, config.stage.distill),
+        config.stage.learns_from is not None,
+        k,
+        d,
+    )
 
     def confident(rows: np.ndarray) -> np.ndarray:
         from training.confident import confident_learning
 
-        found = confident_learning(data.train_features[torch.as_tensor(rows, device=device)], noisy[rows], k,
-                                   sgd_settings(config), init, order, config.seed)
+        found = confident_learning(
+            data.train_features[torch.as_tensor(rows, device=device)],
+            noisy[rows],
+            k,
+            sgd_settings(config),
+            init,
+            order,
+            config.seed,
+        )
         return found.kept
 
-    method = learned(config, inputs, noisy, train_index, data.features.train_labels, k, teacher_weights,
-                     data.clusters, confident)
+    method = learned(
+        config, inputs, noisy, train_index, data.features.train_labels, k, teacher_weights, data.clusters, confident
+    )
     if config.is_pll:
         init = teacher_weights.clone()  # the authors' PLL head loads the teacher's checkpoint
-    return HeadInputs(config, noisy, method.train_index, val_index, realized, method.targets, init, order,
-                      teacher_name, method.transition, method.notes)
+    return HeadInputs(
+        config,
+        noisy,
+        method.train_index,
+        val_index,
+        realized,
+        method.targets,
+        init,
+        order,
+        teacher_name,
+        method.transition,
+        method.notes,
+    )
 
 
 # -- training ----------------------------------------------------------------------------------------
+
 
 def eval_chunk(config: TrainConfig) -> int:
     """Rows per evaluation matmul: ``--test-batch`` or more; chunking changes no metric beyond float rounding."""
@@ -190,9 +231,16 @@ def eval_chunk(config: TrainConfig) -> int:
 
 
 def sgd_settings(config: TrainConfig) -> SGDSettings:
-    return SGDSettings(lr=config.lr, wd=config.wd, epochs=config.epochs, batch_size=config.train_batch,
-                       gamma=config.gamma, momentum=config.momentum, select=config.select,
-                       eval_batch=eval_chunk(config))
+    return SGDSettings(
+        lr=config.lr,
+        wd=config.wd,
+        epochs=config.epochs,
+        batch_size=config.train_batch,
+        gamma=config.gamma,
+        momentum=config.momentum,
+        select=config.select,
+        eval_batch=eval_chunk(config),
+    )
 
 
 def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
@@ -203,17 +251,24 @@ def build_problem(heads: list[HeadInputs], data: DeviceData) -> HeadProblem:
     has_val = heads[0].val_index.size > 0
     val_index = stack([h.val_index for h in heads]) if has_val else None
     return HeadProblem(
-        features=data.train_features, test_features=data.test_features, test_labels=data.test_labels,
-        train_index=train_index, targets=torch.stack([h.targets for h in heads]),
-        true_labels=data.train_labels[train_index], noisy_labels=torch.gather(noisy, 1, train_index),
-        init=torch.stack([h.init for h in heads]).to(device), orders=[h.order for h in heads],
+        features=data.train_features,
+        test_features=data.test_features,
+        test_labels=data.test_labels,
+        train_index=train_index,
+        targets=torch.stack([h.targets for h in heads]),
+        true_labels=data.train_labels[train_index],
+        noisy_labels=torch.gather(noisy, 1, train_index),
+        init=torch.stack([h.init for h in heads]).to(device),
+        orders=[h.order for h in heads],
         loss=loss_for([h.config for h in heads], [h.transition for h in heads], device),
-        val_index=val_index, val_labels=torch.gather(noisy, 1, val_index) if has_val else None,
+        val_index=val_index,
+        val_labels=torch.gather(noisy, 1, val_index) if has_val else None,
     )
 
 
-def train_heads(heads: list[HeadInputs], data: DeviceData, progress: Progress | None, on_epoch=None,
-                threads: int = 1) -> list[HeadResult]:
+def train_heads(
+    heads: list[HeadInputs], data: DeviceData, progress: Progress | None, on_epoch=None, threads: int = 1
+) -> list[HeadResult]:
     """Train the heads as one stack on ``threads`` CPU threads (restored afterwards)."""
     config = heads[0].config
     problem = build_problem(heads, data)
@@ -244,9 +299,14 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
             results_ = train_heads([heads[c] for c in members], data, ctx.progress(stage), on_epoch, ctx.threads)
             wall = time.perf_counter() - start
             step("trained")
-            extra = {**provenance(str(data.train_features.device)), "threads": ctx.threads,
-                     "wall_time_s": round(wall, 3), "heads_trained_together": len(members),
-                     "started": started, "finished": time.time()}
+            extra = {
+                **provenance(str(data.train_features.device)),
+                "threads": ctx.threads,
+                "wall_time_s": round(wall, 3),
+                "heads_trained_together": len(members),
+                "started": started,
+                "finished": time.time(),
+            }
             for writer, config, result in zip(writers, members, results_):
                 published[config] = _publish(writer, heads[config], result, extra, ctx, data)
     return published
@@ -263,15 +323,19 @@ def evaluation(head: HeadInputs, weights: torch.Tensor, data: DeviceData) -> dic
     predicted = (data.train_features[torch.as_tensor(rows)] @ weights.T).argmax(dim=-1).cpu().numpy()
     correction = label_correction(predicted, data.features.train_labels[rows], head.noisy[rows])
     probabilities = torch.softmax(data.test_features @ weights.T, dim=-1)
-    found = {"ece": expected_calibration_error(probabilities, data.test_labels), "corrected": correction.corrected,
-             "kept": correction.kept}
+    found = {
+        "ece": expected_calibration_error(probabilities, data.test_labels),
+        "corrected": correction.corrected,
+        "kept": correction.kept,
+    }
     if head.config.is_pll:
         found["candidates"] = candidate_coverage(head.targets > 0, data.features.train_labels[head.train_index])
     return {key: (None if value is None or not np.isfinite(value) else float(value)) for key, value in found.items()}
 
 
-def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: StageContext,
-             data: DeviceData) -> RunRecord:
+def _publish(
+    writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: StageContext, data: DeviceData
+) -> RunRecord:
     metrics = {**result.metrics(), "realized_corruption": head.realized, **evaluation(head, result.best_weights, data)}
     if result.history and not (writer.folder / "log.csv").exists():  # the exact solver has no epochs to stream
         for row in result.history:
@@ -279,8 +343,14 @@ def _publish(writer, head: HeadInputs, result: HeadResult, extra: dict, ctx: Sta
     writer.write_checkpoint("best", result.best_weights, metrics, result.best_epoch)
     writer.write_checkpoint("last", result.last_weights, metrics, int(result.history[-1]["epoch"]))
     writer.write_labels(head.noisy, head.train_index, head.val_index)
-    content = {"stage": head.config.stage.slug, "config": head.config.to_dict(), "metrics": metrics,
-               "teacher": head.teacher, "method": head.notes, "provenance": extra}
+    content = {
+        "stage": head.config.stage.slug,
+        "config": head.config.to_dict(),
+        "metrics": metrics,
+        "teacher": head.teacher,
+        "method": head.notes,
+        "provenance": extra,
+    }
     return ctx.store.publish(writer, content)
 
 
@@ -295,8 +365,9 @@ def _export(records: list[RunRecord], ctx: StageContext) -> None:
 def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -> list[StageRun]:
     """Every run of ``configs`` (one stage, shared settings): reused when finished, else trained here
     or by whichever process holds its lock. Returns them in the order of ``configs``."""
-    assert len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) == 1, \
+    assert len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) == 1, (
         "heads trained together share their stage and settings"
+    )
     store = ctx.store
     for config in configs:  # what the stage learns from must be there before anything is locked or written
         if source_stage(config) is not None:
@@ -345,6 +416,8 @@ def _wait_for_others(pending: list[TrainConfig], ctx: StageContext) -> None:
     """Wait until no live process holds the lock of any of ``pending`` (a dead holder's lock is stale)."""
     holders = {ctx.store.lock_holder(config).get("pid") for config in pending if ctx.store.lock_holder(config)}
     if holders:
-        ctx.announce(f"waiting for {len(pending)} run(s) held by process(es) {', '.join(map(str, sorted(holders, key=str)))}")
+        ctx.announce(
+            f"waiting for {len(pending)} run(s) held by process(es) {', '.join(map(str, sorted(holders, key=str)))}"
+        )
     while any(ctx.store.lock_holder(config) is not None for config in pending):
         time.sleep(WAIT_POLL_S)

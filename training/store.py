@@ -138,14 +138,21 @@ class RunRecord:
                 noisy, train, val = archive["noisy"], archive["train_index"], archive["val_index"]
         except Exception as error:
             raise UserError(f"cannot read {path} ({type(error).__name__})") from None
-        for name, array, high in (("noisy", noisy, num_classes), ("train_index", train, num_train),
-                                  ("val_index", val, num_train)):
-            if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer) or (
-                    array.size and (array.min() < 0 or array.max() >= high)):
+        for name, array, high in (
+            ("noisy", noisy, num_classes),
+            ("train_index", train, num_train),
+            ("val_index", val, num_train),
+        ):
+            if (
+                array.ndim != 1
+                or not np.issubdtype(array.dtype, np.integer)
+                or (array.size and (array.min() < 0 or array.max() >= high))
+            ):
                 raise UserError(f"{path}: {name} must be integers in [0, {high}), one per row")
         if noisy.shape != (num_train,):
-            raise UserError(f"{path} holds {noisy.shape[0]} noisy labels but the dataset has {num_train} "
-                            f"training samples")
+            raise UserError(
+                f"{path} holds {noisy.shape[0]} noisy labels but the dataset has {num_train} training samples"
+            )
         return noisy.astype(np.int64), train.astype(np.int64), val.astype(np.int64)
 
 
@@ -182,8 +189,16 @@ def _read_record(entry: Path) -> RunRecord:
     files = raw.get("files", {}) if version >= 2 else {}
     if version >= 2 and (not isinstance(files, dict) or set(files) != set(FILES)):
         raise ValueError("its run.json does not list its files")
-    return RunRecord(name=entry.name, folder=folder, config=config, metrics=metrics, teacher=raw.get("teacher"),
-                     provenance=raw.get("provenance") or {}, files=files, format=version)
+    return RunRecord(
+        name=entry.name,
+        folder=folder,
+        config=config,
+        metrics=metrics,
+        teacher=raw.get("teacher"),
+        provenance=raw.get("provenance") or {},
+        files=files,
+        format=version,
+    )
 
 
 def verify(record: RunRecord) -> str:
@@ -280,7 +295,7 @@ class RunStore:
         found = [self.inspect(entry) for entry in self.entries()]
         published = {lookup.name for lookup in found}
         for lock_file in sorted((self.root / LOCKS_DIR).glob("*.lock")) if (self.root / LOCKS_DIR).is_dir() else []:
-            name = lock_file.name[:-len(".lock")]
+            name = lock_file.name[: -len(".lock")]
             if name not in published and not locks.is_stale(lock_file):
                 found.append(Lookup(name, State.IN_PROGRESS))
         return found
@@ -309,8 +324,10 @@ class RunStore:
 
     def publish(self, writer: "RunWriter", content: dict) -> RunRecord:
         """Write run.json (with every file's size and SHA-256) and make the run visible; returns its record."""
-        files = {name: {"size": (writer.folder / name).stat().st_size, "sha256": sha256(writer.folder / name)}
-                 for name in FILES}
+        files = {
+            name: {"size": (writer.folder / name).stat().st_size, "sha256": sha256(writer.folder / name)}
+            for name in FILES
+        }
         document = {"format": FORMAT, "run": writer.config.run_name(), **content, "files": files}
         _write_file(writer.folder / RUN_JSON, (json.dumps(document, indent=2, default=_json_default) + "\n").encode())
         name = writer.config.run_name()
@@ -398,17 +415,28 @@ class RunWriter:
         import torch
 
         buffer = io.BytesIO()
-        torch.save({"format": FORMAT, "weight": weights.detach().cpu().float().contiguous(),
-                    "config": self.config.to_dict(), "metrics": metrics, "epoch": epoch}, buffer)
+        torch.save(
+            {
+                "format": FORMAT,
+                "weight": weights.detach().cpu().float().contiguous(),
+                "config": self.config.to_dict(),
+                "metrics": metrics,
+                "epoch": epoch,
+            },
+            buffer,
+        )
         _write_file(self.folder / CHECKPOINTS[which], buffer.getvalue())
 
     def write_labels(self, noisy, train_index, val_index) -> None:
         import numpy as np
 
         buffer = io.BytesIO()
-        np.savez_compressed(buffer, noisy=np.asarray(noisy, dtype=np.int64),
-                            train_index=np.asarray(train_index, dtype=np.int64),
-                            val_index=np.asarray(val_index, dtype=np.int64))
+        np.savez_compressed(
+            buffer,
+            noisy=np.asarray(noisy, dtype=np.int64),
+            train_index=np.asarray(train_index, dtype=np.int64),
+            val_index=np.asarray(val_index, dtype=np.int64),
+        )
         _write_file(self.folder / LABELS, buffer.getvalue())
 
     def discard(self) -> None:

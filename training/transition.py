@@ -21,8 +21,9 @@ from data.noise import transition_matrix
 ANCHOR_PERCENTILE = 97.0
 
 
-def estimate_transition(probabilities: torch.Tensor | np.ndarray, percentile: float | None = ANCHOR_PERCENTILE
-                        ) -> np.ndarray:
+def estimate_transition(
+    probabilities: torch.Tensor | np.ndarray, percentile: float | None = ANCHOR_PERCENTILE
+) -> np.ndarray:
     """T̂ (K, K) float64 from a model's softmax outputs (N, K) on the training rows.
 
     For each class i, with c = probabilities[:, i]:
@@ -38,8 +39,9 @@ def estimate_transition(probabilities: torch.Tensor | np.ndarray, percentile: fl
     authors' code, which zeroes the entries ≥ τ_i of its probability array in place (so that later
     classes' anchors may see altered rows), the input is left as it is.
     """
-    p = np.asarray(probabilities.detach().cpu() if isinstance(probabilities, torch.Tensor) else probabilities,
-                   dtype=np.float64)
+    p = np.asarray(
+        probabilities.detach().cpu() if isinstance(probabilities, torch.Tensor) else probabilities, dtype=np.float64
+    )
     assert p.ndim == 2 and p.shape[0] > 0, f"probabilities must be (N, K) with N > 0, got {p.shape}"
     assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4), "probability rows must sum to 1"
     k = p.shape[1]

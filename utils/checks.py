@@ -21,8 +21,15 @@ def number(flag: str, value: object) -> float:
     return float(value)
 
 
-def interval(flag: str, value: object, low: float | None = None, high: float | None = None, *,
-             low_open: bool = False, high_open: bool = False) -> float:
+def interval(
+    flag: str,
+    value: object,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A finite number in the interval given by ``low``/``high`` (closed unless ``*_open``)."""
     x = number(flag, value)
     too_low = low is not None and (x <= low if low_open else x < low)
@@ -30,8 +37,9 @@ def interval(flag: str, value: object, low: float | None = None, high: float | N
     if too_low or too_high:
         left = "−∞" if low is None else f"{low:g}"
         right = "∞" if high is None else f"{high:g}"
-        brackets = ("(" if low_open or low is None else "[") + f"{left}, {right}" + (
-            ")" if high_open or high is None else "]")
+        brackets = (
+            ("(" if low_open or low is None else "[") + f"{left}, {right}" + (")" if high_open or high is None else "]")
+        )
         raise UsageError(f"{flag} must lie in {brackets}, got {x:g}")
     return x
 
@@ -90,8 +98,9 @@ def memory(what: str, estimate_bytes: float, fix: str) -> None:
     """Refuse work whose arrays would not fit in the memory available now, with the estimate."""
     available = available_memory()
     if available is not None and estimate_bytes > available:
-        raise UsageError(f"{what} needs about {_size(estimate_bytes)} of memory but {_size(available)} is "
-                         f"available; {fix}")
+        raise UsageError(
+            f"{what} needs about {_size(estimate_bytes)} of memory but {_size(available)} is available; {fix}"
+        )
 
 
 def _size(count: float) -> str:

@@ -55,8 +55,14 @@ class DefaultsFormatter(argparse.HelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (not action.option_strings or default is None or default is False or default is argparse.SUPPRESS
-                or "default" in text.lower() or isinstance(action, argparse._HelpAction)):
+        if (
+            not action.option_strings
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or "default" in text.lower()
+            or isinstance(action, argparse._HelpAction)
+        ):
             return text
         return f"{text} (default: {_default_text(default).replace('%', '%%')})"
 
@@ -103,19 +109,34 @@ def configure_logging(verbose: bool) -> None:
 
 def add_seeds(parser, default: Sequence[int], help: str = "seed(s)") -> None:
     """``--seed S [S …]`` (aliases ``--seeds``, the authors' ``--manualSeed``)."""
-    parser.add_argument("--seed", "--seeds", "--manualSeed", dest="seeds", type=seed, nargs="+",
-                        default=list(default), metavar="SEED", help=f"{help}, each in [0, 2**32)")
+    parser.add_argument(
+        "--seed",
+        "--seeds",
+        "--manualSeed",
+        dest="seeds",
+        type=seed,
+        nargs="+",
+        default=list(default),
+        metavar="SEED",
+        help=f"{help}, each in [0, 2**32)",
+    )
 
 
 def add_seed(parser, default: int, help: str = "seed") -> None:
     """``--seed S``, one value (alias the authors' ``--manualSeed``)."""
-    parser.add_argument("--seed", "--manualSeed", dest="seed", type=seed, default=default, metavar="SEED",
-                        help=f"{help}, in [0, 2**32)")
+    parser.add_argument(
+        "--seed", "--manualSeed", dest="seed", type=seed, default=default, metavar="SEED", help=f"{help}, in [0, 2**32)"
+    )
 
 
 def add_threads(parser, default: int = 0, help: str | None = None) -> None:
-    parser.add_argument("--threads", type=int, default=default, metavar="N",
-                        help=help or "CPU threads for the computation (0: automatic)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=default,
+        metavar="N",
+        help=help or "CPU threads for the computation (0: automatic)",
+    )
 
 
 def add_out_dir(parser, default, help: str = "output folder") -> None:
@@ -127,9 +148,15 @@ def add_out_dir(parser, default, help: str = "output folder") -> None:
 
 def add_select(parser, default: str | None = "test", help: str | None = None) -> None:
     """``--select test|val`` (alias ``--selection``): which accuracy picks a run's best epoch."""
-    parser.add_argument("--select", "--selection", dest="select", choices=("test", "val"), default=default,
-                        help=help or "pick the best epoch by test accuracy (the authors') or on a validation "
-                                     "split of the noisy training set")
+    parser.add_argument(
+        "--select",
+        "--selection",
+        dest="select",
+        choices=("test", "val"),
+        default=default,
+        help=help
+        or "pick the best epoch by test accuracy (the authors') or on a validation split of the noisy training set",
+    )
 
 
 class _LastAction(argparse.Action):
@@ -141,7 +168,17 @@ class _LastAction(argparse.Action):
 
 def add_which(parser, default: str | None = "best", help: str | None = None) -> None:
     """``--which best|last`` (alias the authors' ``--last 0|1``): which checkpoint of a run to use."""
-    parser.add_argument("--which", choices=("best", "last"), default=default,
-                        help=help or "checkpoint to use: best (the selected epoch) or last")
-    parser.add_argument("--last", dest="which", type=int, choices=(0, 1), action=_LastAction,
-                        help="the authors' spelling of --which: 0 best, 1 last")
+    parser.add_argument(
+        "--which",
+        choices=("best", "last"),
+        default=default,
+        help=help or "checkpoint to use: best (the selected epoch) or last",
+    )
+    parser.add_argument(
+        "--last",
+        dest="which",
+        type=int,
+        choices=(0, 1),
+        action=_LastAction,
+        help="the authors' spelling of --which: 0 best, 1 last",
+    )

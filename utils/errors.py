@@ -182,8 +182,7 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
             print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr)
             return EXIT_ERROR
         except MemoryError:
-            print("error: out of memory; use smaller sizes, fewer heads or a machine with more memory",
-                  file=sys.stderr)
+            print("error: out of memory; use smaller sizes, fewer heads or a machine with more memory", file=sys.stderr)
             return EXIT_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)

@@ -44,8 +44,10 @@ class OutputPlan:
         if target.is_dir():
             raise UserError(f"{flag} {target} is a folder, not a file; give a file path")
         if target.exists() and not os.access(target, os.W_OK) and os.geteuid() != 0:
-            raise UserError(f"{flag}: " + describe_os_error(
-                PermissionError(errno.EACCES, "Permission denied", str(target)), "cannot write to"))
+            raise UserError(
+                f"{flag}: "
+                + describe_os_error(PermissionError(errno.EACCES, "Permission denied", str(target)), "cannot write to")
+            )
         parent = target.parent if str(target.parent) else Path(".")
         blocking = next((p for p in [parent, *parent.parents] if p.exists()), None)
         if blocking is not None and not blocking.is_dir():
