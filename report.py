@@ -112,8 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def config_from_args(args: argparse.Namespace):
     from analysis.report_outputs import ReportConfig
-    from training.config import check_settings
     from analysis.selection import Filters, parse_per_dataset
+    from training.config import check_settings
 
     for flag, etas in (("--columns", args.columns or []), ("--gain-etas", args.gain_etas)):
         for eta in etas:
@@ -169,10 +169,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"train_linear.py wrote its runs to"
         )
     from analysis.report_outputs import build_reports, write_reports
+    from analysis.selection import refuse_damaged
     from training.store import RunStore
     from utils.outputs import planned_outputs
-
-    from analysis.selection import refuse_damaged
 
     store = RunStore(args.checkpoint)
     refuse_damaged(store, config.filters.datasets, config.filters.ctype)

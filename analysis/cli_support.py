@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-
 from data import FeatureSet, load_feature_file, load_feature_set
 from data.arguments import data_options
 

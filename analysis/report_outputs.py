@@ -9,9 +9,9 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 from analysis import settings as settings_mod
+from analysis.correction_plots import correction_figure, has_correction
 from analysis.figures import figure_files, write_files
 from analysis.gain_plots import DEFAULT_GAIN_ETAS, gain_figure
-from analysis.correction_plots import correction_figure, has_correction
 from analysis.report_tables import (
     GAIN_STAGES,
     accuracy_table,

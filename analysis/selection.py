@@ -195,10 +195,8 @@ def select(
                 f"{settings_mod.FLAGS[f]} {', '.join(sorted({settings_mod.display(f, s.get(f)) for s in settings}))}"
                 for f in fields
             )
-            raise UserError(
-                f"{dataset}: no runs with {', '.join(f'{settings_mod.FLAGS[f]} {format_value(v)}' for f, v in wanted.items())} "
-                f"(its runs have {present_values})"
-            )
+            asked = ", ".join(f"{settings_mod.FLAGS[f]} {format_value(v)}" for f, v in wanted.items())
+            raise UserError(f"{dataset}: no runs with {asked} (its runs have {present_values})")
         for setting in [chosen] + [s for s in others if settings_mod.matches(s, wanted)] if every_setting else [chosen]:
             rest = [s for s in settings if s != setting]
             selected.append(

@@ -20,7 +20,8 @@ With ``--baseline REV`` the engine as it was at git revision REV (``training/eng
 The loops run in ``--repeats`` repeats of ``--epochs`` epochs each, in an order that alternates
 from round to round, and the floor and the gather bound are measured after every epoch, so that
 a machine whose speed drifts slows every loop alike; the table gives medians over all epochs
-(and repeats), the ratios are of medians. Usage: ``python3 -m benchmarks.bench_engine [--repeats 3] [--epochs 2] [--stage teacher] [--baseline REV]``.
+(and repeats), the ratios are of medians. Usage:
+``python3 -m benchmarks.bench_engine [--repeats 3] [--epochs 2] [--stage teacher] [--baseline REV]``.
 """
 
 from __future__ import annotations
@@ -41,9 +42,9 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from models.heads import init_head
-from utils.cli import Parser
 from models.losses import SoftCrossEntropy
 from training import engine as current_engine
+from utils.cli import Parser
 
 N, D, K, M, BATCH = 50_000, 512, 100, 10_000, 128
 LR, WD, MOMENTUM, GAMMA = 0.05, 5e-5, 0.9, 0.98

@@ -22,10 +22,10 @@ from torch.utils.data import TensorDataset
 from data.features import extract
 from models.backbone import build_backbone
 from models.heads import init_head
-from utils.cli import Parser
 from models.losses import SoftCrossEntropy
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.randomness import IndependentOrder
+from utils.cli import Parser
 
 # (train images, test images, classes) of each dataset with the paper's splits.
 SIZES = {

@@ -257,9 +257,11 @@ IMAGE_SOURCES: dict[str, ImageSource] = {
     ),
     "stanfordcars": ImageSource(
         _official_split("StanfordCars", "stanfordcars", "train", "test"),
-        "stanford_cars/ (devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_train/, cars_test/, cars_test_annos_withlabels.mat)",
+        "stanford_cars/ (devkit/cars_meta.mat, devkit/cars_train_annos.mat, cars_train/, cars_test/, "
+        "cars_test_annos_withlabels.mat)",
         downloadable=False,
-        manual=" (torchvision cannot download StanfordCars: its original URL is gone; get the archive from a mirror such as Kaggle's 'stanford-cars-dataset' plus cars_test_annos_withlabels.mat)",
+        manual=" (torchvision cannot download StanfordCars: its original URL is gone; get the archive from a mirror "
+        "such as Kaggle's 'stanford-cars-dataset' plus cars_test_annos_withlabels.mat)",
     ),
     "imagefolder": ImageSource(_imagefolder, "train/<class>/<image> and test/<class>/<image>", downloadable=False),
 }

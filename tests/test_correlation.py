@@ -17,8 +17,8 @@ import feature_correlation_map
 from analysis import figures as figure_io
 from analysis.correlation import (
     class_correlation,
-    group_means,
     gram_spectrum,
+    group_means,
     sample_count,
     sample_instances,
     sample_per_class,

@@ -107,7 +107,8 @@ def _main_raising(error: BaseException):
         (
             OSError(errno.ENOSPC, "No space left on device", "/x/y"),
             1,
-            "error: cannot use /x/y: no space left on the device (disk full) (ENOSPC); free some space or choose another disk",
+            "error: cannot use /x/y: no space left on the device (disk full) (ENOSPC); "
+            "free some space or choose another disk",
         ),
         (KeyboardInterrupt(), EXIT_INTERRUPTED, "interrupted"),
         (Terminated(), EXIT_TERMINATED, "terminated"),

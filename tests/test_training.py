@@ -14,11 +14,11 @@ import torch
 
 import train_linear
 from data import load_feature_set
+from tests.conftest import run_script
 from training.results import COLUMNS, LEGACY_COLUMNS
 from training.stages import DeviceData, StageContext, prepare_head
 from training.store import RunStore, State, sha256
 from utils.stages import Stage
-from tests.conftest import run_script
 
 FAST = ["-d", "synthetic", "--epochs", "4", "--ctype", "sym", "--corruption", "0.4"]
 

@@ -2,7 +2,8 @@
 
 Every stage uses it; stages differ only in their targets (computed once, up front) and their loss.
 Features stay on the device; each head's batches are slices of a permutation of its own training
-rows that its :mod:`training.randomness` order draws every epoch (no DataLoader). Each head's gradient is that of its own mean batch loss, from the
+rows that its :mod:`training.randomness` order draws every epoch (no DataLoader). Each head's
+gradient is that of its own mean batch loss, from the
 loss's closed-form gradient (no autograd graph), so each head follows exactly the trajectory it
 would follow alone. The update is ``torch.optim.SGD``'s (momentum, weight decay), applied by
 ``training.sgd.HeadSGD`` in three in-place ops (a test holds it to ``SGD.step``); torch's

@@ -31,9 +31,9 @@ from training import results
 from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
 from training.exact import train_exact
+from training.methods import learned, loss_for
 from training.randomness import BatchOrder, head_draws
 from training.store import RunRecord, RunStore, State, writing
-from training.methods import learned, loss_for
 from utils.errors import UserError
 from utils.provenance import provenance
 from utils.stages import Stage
