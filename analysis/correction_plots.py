@@ -35,7 +35,7 @@ def correction_figure(datasets: Sequence[DatasetResults], etas: Sequence[float])
     figure = Figure(figsize=(3.6 * columns + 1.2, 3.0 * len(datasets)), layout="constrained")
     grid = figure.subplots(len(datasets), columns, squeeze=False)
     for r, results in enumerate(datasets):
-        stages = [s for s in method_stages(results) if s.name != "clean"]
+        stages = [s for s in method_stages(results) if s.method.depends_on_eta]  # the others correct no noise
         panel_etas = [eta for eta in etas if (results, eta) in rows]
         for c in range(columns):
             axes = grid[r, c]

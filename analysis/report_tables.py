@@ -137,11 +137,8 @@ def method_stages(results: DatasetResults) -> list[Stage]:
 
 
 def _column_values(results: DatasetResults, stage: Stage, eta: float) -> dict[int, float]:
-    """Seed → accuracy of a stage at η; the clean-label head (trained once per seed, at η = 0) fills every column."""
-    return results.accuracy.get((stage, eta_key(0.0 if stage.name == "clean" else eta)), {})
-
-
-ORACLES = ("clean", "fc-true")  # they see what no method can: shown, not ranked
+    """Seed → accuracy of a stage at η; a head that does not depend on η (clean labels) fills every column."""
+    return results.accuracy.get((stage, eta_key(stage.method.run_eta(eta))), {})
 
 
 def within_paired_error(
@@ -152,7 +149,7 @@ def within_paired_error(
     The oracles (clean labels, forward correction with the true matrix) are not ranked."""
     bold: set[tuple[Stage, float]] = set()
     for eta in etas:
-        values = {stage: _column_values(results, stage, eta) for stage in stages if stage.name not in ORACLES}
+        values = {stage: _column_values(results, stage, eta) for stage in stages if not stage.method.oracle}
         means = {stage: float(np.mean(list(v.values()))) for stage, v in values.items() if v}
         if not means:
             continue
@@ -166,6 +163,14 @@ def within_paired_error(
     return bold
 
 
+def _unranked(stages: Sequence[Stage]) -> str:
+    """What the methods table's note says about the oracles and the heads trained once per seed, if present."""
+    oracles = [stage.label for stage in stages if stage.method.oracle]
+    once = [stage.label for stage in stages if not stage.method.depends_on_eta]
+    text = f", oracles ({', '.join(oracles)}) not ranked" if oracles else ""
+    return text + (f"; trained once per seed, {', '.join(once)} fill every column" if once else "")
+
+
 def methods_table(results: DatasetResults, etas: Sequence[float], metric_name: str) -> Table:
     """Every method side by side: the teacher first, then students, PLL and the baselines."""
     stages = method_stages(results)
@@ -173,8 +178,7 @@ def methods_table(results: DatasetResults, etas: Sequence[float], metric_name: s
     return Table(
         title=f"{results.dataset}: {metric_name} of every method (%)",
         note=f"Mean ± std (ddof 0) over seeds {', '.join(map(str, results.seeds))}; in bold the best mean and "
-        f"every method within one paired standard error of it, oracles (clean labels, forward with the "
-        f"true T) not ranked; the clean-label head (trained once per seed) fills every column",
+        f"every method within one paired standard error of it{_unranked(stages)}",
         row_header="Method",
         stages=tuple(stages),
         etas=tuple(etas),

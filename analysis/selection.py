@@ -116,8 +116,9 @@ class DatasetResults:
 
     @property
     def etas(self) -> list[float]:
-        """The noise rates of the runs (the clean-label head's η = 0 is not one: it fills every column)."""
-        return sorted({eta for stage, eta in self.accuracy if stage.name != "clean"})
+        """The noise rates of the runs (the η = 0 of a head that does not depend on η is not one: it fills every
+        column)."""
+        return sorted({eta for stage, eta in self.accuracy if stage.method.depends_on_eta})
 
     @property
     def rounds(self) -> int:

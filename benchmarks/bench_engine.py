@@ -45,6 +45,7 @@ from models.heads import init_head
 from models.losses import SoftCrossEntropy
 from training import engine as current_engine
 from utils.cli import Parser
+from utils.methods import method
 
 N, D, K, M, BATCH = 50_000, 512, 100, 10_000, 128
 LR, WD, MOMENTUM, GAMMA = 0.05, 5e-5, 0.9, 0.98
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
     x, y, x_test, y_test = make_data()
     teacher = None
     targets = F.one_hot(y, K).float()
-    if args.stage == "student":
+    if method(args.stage).learns_from_a_model:  # a student: the soft targets of a frozen model
         teacher = nn.Linear(D, K, bias=False).requires_grad_(False)
         targets = torch.softmax(teacher(x), dim=1)
     print(

@@ -22,8 +22,8 @@ def chain_stages(rounds: int, pll: bool = True, baselines: list[str] = ()) -> li
 
 
 def configs_for(base: TrainConfig, stage: Stage, seeds: list[int], rates: list[float]) -> list[TrainConfig]:
-    """One run per (η, seed); the clean-label head does not depend on η: one run per seed, at η = 0."""
-    rates = [0.0] if stage.name == "clean" else rates
+    """One run per (η, seed); a method that does not depend on η (clean labels): one run per seed, at η = 0."""
+    rates = list(dict.fromkeys(stage.method.run_eta(eta) for eta in rates))
     return [dataclasses.replace(base, seed=s, corruption=eta, stage=stage) for eta in rates for s in seeds]
 
 
@@ -48,11 +48,12 @@ def chain_plan(
     return [(config, store.find(config)) for stage in stages for config in configs_for(base, stage, seeds, rates)]
 
 
-def chain_table(records, metric: str = "test_acc", stationary: tuple[str, ...] = ()) -> str:
+def chain_table(records, metric: str = "test_acc", exact: bool = False) -> str:
     """Rows: stages in order; columns: η with the realised rate; cells: mean ± std (ddof 0) over seeds, in %.
 
-    The clean-label head, trained once per seed, fills every column. Stages named in ``stationary``
-    are marked with * (an exact solve of a non-convex objective: a stationary point).
+    A head that does not depend on η (clean labels), trained once per seed, fills every column. With
+    ``exact`` (the heads were solved by L-BFGS) the stages of a non-convex method are marked with *
+    (the exact solve found a stationary point).
     """
     stages, rates = [], set()
     cells: dict[tuple[Stage, float], list[float]] = {}
@@ -60,7 +61,7 @@ def chain_table(records, metric: str = "test_acc", stationary: tuple[str, ...] =
     for record in records:
         config = record.config
         stages.append(config.stage)
-        if config.stage.name != "clean":
+        if config.stage.method.depends_on_eta:
             rates.add(config.corruption)
         cells.setdefault((config.stage, config.corruption), []).append(record.metrics[metric])
         if config.is_teacher:
@@ -70,10 +71,11 @@ def chain_table(records, metric: str = "test_acc", stationary: tuple[str, ...] =
     body = []
     marked = False
     for stage in stage_order(stages):
-        row = [stage.label + ("*" if stage.name in stationary else "")]
-        marked |= stage.name in stationary
+        stationary = exact and not stage.method.convex
+        row = [stage.label + ("*" if stationary else "")]
+        marked |= stationary
         for eta in rates:
-            values = cells.get((stage, 0.0 if stage.name == "clean" else eta))
+            values = cells.get((stage, stage.method.run_eta(eta)))
             row.append(f"{np.mean(values):.2f} ± {np.std(values):.2f}" if values else "—")
         body.append(row)
     widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]

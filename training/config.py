@@ -114,10 +114,10 @@ class TrainConfig:
         checks.choice("--seeding", self.seeding, SEEDING_MODES)
         if self.optimizer == "lbfgs" and self.wd == 0:
             raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
-        if self.optimizer == "lbfgs" and self.stage.name == "boot-soft":
+        if self.optimizer == "lbfgs" and self.stage.method.no_objective:
             raise UsageError(
-                "--baselines boot-soft has no objective to solve with --optimizer lbfgs (its target holds "
-                "the model's own softmax as a constant); train it with --optimizer sgd"
+                f"--baselines {self.stage.slug} has no objective to solve with --optimizer lbfgs "
+                f"({self.stage.method.no_objective}); train it with --optimizer sgd"
             )
         if num_classes is not None and self.pll_k > num_classes:
             raise UsageError(f"--pll-k must lie in 1..{num_classes} (the number of classes), got {self.pll_k}")
@@ -159,12 +159,9 @@ class TrainConfig:
         }
         if self.select == "val":
             settings["val_fraction"] = self.val_fraction
-        if self.stage.learns_from is not None or self.stage.name == "fc-est":
-            settings["last"] = self.last  # the checkpoint of the stage it learns from
-        if self.is_pll:
-            settings.update(q=self.q, pll_k=self.pll_k)
-        if self.stage.name == "gce":
-            settings["q"] = self.q
+        if self.stage.checkpoint_source is not None:
+            settings["last"] = self.last  # the checkpoint of the stage it reads
+        settings.update({name: getattr(self, name) for name in self.stage.method.settings})  # the method's own
         return settings
 
     def settings_hash(self) -> str:

@@ -175,7 +175,6 @@ class ChainJob:
         """Train (or reuse) the job's runs; returns (the table or run lines to print, the StageRuns)."""
         from data import load_feature_file, load_feature_set
         from training.chain import chain_table, configs_for, run_chain
-        from training.methods import NON_CONVEX
         from training.stages import DeviceData, StageContext, run_stage
         from training.store import RunStore
         from utils.device import resolve_device
@@ -218,8 +217,7 @@ class ChainJob:
                     if reused
                     else ""
                 )
-                stationary = NON_CONVEX if base.optimizer == "lbfgs" else ()
-                table = chain_table([run.record for run in runs], stationary=stationary)
+                table = chain_table([run.record for run in runs], exact=base.optimizer == "lbfgs")
                 return f"{header}\n{table}{note}", runs
             runs = run_stage(configs_for(base, self.only, list(self.seeds), list(self.rates)), data, ctx)
         return "\n".join(run_line(run.record, run.reused) for run in runs), runs

@@ -35,6 +35,7 @@ from training.methods import learned, loss_for
 from training.randomness import BatchOrder, head_draws
 from training.store import RunRecord, RunStore, State, writing
 from utils.errors import UserError
+from utils.methods import TRUE_LABELS
 from utils.provenance import provenance
 from utils.stages import Stage
 from utils.testhooks import step
@@ -139,11 +140,12 @@ def settings_difference(there: TrainConfig, wanted: TrainConfig) -> str:
 def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: StageContext) -> tuple[np.ndarray, ...]:
     """(noisy labels, train rows, validation rows, realised rate): drawn for a teacher, read from the teacher's run."""
     true = data.features.train_labels
-    if config.is_teacher or config.stage.is_baseline:  # baselines draw the teacher's labels, and clean uses none
+    method = config.stage.method
+    if not method.learns_from_a_model:  # methods on labels draw the teacher's labels (or take the true ones)
         noisy = make_noisy_labels(
             true, config.ctype, config.corruption, config.seed, data.features.num_classes, data.clusters
         ).labels
-        if config.stage.name == "clean":
+        if method.learns_from == TRUE_LABELS:
             noisy = true.copy()
         if config.select == "val":
             train_index, val_index = validation_split(
@@ -157,16 +159,12 @@ def _labels_for(config: TrainConfig, data: DeviceData, store: RunStore, ctx: Sta
     return noisy, train_index, val_index, float(np.mean(noisy != true))
 
 
-def source_stage(config: TrainConfig) -> Stage | None:
-    """The stage whose checkpoint ``config``'s targets come from (fc-est estimates T from the teacher's)."""
-    return Stage.teacher() if config.stage.name == "fc-est" else config.stage.learns_from
-
-
 def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> HeadInputs:
     k, d = data.features.num_classes, data.features.dim
     teacher_weights, teacher_name = None, None
-    if source_stage(config) is not None:
-        teacher = finished(ctx.store, config.with_stage(source_stage(config)), ctx)
+    source = config.stage.checkpoint_source
+    if source is not None:
+        teacher = finished(ctx.store, config.with_stage(source), ctx)
         teacher_weights = teacher.weights("last" if config.last else "best")
         if tuple(teacher_weights.shape) != (k, d):
             raise UserError(
@@ -183,7 +181,7 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
         config.seeding,
         config.seed,
         (config.ctype, config.corruption, config.stage.distill),
-        config.stage.learns_from is not None,
+        config.stage.method.learns_from_a_model,
         k,
         d,
     )
@@ -205,7 +203,7 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
     method = learned(
         config, inputs, noisy, train_index, data.features.train_labels, k, teacher_weights, data.clusters, confident
     )
-    if config.is_pll:
+    if config.stage.method.starts_from_source:
         init = teacher_weights.clone()  # the authors' PLL head loads the teacher's checkpoint
     return HeadInputs(
         config,
@@ -328,7 +326,7 @@ def evaluation(head: HeadInputs, weights: torch.Tensor, data: DeviceData) -> dic
         "corrected": correction.corrected,
         "kept": correction.kept,
     }
-    if head.config.is_pll:
+    if head.config.stage.method.candidates:
         found["candidates"] = candidate_coverage(head.targets > 0, data.features.train_labels[head.train_index])
     return {key: (None if value is None or not np.isfinite(value) else float(value)) for key, value in found.items()}
 
@@ -365,13 +363,13 @@ def _export(records: list[RunRecord], ctx: StageContext) -> None:
 def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -> list[StageRun]:
     """Every run of ``configs`` (one stage, shared settings): reused when finished, else trained here
     or by whichever process holds its lock. Returns them in the order of ``configs``."""
-    assert len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) == 1, (
-        "heads trained together share their stage and settings"
-    )
+    if len({(c.stage, tuple(sorted(c.weight_settings().items()))) for c in configs}) != 1:
+        raise ValueError("heads trained together share their stage and settings")
     store = ctx.store
     for config in configs:  # what the stage learns from must be there before anything is locked or written
-        if source_stage(config) is not None:
-            finished(store, config.with_stage(source_stage(config)), ctx)
+        source = config.stage.checkpoint_source
+        if source is not None:
+            finished(store, config.with_stage(source), ctx)
     done: dict[TrainConfig, StageRun] = {}
     pending = sorted(dict.fromkeys(configs), key=TrainConfig.run_name)
     waited: set[TrainConfig] = set()
@@ -414,7 +412,8 @@ def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -
 
 def _wait_for_others(pending: list[TrainConfig], ctx: StageContext) -> None:
     """Wait until no live process holds the lock of any of ``pending`` (a dead holder's lock is stale)."""
-    holders = {ctx.store.lock_holder(config).get("pid") for config in pending if ctx.store.lock_holder(config)}
+    # One read per lock: a holder may release it between two reads.
+    holders = {holder.get("pid") for holder in map(ctx.store.lock_holder, pending) if holder}
     if holders:
         ctx.announce(
             f"waiting for {len(pending)} run(s) held by process(es) {', '.join(map(str, sorted(holders, key=str)))}"

@@ -1,8 +1,9 @@
 """The one stage vocabulary: every model of a chain is a :class:`Stage`, named the same way everywhere.
 
 For people the stages are ``teacher``, ``student t`` (t ≥ 1) and ``PLL``; the comparison methods
-of a chain (``--baselines``) are stages too, named by their short names. Every other numbering is
-a translation of a ``Stage``, defined only here:
+of a chain (``--baselines``) are stages too, named by their short names. What each stage's model
+learns and how is its method's entry in :mod:`utils.methods` (``Stage.method``). Every other
+numbering is a translation of a ``Stage``, defined only here:
 
 ========================  =============  ===============  ==========  =======================
 what                      teacher        student t        PLL         where it is used
@@ -23,21 +24,11 @@ from __future__ import annotations
 import dataclasses
 import re
 
-TEACHER, STUDENT, PLL_NAME = "teacher", "student", "pll"
+from utils.methods import BASELINES, METHODS, PREVIOUS_MODEL, TEACHER_MODEL, Method, baseline_names
 
-# The comparison methods a chain can train beside its students (``--baselines``), in table order:
-# short name → what a table calls it.
-BASELINES: dict[str, str] = {
-    "ls": "label smoothing",
-    "boot-soft": "bootstrap (soft)",
-    "boot-hard": "bootstrap (hard)",
-    "gce": "GCE",
-    "sce": "SCE",
-    "fc-est": "forward (est. T)",
-    "fc-true": "forward (true T)",
-    "cl": "confident learning",
-    "clean": "clean labels",
-}
+__all__ = ["BASELINES", "PLL_NAME", "STUDENT", "TEACHER", "Stage", "stage_order"]
+
+TEACHER, STUDENT, PLL_NAME = "teacher", "student", "pll"  # the stages the numbering table above names
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +44,7 @@ class Stage:
                 raise ValueError(f"a student's round is at least 1, got {self.round}")
         elif self.round != 0:
             raise ValueError(f"only students have a round, got {self.name} round {self.round}")
-        elif self.name not in (TEACHER, PLL_NAME, *BASELINES):
+        elif self.name not in METHODS:
             raise ValueError(f"unknown stage {self.name!r}")
 
     # -- constructors ---------------------------------------------------------------------------
@@ -105,7 +96,7 @@ class Stage:
             return cls.from_round(int(match.group(2)))
         if lowered in BASELINES:
             return cls(lowered)
-        raise ValueError(f"not a stage: {value!r} (teacher, student<t>, pll or one of {', '.join(BASELINES)})")
+        raise ValueError(f"not a stage: {value!r} (teacher, student<t>, pll or one of {', '.join(baseline_names())})")
 
     # -- properties -----------------------------------------------------------------------------
     @property
@@ -121,8 +112,13 @@ class Stage:
         return self.name == PLL_NAME
 
     @property
+    def method(self) -> Method:
+        """The registry entry of what this stage trains: its targets, loss and properties."""
+        return METHODS[self.name]
+
+    @property
     def is_baseline(self) -> bool:
-        return self.name in BASELINES
+        return self.method.baseline
 
     @property
     def slug(self) -> str:
@@ -133,10 +129,8 @@ class Stage:
     def label(self) -> str:
         """Tables and figures: ``teacher``, ``student 3``, ``PLL``, ``label smoothing``."""
         if self.is_student:
-            return f"student {self.round}"
-        if self.is_pll:
-            return "PLL"
-        return BASELINES.get(self.name, self.name)
+            return f"{self.method.label} {self.round}"
+        return self.method.label
 
     @property
     def distill(self) -> str:
@@ -166,21 +160,26 @@ class Stage:
 
     @property
     def sort_key(self) -> tuple[int, int]:
-        """Teacher, students by round, PLL, then baselines in table order."""
+        """Teacher, students by round, then PLL and the baselines in the registry's (table) order."""
         if self.is_teacher or self.is_student:
             return (0, self.round)
-        if self.is_pll:
-            return (1, 0)
-        return (2, list(BASELINES).index(self.name))
+        return (1, list(METHODS).index(self.name))
 
     @property
     def learns_from(self) -> "Stage | None":
         """The stage whose checkpoint this one's targets come from (None for stages trained on labels)."""
-        if self.is_student:
+        source = self.method.learns_from
+        if source == PREVIOUS_MODEL:
             return Stage.from_round(self.round - 1)
-        if self.is_pll:
-            return Stage.teacher()
-        return None
+        return Stage.teacher() if source == TEACHER_MODEL else None
+
+    @property
+    def checkpoint_source(self) -> "Stage | None":
+        """The stage whose checkpoint this one reads: the one it learns from, or the teacher for a method that
+        needs the teacher's checkpoint although it trains on labels (forward correction with estimated T)."""
+        if self.learns_from is not None:
+            return self.learns_from
+        return Stage.teacher() if self.method.reads_checkpoint else None
 
     def __str__(self) -> str:
         return self.slug
