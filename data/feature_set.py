@@ -42,10 +42,14 @@ class FeatureSet:
 
     def __post_init__(self) -> None:
         n, d = self.train_features.shape
-        assert self.train_labels.shape == (n,), "train labels must be (N,)"
-        assert self.test_features.ndim == 2 and self.test_features.shape[1] == d, "test features must be (M, D)"
-        assert self.test_labels.shape == (self.test_features.shape[0],), "test labels must be (M,)"
-        assert len(self.class_names) == self.num_classes, "one class name per class"
+        if self.train_labels.shape != (n,):
+            raise ValueError("train labels must be (N,)")
+        if not (self.test_features.ndim == 2 and self.test_features.shape[1] == d):
+            raise ValueError("test features must be (M, D)")
+        if self.test_labels.shape != (self.test_features.shape[0],):
+            raise ValueError("test labels must be (M,)")
+        if len(self.class_names) != self.num_classes:
+            raise ValueError("one class name per class")
 
     @property
     def num_classes(self) -> int:

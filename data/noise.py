@@ -53,8 +53,10 @@ def transition_matrix(ctype: str, eta: float, num_classes: int, clusters: np.nda
         raise UsageError(f"--ctype must be one of {', '.join(NOISE_TYPES)}, got {ctype!r}")
     if ctype != "cc":
         np.fill_diagonal(t, 1.0 - eta)
-    assert np.allclose(t.sum(axis=1), 1.0, atol=1e-12), "transition rows must sum to 1"
-    assert (t >= 0).all(), "transition probabilities must be non-negative"
+    if not np.allclose(t.sum(axis=1), 1.0, atol=1e-12):
+        raise RuntimeError("transition rows must sum to 1")
+    if not (t >= 0).all():
+        raise RuntimeError("transition probabilities must be non-negative")
     return t
 
 

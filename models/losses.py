@@ -223,9 +223,12 @@ class ForwardCorrection(Loss):
     def __post_init__(self):
         t = torch.as_tensor(self.transition)
         t = t if t.is_floating_point() else t.double()
-        assert t.ndim in (2, 3) and t.shape[-1] == t.shape[-2], f"T must be (K, K) or (H, K, K), got {tuple(t.shape)}"
-        assert bool((t >= 0).all()), "transition probabilities must be non-negative"
-        assert torch.allclose(t.sum(dim=-1), torch.ones((), dtype=t.dtype), atol=1e-4), "transition rows must sum to 1"
+        if not (t.ndim in (2, 3) and t.shape[-1] == t.shape[-2]):
+            raise ValueError(f"T must be (K, K) or (H, K, K), got {tuple(t.shape)}")
+        if not bool((t >= 0).all()):
+            raise ValueError("transition probabilities must be non-negative")
+        if not torch.allclose(t.sum(dim=-1), torch.ones((), dtype=t.dtype), atol=1e-4):
+            raise ValueError("transition rows must sum to 1")
         object.__setattr__(self, "transition", t)
 
     def head(self, h: int) -> ForwardCorrection:
@@ -234,9 +237,10 @@ class ForwardCorrection(Loss):
     def _noisy_probabilities(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         t = self.transition.to(p)
         if t.ndim == 3:
-            assert p.ndim >= 3 and p.shape[-3] == t.shape[0], (
-                f"a stack of {t.shape[0]} matrices needs logits (..., {t.shape[0]}, B, K), got {tuple(p.shape)}"
-            )
+            if not (p.ndim >= 3 and p.shape[-3] == t.shape[0]):
+                raise ValueError(
+                    f"a stack of {t.shape[0]} matrices needs logits (..., {t.shape[0]}, B, K), got {tuple(p.shape)}"
+                )
         return t, torch.matmul(p, t).clamp_(min=torch.finfo(p.dtype).tiny)
 
     def value(self, logits, targets):

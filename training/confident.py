@@ -44,7 +44,8 @@ def stratified_folds(labels: np.ndarray, folds: int = FOLDS, seed: int = 0) -> n
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=split_seed)
     for f, (_, held_out) in enumerate(splitter.split(np.zeros((labels.shape[0], 1)), labels)):
         fold[held_out] = f
-    assert (fold >= 0).all(), "every row belongs to a fold"
+    if not (fold >= 0).all():
+        raise RuntimeError("every row belongs to a fold")
     return fold
 
 
@@ -117,7 +118,8 @@ def out_of_fold_probabilities(
             rows = features[torch.as_tensor(held_out, device=features.device)].double()
             logits = rows @ result.last_weights.to(rows.device).double().T
             probabilities[held_out] = torch.softmax(logits, dim=-1).cpu().numpy()
-    assert not np.isnan(probabilities).any(), "every row gets a probability from the head that left it out"
+    if np.isnan(probabilities).any():
+        raise RuntimeError("every row gets a probability from the head that left it out")
     return probabilities
 
 

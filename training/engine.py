@@ -49,7 +49,8 @@ class HeadProblem:
 
     def __post_init__(self):
         mass = self.targets.sum(dim=-1)
-        assert torch.allclose(mass, torch.ones_like(mass), atol=1e-4), "target rows must be probability vectors"
+        if not torch.allclose(mass, torch.ones_like(mass), atol=1e-4):
+            raise ValueError("target rows must be probability vectors")
 
     @property
     def num_heads(self) -> int:

@@ -41,7 +41,8 @@ def expected_calibration_error(probabilities, labels, bins: int = ECE_BINS) -> f
     """
     p = _numpy(probabilities).astype(np.float64, copy=False)
     y = _numpy(labels)
-    assert p.ndim == 2 and y.shape == p.shape[:1], f"probabilities (M, K) and labels (M,), got {p.shape} and {y.shape}"
+    if not (p.ndim == 2 and y.shape == p.shape[:1]):
+        raise ValueError(f"probabilities (M, K) and labels (M,), got {p.shape} and {y.shape}")
     if y.size == 0:
         return float("nan")
     confidence = p.max(axis=1)
@@ -72,7 +73,8 @@ def label_correction(predictions, true_labels, noisy_labels) -> LabelCorrection:
     "kept" = #{noisy = true and prediction = true} / #{noisy = true}, both in percent.
     """
     predicted, true, noisy = _numpy(predictions), _numpy(true_labels), _numpy(noisy_labels)
-    assert predicted.shape == true.shape == noisy.shape and predicted.ndim == 1, "one prediction and two labels per row"
+    if not (predicted.shape == true.shape == noisy.shape and predicted.ndim == 1):
+        raise ValueError("one prediction and two labels per row")
     corrupted = noisy != true
     right = predicted == true
     return LabelCorrection(
@@ -87,5 +89,6 @@ def candidate_coverage(candidates, true_labels) -> float:
     a boolean mask; a class is a candidate where the entry is positive.
     """
     c, y = _numpy(candidates), _numpy(true_labels)
-    assert c.ndim == 2 and y.shape == c.shape[:1], f"candidates (N, K) and labels (N,), got {c.shape} and {y.shape}"
+    if not (c.ndim == 2 and y.shape == c.shape[:1]):
+        raise ValueError(f"candidates (N, K) and labels (N,), got {c.shape} and {y.shape}")
     return _percent(np.take_along_axis(c, y[:, None].astype(np.int64), axis=1)[:, 0] > 0)

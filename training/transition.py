@@ -42,8 +42,10 @@ def estimate_transition(
     p = np.asarray(
         probabilities.detach().cpu() if isinstance(probabilities, torch.Tensor) else probabilities, dtype=np.float64
     )
-    assert p.ndim == 2 and p.shape[0] > 0, f"probabilities must be (N, K) with N > 0, got {p.shape}"
-    assert np.allclose(p.sum(axis=1), 1.0, atol=1e-4), "probability rows must sum to 1"
+    if not (p.ndim == 2 and p.shape[0] > 0):
+        raise ValueError(f"probabilities must be (N, K) with N > 0, got {p.shape}")
+    if not np.allclose(p.sum(axis=1), 1.0, atol=1e-4):
+        raise ValueError("probability rows must sum to 1")
     k = p.shape[1]
     t = np.empty((k, k))
     for i in range(k):
@@ -59,7 +61,8 @@ def estimate_transition(
                 anchor = int(np.argmax(column >= threshold))
         t[i] = p[anchor]
     t /= t.sum(axis=1, keepdims=True)
-    assert np.allclose(t.sum(axis=1), 1.0, atol=1e-12), "transition rows must sum to 1"
+    if not np.allclose(t.sum(axis=1), 1.0, atol=1e-12):
+        raise RuntimeError("transition rows must sum to 1")
     return t
 
 
