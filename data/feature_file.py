@@ -19,6 +19,7 @@ import numpy as np
 
 from data.feature_set import FeatureSet, check_splits
 from utils.errors import UsageError, UserError
+from utils.unreadable import DAMAGED_FILE
 
 REQUIRED_KEYS = ("train_features", "train_labels", "test_features", "test_labels")
 NPY_MAGIC = b"\x93NUMPY"
@@ -104,7 +105,7 @@ def _read_pt(path: Path) -> dict[str, np.ndarray]:
                 f"not read for safety; save a dict of torch tensors"
             ) from None
         raise UserError(f"features file {path} is damaged ({error}); write a dict of tensors with torch.save") from None
-    except Exception as error:  # a damaged or foreign file: RuntimeError (bad zip), KeyError, EOFError, ...
+    except DAMAGED_FILE as error:  # a damaged or foreign file: RuntimeError (bad zip), KeyError, EOFError, ...
         detail = str(error).splitlines()[0][:120] if str(error) else ""
         raise UserError(
             f"features file {path} is not a file torch.save wrote ({type(error).__name__}: {detail}); "

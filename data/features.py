@@ -45,6 +45,7 @@ from models.choices import BackboneSpec
 from utils import atomic
 from utils.errors import UserError
 from utils.progress import Steps, interactive
+from utils.unreadable import DAMAGED_FILE
 
 log = logging.getLogger(__name__)
 SHARD_ROWS = 4096
@@ -122,7 +123,7 @@ class FeatureCache:
             return None
         try:
             entry = _load(self.index_path)
-        except Exception as error:  # a truncated zip raises RuntimeError, a foreign pickle UnpicklingError, ...
+        except DAMAGED_FILE as error:  # a truncated zip raises RuntimeError, a foreign pickle UnpicklingError, ...
             return self._stale(self.index_path, f"is unreadable ({type(error).__name__})")
         if not isinstance(entry, dict) or entry.get("key") != self.key:
             return self._stale(self.index_path, "does not hold this key")
@@ -155,7 +156,7 @@ class FeatureCache:
             return None
         try:
             entry = _load(path)
-        except Exception as error:  # as in load()
+        except DAMAGED_FILE as error:
             return self._stale(path, f"is unreadable ({type(error).__name__})")
         start, stop = self.shard_range(number)
         if not isinstance(entry, dict) or entry.get("key") != self.key or entry.get("start") != start:
@@ -175,7 +176,8 @@ class FeatureCache:
 
     def write_shard(self, number: int, features: torch.Tensor, labels: torch.Tensor) -> None:
         start, stop = self.shard_range(number)
-        assert features.shape[0] == labels.shape[0] == stop - start, "a shard holds exactly its rows"
+        if not (features.shape[0] == labels.shape[0] == stop - start):
+            raise RuntimeError("a shard holds exactly its rows")
         self.dim = int(features.shape[1])
         atomic.torch_save(
             self.shard_path(number),
@@ -183,7 +185,8 @@ class FeatureCache:
         )
 
     def write_index(self) -> None:
-        assert self.dim is not None, "the index is written after the shards"
+        if self.dim is None:
+            raise RuntimeError("the index is written after the shards")
         atomic.torch_save(
             self.index_path,
             {
@@ -218,7 +221,8 @@ class ExtractSettings:
 def inference_numerics(settings: ExtractSettings):
     """Inference mode and autocast at the chosen precision; on CUDA, cuDNN autotuning and no TF32 under fp32."""
     dtype = {"amp-fp16": torch.float16, "amp-bf16": torch.bfloat16}.get(settings.precision)
-    assert dtype is not None or settings.precision == "fp32", f"unknown precision {settings.precision!r}"
+    if not (dtype is not None or settings.precision == "fp32"):
+        raise ValueError(f"unknown precision {settings.precision!r}")
     with contextlib.ExitStack() as stack:
         stack.enter_context(torch.inference_mode())
         stack.enter_context(
@@ -294,8 +298,10 @@ def run_backbone(
     Features arrive as float32 on the CPU, labels as int64.
     """
     network = backbone.network
-    assert not any(p.requires_grad for p in network.parameters()), "the backbone must be frozen"
-    assert not network.training, "the backbone must be in eval mode"
+    if any(p.requires_grad for p in network.parameters()):
+        raise RuntimeError("the backbone must be frozen")
+    if network.training:
+        raise RuntimeError("the backbone must be in eval mode")
     network.to(settings.device, memory_format=torch.channels_last)
     forward = ChunkedForward(network, settings)
     with inference_numerics(settings):
@@ -368,7 +374,8 @@ def extract_shards(
     def sink(features: torch.Tensor, labels: torch.Tensor) -> None:
         progress.batch(features.shape[0])
         while features.shape[0]:
-            assert state["shard"] < cache.num_shards, "the loader served more images than the dataset holds"
+            if state["shard"] >= cache.num_shards:
+                raise RuntimeError("the loader served more images than the dataset holds")
             start, stop = cache.shard_range(state["shard"])
             take = min(features.shape[0], stop - start - state["rows"])
             buffer_x.append(features[:take].clone())
@@ -382,7 +389,8 @@ def extract_shards(
         run_backbone(backbone, dataset, settings, cache.shard_range(first_shard)[0], sink)
     finally:
         progress.close()
-    assert state["shard"] == cache.num_shards and not buffer_x, "the loader served every image once"
+    if not (state["shard"] == cache.num_shards and not buffer_x):
+        raise RuntimeError("the loader served every image once")
 
 
 def cached_features(
@@ -402,7 +410,8 @@ def cached_features(
             extract_shards(make_backbone(), dataset, cache, settings, first)
         cache.write_index()
     loaded = cache.load()
-    assert loaded is not None, f"the feature cache {cache.index_path} just written does not read back"
+    if loaded is None:
+        raise RuntimeError(f"the feature cache {cache.index_path} just written does not read back")
     return loaded[0], loaded[1], False
 
 
@@ -453,5 +462,6 @@ def extract(
         run_backbone(backbone, dataset, settings, 0, sink)
     finally:
         bar.close()
-    assert filled == len(dataset), "the loader served every image once"
+    if filled != len(dataset):
+        raise RuntimeError("the loader served every image once")
     return features.numpy(), labels.numpy()

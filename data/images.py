@@ -27,6 +27,7 @@ from sklearn.model_selection import train_test_split
 
 from models.choices import IMAGENET_MEAN, IMAGENET_STD, PAPER_SIZE, BackboneSpec
 from utils.errors import UserError
+from utils.unreadable import FAILED_DOWNLOAD
 
 CALTECH_SPLIT = {"test_size": 0.2, "random_state": 42}
 # torchvision.datasets.folder.IMG_EXTENSIONS, without importing torchvision.
@@ -64,7 +65,8 @@ class ImageList:
     """Images from a list of paths with integer labels, opened with PIL and transformed."""
 
     def __init__(self, paths: Sequence[Path], labels: Sequence[int], transform: Callable) -> None:
-        assert len(paths) == len(labels), "one label per image"
+        if len(paths) != len(labels):
+            raise ValueError("one label per image")
         self.paths = list(paths)
         self.labels = [int(label) for label in labels]
         self.transform = transform
@@ -99,7 +101,7 @@ def _open(name: str, source: ImageSource, root: Path, download: bool, factory: C
     """Construct a torchvision dataset, turning a missing or failed download into one UserError."""
     try:
         return factory(download and source.downloadable)
-    except Exception as error:  # torchvision raises RuntimeError, URLError, ValueError, BadZipFile, ...
+    except FAILED_DOWNLOAD as error:  # torchvision raises RuntimeError, URLError, ValueError, BadZipFile, ...
         how = f"download failed ({type(error).__name__})" if download and source.downloadable else "files not found"
         hint = source.manual or ("" if download else ", or rerun with --download auto on a machine with network")
         raise UserError(f"{name}: {how}; place the files in {root} as {source.layout}{hint}") from None

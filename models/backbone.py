@@ -27,8 +27,6 @@ from torchvision import models
 from models.choices import (
     DEFAULT_ARCH,
     FIXED_INPUT,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     RANDOM_INIT_SEED,
     arch_entry,
     architecture,
@@ -36,6 +34,7 @@ from models.choices import (
     weights_entry,
 )
 from utils.errors import UserError
+from utils.unreadable import FAILED_DOWNLOAD
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,26 +43,6 @@ class Backbone:
     arch: str  # e.g. "resnet34", "vit_b_16"
     weights_name: str  # e.g. "ResNet34_Weights.IMAGENET1K_V1", or RANDOM_INIT_NAME
     feature_dim: int
-
-
-def catalog_entry(arch: str) -> tuple[str, str, dict[str, tuple]]:
-    """(weights enum, DEFAULT member, {member: (resize, crop, interpolation[, mean, std])}) from torchvision.
-
-    The same form as ``models.choices.CATALOG``, which is written from it.
-    """
-    enum = models.get_model_weights(arch)
-    members = {}
-    for member in enum:
-        transform = member.transforms()
-        (resize,), (crop,) = transform.resize_size, transform.crop_size
-        norm = (tuple(transform.mean), tuple(transform.std))
-        members[member.name] = (
-            resize,
-            crop,
-            transform.interpolation.value,
-            *(() if norm == (IMAGENET_MEAN, IMAGENET_STD) else norm),
-        )
-    return enum.__name__, enum.DEFAULT.name, members
 
 
 @contextlib.contextmanager
@@ -101,7 +80,7 @@ def _random_init(arch: str) -> nn.Module:
 def _pretrained(arch: str, chosen) -> nn.Module:
     try:
         return models.get_model(arch, weights=chosen)
-    except Exception as error:  # download failures surface as URLError, OSError, RuntimeError, ...
+    except FAILED_DOWNLOAD as error:  # no network, a hash mismatch, a damaged file; anything else is a bug
         file_name = Path(chosen.url).name
         target = Path(torch.hub.get_dir()) / "checkpoints"
         raise UserError(

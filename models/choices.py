@@ -413,9 +413,30 @@ def arch_entry(arch: str) -> tuple[str, str, dict[str, tuple]]:
             f"unknown --arch {arch!r}{_close(arch, names)} (any of torchvision's "
             f"{len(names)} classification models, e.g. resnet50, vit_b_16, convnext_tiny)"
         )
-    from models.backbone import catalog_entry
-
     return catalog_entry(arch)
+
+
+def catalog_entry(arch: str) -> tuple[str, str, dict[str, tuple]]:
+    """(weights enum, DEFAULT member, {member: (resize, crop, interpolation[, mean, std])}) from torchvision.
+
+    The same form as ``CATALOG``, which is written from it. Imports torchvision: only for a model the
+    catalog lacks (and for the test that checks the catalog).
+    """
+    from torchvision import models
+
+    enum = models.get_model_weights(arch)
+    members = {}
+    for member in enum:
+        transform = member.transforms()
+        (resize,), (crop,) = transform.resize_size, transform.crop_size
+        norm = (tuple(transform.mean), tuple(transform.std))
+        members[member.name] = (
+            resize,
+            crop,
+            transform.interpolation.value,
+            *(() if norm == (IMAGENET_MEAN, IMAGENET_STD) else norm),
+        )
+    return enum.__name__, enum.DEFAULT.name, members
 
 
 def weights_entry(arch: str, member: str) -> tuple:

@@ -15,8 +15,8 @@ from torchvision import models
 import data.images as images_module
 from data import features as extraction
 from data.images import IMAGE_SOURCES, image_transform
-from models.backbone import build_backbone, catalog_entry, strip_classifier
-from models.choices import CATALOG, RANDOM_INIT_NAME, backbone_spec, precision_id
+from models.backbone import build_backbone, strip_classifier
+from models.choices import CATALOG, RANDOM_INIT_NAME, backbone_spec, catalog_entry, precision_id
 from tests.conftest import make_image_folder
 
 # family: (name pattern, the classifier module the feature is the input of). The path is read from a

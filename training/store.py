@@ -45,6 +45,7 @@ from training.config import TrainConfig
 from utils.errors import UserError, naming
 from utils.stages import Stage
 from utils.testhooks import wrote
+from utils.unreadable import DAMAGED_FILE
 
 FORMAT = 2
 RUN_JSON = "run.json"
@@ -122,7 +123,7 @@ class RunRecord:
             checkpoint = torch.load(path, map_location="cpu", weights_only=True)
             weights = checkpoint["weight"]
             ok = isinstance(weights, torch.Tensor) and weights.ndim == 2 and bool(torch.isfinite(weights).all())
-        except Exception as error:  # torch raises many types for a bad file
+        except DAMAGED_FILE as error:  # torch raises many types for a bad file
             raise UserError(f"checkpoint {path} is unreadable ({type(error).__name__})") from None
         if not ok:
             raise UserError(f"checkpoint {path} does not hold finite (K, D) weights")
@@ -136,7 +137,7 @@ class RunRecord:
         try:
             with np.load(path, allow_pickle=False) as archive:
                 noisy, train, val = archive["noisy"], archive["train_index"], archive["val_index"]
-        except Exception as error:
+        except DAMAGED_FILE as error:
             raise UserError(f"cannot read {path} ({type(error).__name__})") from None
         for name, array, high in (
             ("noisy", noisy, num_classes),
@@ -351,7 +352,8 @@ class RunStore:
             wrote("remove old format")
         writer.published = True
         found = self.inspect(entry)
-        assert found.record is not None, f"the run just published does not read back: {found.problem}"
+        if found.record is None:
+            raise RuntimeError(f"the run just published does not read back: {found.problem}")
         return found.record
 
     def sweep(self, strict: bool = False) -> list[Path]:
