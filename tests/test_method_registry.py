@@ -14,6 +14,7 @@ import torch
 import report
 import sweep
 import train_linear
+from analysis.report_outputs import build_reports
 from training.methods import Given, learned, loss_for
 from training.store import RunStore
 from utils.methods import BASELINES, METHODS, Method, baseline_names, register
@@ -161,11 +162,31 @@ def test_a_method_registered_by_a_test_runs_through_chain_store_csv_sweep_and_re
     sweep_args = [str(tmp_path / "toy.toml"), "--parallel", "1", "-c", str(store), "--csv-dir", str(results)]
     assert sweep.main(sweep_args) == 0
     capsys.readouterr()
-    trained = {(r.config.stage.slug, r.config.corruption) for r in RunStore(store).records()}
+    records = RunStore(store).records()
+    trained = {(r.config.stage.slug, r.config.corruption) for r in records}
     assert ("half-smooth", 0.6) in trained and len(trained) == 6  # η 0.4 reused, η 0.6 trained
 
-    assert report.main(["-c", str(store), "--out", str(tmp_path / "report")]) == 0
-    out = capsys.readouterr().out
-    methods = out.split("of every method", 1)[1]
+    # report.py's tables and figures, built in memory (saving the figures would only add seconds)
+    (built,) = build_reports(report.config_from_args(report.build_parser().parse_args(["-c", str(store)])), records)
+    methods = built.markdown.split("of every method", 1)[1]
     row = next(line for line in methods.splitlines() if line.startswith("| half smooth"))
     assert row.count("±") == 2  # a cell for each η
+    labels = {tick.get_text() for axes in built.correction.axes for tick in axes.get_xticklabels()}
+    assert "half smooth" in labels
+
+
+def test_waiting_for_other_processes_reads_each_lock_holder_once(tmp_path):
+    # A holder that releases its lock between two reads of it: each lock's holder is read once, then used.
+    from tests.store_factory import toy_config
+    from training.stages import StageContext, _wait_for_others
+
+    answers = iter([{"pid": 4242}, None, None])
+    announced = []
+
+    class Releasing(RunStore):
+        def lock_holder(self, config):
+            return next(answers, None)
+
+    ctx = StageContext(Releasing(tmp_path / "ck"), lambda c: tmp_path / "r.csv", str, announce=announced.append)
+    _wait_for_others([toy_config(seed=0)], ctx)
+    assert announced == ["waiting for 1 run(s) held by process(es) 4242"]

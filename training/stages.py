@@ -35,7 +35,7 @@ from training.methods import learned, loss_for
 from training.randomness import BatchOrder, head_draws
 from training.store import RunRecord, RunStore, State, writing
 from utils.errors import UserError
-from utils.methods import TRUE_LABELS
+from utils.methods import CLUSTERS, CONFIDENT_FOLDS, TRUE_LABELS
 from utils.provenance import provenance
 from utils.stages import Stage
 from utils.testhooks import step
@@ -200,8 +200,17 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
         )
         return found.kept
 
+    needs = config.stage.method.needs  # what the method's targets get beyond the labels and features
     method = learned(
-        config, inputs, noisy, train_index, data.features.train_labels, k, teacher_weights, data.clusters, confident
+        config,
+        inputs,
+        noisy,
+        train_index,
+        data.features.train_labels,
+        k,
+        teacher_weights,
+        data.clusters if CLUSTERS in needs else None,
+        confident if CONFIDENT_FOLDS in needs else None,
     )
     if config.stage.method.starts_from_source:
         init = teacher_weights.clone()  # the authors' PLL head loads the teacher's checkpoint
