@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,6 +14,8 @@ from data import DataOptions, load_feature_file, load_feature_set
 from data.synthetic import SyntheticConfig, make_synthetic
 from tests.conftest import run_script
 from utils.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_digits_split_is_stratified_and_reproducible():
@@ -187,3 +193,21 @@ def test_caltech_split_is_over_the_sorted_list_without_the_background_class(
     assert splits.train.paths == expected_train and splits.test.paths == expected_test
     image, label = splits.test[0]
     assert image.shape == (3, 224, 224) and label == classes.index(expected_test[0].parent.name)
+
+
+def test_feature_set_checks_survive_python_minus_O():
+    # python -O strips asserts: a feature set whose labels do not match its rows must still be refused.
+    code = (
+        "import numpy as np\n"
+        "from data.feature_set import FeatureSet\n"
+        "x = np.zeros((3, 2), np.float32)\n"
+        "try:\n"
+        "    FeatureSet('t', x, np.zeros(2, np.int64), x, np.zeros(3, np.int64), ('a', 'b'), 'test')\n"
+        "except ValueError as error:\n"
+        "    print('refused:', error)\n"
+        "print('asserts on:', __debug__)\n"
+    )
+    found = subprocess.run(
+        [sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
+    )
+    assert found.stdout.splitlines() == ["refused: train labels must be (N,)", "asserts on: False"]
