@@ -118,10 +118,10 @@ def find_chains(
     if chosen is None:
         asked = {"ctype": ctype, **wanted}
         there = sorted(
-            {", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked) for s in settings}
+            {", ".join(f"{settings_mod.flag(f)} {settings_mod.display(f, s.get(f))}" for f in asked) for s in settings}
         )
         present = f" (runs there have {'; '.join(there)}: select them with those flags)" if there else ""
-        filters = [f"{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}" for f, v in wanted.items()]
+        filters = [f"{settings_mod.flag(f)} {settings_mod.display(f, v)}" for f, v in wanted.items()]
         raise UserError(
             f"no teacher run for these features, ctype {ctype} and seed {seed}"
             f"{' with ' + ', '.join(filters) if filters else ''}"

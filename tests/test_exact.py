@@ -10,7 +10,7 @@ from data import load_feature_set
 from data.noise import make_noisy_labels
 from models.heads import init_head
 from models.losses import PartialLabelGCE, SoftCrossEntropy
-from training.config import default_lr_wd
+from training.settings import default_lr_wd
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.exact import objective, solve_head
 from training.randomness import IndependentOrder
