@@ -20,6 +20,7 @@ from typing import Callable, Iterable, Mapping
 
 from data.noise import NOISE_TYPES
 from utils import checks
+from utils.cli import LabelAction
 from utils.errors import UsageError
 
 OPTIMIZERS = ("sgd", "lbfgs")
@@ -242,27 +243,20 @@ def check_rules(values: Mapping[str, object]) -> None:
 # -- command lines ------------------------------------------------------------------------------------------
 
 
-class _LabelAction(argparse.Action):
-    """An alias that stores a label by its index, as the authors' ``--last 0|1`` means ``--which best|last``."""
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, self.labels[values])
-
-
 def _add(parser, setting: Setting, default: object, help: str, **extra) -> None:
     if setting.labels is not None:
         parser.add_argument(setting.flag, choices=setting.labels, default=default, help=help, **extra)
         for alias in setting.aliases:  # the authors' numeric spelling
-            action = parser.add_argument(
+            parser.add_argument(
                 alias,
                 dest=setting.key,
                 type=int,
                 choices=range(len(setting.labels)),
-                action=_LabelAction,
+                action=LabelAction,
+                labels=setting.labels,
                 help=f"the authors' spelling of {setting.flag}: "
                 + ", ".join(f"{i} {label}" for i, label in enumerate(setting.labels)),
             )
-            action.labels = setting.labels
         return
     kind = {"type": setting.kind} if setting.choices is None else {"choices": setting.choices}
     if setting.choices is None and setting.metavar is None:
