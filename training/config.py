@@ -1,9 +1,10 @@
 """The frozen configuration of one run (one head at one stage): its validation, settings hash and key.
 
 A run is identified by its key — dataset, backbone, weights, ctype, η, seed and stage — plus the
-hash of every setting that changes its weights (``weight_settings``). Configs are validated here,
-in one place, whoever builds them (the CLI, a sweep file, a library call): every failure is a
-:class:`UsageError` that names the flag. Runs written by earlier versions are read through
+hash of every setting that changes its weights (``weight_settings``). The settings themselves — types,
+defaults, bounds, flags, identity — are declared in ``training.settings``; configs are validated against
+that table here, in one place, whoever builds them (the CLI, a sweep file, a library call): every failure
+is a :class:`UsageError` that names the flag. Runs written by earlier versions are read through
 :meth:`TrainConfig.from_record`, which fills what they lack with its old meaning.
 
 Standard library only: reports and dry runs use it without torch.
