@@ -179,3 +179,30 @@ def test_a_setting_registered_from_outside_is_everywhere(toy_setting, tmp_path):
     path.write_text(sweep_text + "label_temperature = -1\n")
     with pytest.raises(UsageError, match=r"\[grids.g\]: label_temperature must be positive"):
         load_sweep(path)
+
+
+@pytest.mark.slow
+def test_hints_over_trained_runs_are_commands_report_accepts(tmp_path, capsys):
+    """End to end: tiny trained chains in coexisting settings; report.py run with each hint it prints."""
+    common = ["-d", "digits", "--corruption", "0.5", "--seed", "0", "--rounds", "1", "--epochs", "2"]
+    common += ["-c", str(tmp_path / "ck"), "--csv", str(tmp_path / "r.csv")]
+    for extra in (
+        ["--baselines", "ls"],
+        ["--optimizer", "lbfgs"],
+        ["--select", "val", "--val-fraction", "0.2"],
+        ["--seeding", "independent"],
+        ["--wd", "0.05"],
+    ):
+        assert train_linear.main([*common, *extra]) == 0
+    capsys.readouterr()
+    base = ["-c", str(tmp_path / "ck"), "-d", "digits", "--out", str(tmp_path / "reports")]
+    assert report.main(base) == 0
+    hints = {(count, tuple(flags)) for count, flags in _hints(capsys.readouterr().out)}  # each caption repeats it
+    assert len(hints) == 4
+    for count, flags in sorted(hints):
+        assert report.main([*base, *flags]) == 0, flags
+        out = capsys.readouterr().out
+        setting = out.split("Setting: ", 1)[1].split(" (also present", 1)[0]
+        for name, value in _selected_values(flags).items():
+            assert f"{name.replace('_', ' ')} {value}" in setting, (flags, setting)
+        assert any(f"({n} runs: " in out for n in range(1, 100))  # the way back is named too
