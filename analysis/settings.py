@@ -135,14 +135,18 @@ def differing_fields(settings: Iterable[Setting]) -> list[str]:
     return [field for field in fields() if len({repr(s.get(field)) for s in settings}) > 1]
 
 
-def describe_others(chosen: Setting, others: list[Setting], settings: dict[Setting, list]) -> str:
-    """'also present: wd 0.0005 (54 runs: --wd 0.0005); …' — what else the store holds and how to select it."""
+def describe_others(
+    chosen: Setting, others: list[Setting], settings: dict[Setting, list], unselectable: Iterable[str] = ()
+) -> str:
+    """'also present: wd 0.0005 (54 runs: --wd 0.0005); …' — what else the store holds and how to select it
+    (no flags for a setting that differs in a field the printing script has no filter for: ``unselectable``)."""
     if not others:
         return ""
     parts = []
     for other in others:
         fields = differing_fields([chosen, other]) or ["backbone"]
-        parts.append(f"{other.describe(fields)} ({len(settings[other])} runs: {other.flags(fields)})")
+        how = "" if set(fields) & set(unselectable) else f": {other.flags(fields)}"
+        parts.append(f"{other.describe(fields)} ({len(settings[other])} runs{how})")
     return "also present: " + "; ".join(parts)
 
 

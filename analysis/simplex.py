@@ -151,7 +151,8 @@ def find_chains(
             chain.append(following[0])
         chain += [r for r in runs if r.config.is_pll and r.config.corruption == eta and r.teacher == chain[0].name][:1]
         chains.append(chain)
-    return chains, settings_mod.describe_others(chosen, others, settings), chosen
+    # plot_softmax_simplex.py's --which is the checkpoint it plots, not a filter of the students' checkpoint.
+    return chains, settings_mod.describe_others(chosen, others, settings, unselectable=("last",)), chosen
 
 
 def chains_from_records(records) -> list[list]:

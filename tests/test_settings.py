@@ -206,3 +206,21 @@ def test_hints_over_trained_runs_are_commands_report_accepts(tmp_path, capsys):
         for name, value in _selected_values(flags).items():
             assert f"{name.replace('_', ' ')} {value}" in setting, (flags, setting)
         assert any(f"({n} runs: " in out for n in range(1, 100))  # the way back is named too
+
+
+def test_the_simplex_plot_names_only_flags_it_has(store):
+    """plot_softmax_simplex.py's --which is the checkpoint it plots: a setting that differs in the students'
+    checkpoint is named without flags there; every flag it does name is one of its filters."""
+    from analysis import settings as settings_mod
+
+    configs = [record.config for record in _records(store)]
+    found = settings_mod.settings_of(configs)
+    chosen, others = settings_mod.choose(found, "toy", {})
+    note = settings_mod.describe_others(chosen, others, found, unselectable=("last",))
+    assert re.search(r"last last \(\d+ runs\)", note)
+    parser = plot_softmax_simplex.build_parser()
+    for count, flags in _hints(note):
+        wanted = plot_softmax_simplex.wanted_settings(parser.parse_args(flags))
+        assert {name: settings.SETTINGS[name].display(value) for name, value in wanted.items()} == (
+            _selected_values(flags)
+        )
