@@ -20,7 +20,7 @@ from typing import Callable, Iterable, Mapping
 
 from data.noise import NOISE_TYPES
 from utils import checks
-from utils.cli import LabelAction
+from utils.cli import SEED_ALIASES, LabelAction
 from utils.errors import UsageError
 
 OPTIMIZERS = ("sgd", "lbfgs")
@@ -138,7 +138,7 @@ register(Setting("ctype", str, "cc", "--ctype", "noise type (cc: superclass)", c
                  group="label noise"))
 register(Setting("corruption", float, None, "--corruption", "corruption rate η", low=0.0, high=1.0, identity="key",
                  per_run=True, group="label noise", metavar="ETA"))
-register(Setting("seed", int, 0, "--seed", "seed", aliases=("--seeds", "--manualSeed"), low=0, high=2**32 - 1,
+register(Setting("seed", int, 0, "--seed", "seed", aliases=SEED_ALIASES, low=0, high=checks.SEED_LIMIT - 1,
                  identity="key", per_run=True, group="label noise", metavar="SEED"))
 register(Setting("lr", float, None, "--lr", "learning rate", aliases=("--learning-rate",), low=0.0, low_open=True,
                  short="lr"))

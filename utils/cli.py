@@ -18,9 +18,11 @@ import argparse
 import sys
 from typing import Any, NoReturn, Sequence
 
+from utils.checks import SEED_LIMIT  # numpy's SeedSequence and the authors' torch.manual_seed: [0, 2**32)
+
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
-SEED_LIMIT = 2**32  # numpy's SeedSequence and the authors' torch.manual_seed both take [0, 2**32)
+SEED_ALIASES = ("--seeds", "--manualSeed")  # of --seed: the plural, and the authors' spelling
 
 
 def parse_bool(text: str) -> bool:
@@ -112,8 +114,7 @@ def add_seeds(parser, default: Sequence[int], help: str = "seed(s)") -> None:
     """``--seed S [S …]`` (aliases ``--seeds``, the authors' ``--manualSeed``)."""
     parser.add_argument(
         "--seed",
-        "--seeds",
-        "--manualSeed",
+        *SEED_ALIASES,
         dest="seeds",
         type=seed,
         nargs="+",
