@@ -98,6 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for eta in args.corruption or []:
         checks.interval("--corruption", eta, 0.0, 1.0)
     wanted_settings(args)
+    from data.arguments import check_data_arguments
+
+    check_data_arguments(args, [args.dataset])
     from analysis import settings as settings_mod
     from analysis import simplex
     from analysis.cli_support import load_one_feature_set

@@ -137,12 +137,9 @@ def check_args(args: argparse.Namespace) -> None:
         template(args, "", eta=eta).validate()
     if args.features is not None and len(args.dataset) > 1:
         raise UsageError("give either -d/--dataset or --features, not both")
-    from data.arguments import data_options
-    from data.registry import check_dataset
+    from data.arguments import check_data_arguments
 
-    for name in args.dataset if args.features is None else []:
-        check_dataset(name)
-    data_options(args)  # the data and backbone flags, before anything heavy is imported
+    check_data_arguments(args, args.dataset)
 
 
 def template(
