@@ -368,8 +368,9 @@ def _lr_wd(where: str, file: str, name: str, values: dict, datasets: dict) -> tu
 
 def _in_file_terms(text: str) -> str:
     """An error message naming the file's keys, not the CLI's flags (longest flags first: --pll-k before --q)."""
-    for setting in sorted(SETTINGS.values(), key=lambda s: -len(s.flag)):
-        text = text.replace(setting.flag, setting.key)
+    flags = [(s.flag, s.key) for s in SETTINGS.values()] + [(f"--{key}", key) for key in CHAIN_KEYS]
+    for flag, key in sorted(flags, key=lambda pair: -len(pair[0])):
+        text = text.replace(flag, key)
     return text
 
 
