@@ -6,10 +6,11 @@ its token in file names, whether it is part of a run's identity (the settings ha
 (``val_fraction`` only with ``--select val``). From :data:`SETTINGS` come ``train_linear.py``'s options
 (:func:`add_train_arguments`), the filters of ``report.py``, ``plot_softmax_simplex.py`` and ``runs.py``
 (:func:`add_filter_arguments`), the keys and checks of sweep files, the commands that messages suggest
-(``training.commands``), run identity and the one validation layer (:func:`check_value`, :func:`check_values`).
+(``training.commands``), run identity and the one validation layer (:func:`check_value` for one value, as a
+filter needs; :func:`check_rules` for the rules between the settings of a run to be trained).
 Adding a setting is one :func:`register` call (plus the code that uses its value).
 
-Standard library only: parsing and validation import no torch.
+No torch (the standard library, and numpy through data.noise): parsing and validation fail before torch loads.
 """
 
 from __future__ import annotations
@@ -228,12 +229,6 @@ def check_value(name: str, value: object, flag: str | None = None) -> object:
     return value
 
 
-def check_values(values: Mapping[str, object]) -> None:
-    """Each value on its own (what a filter that selects runs needs): no rule between settings is applied."""
-    for name, value in values.items():
-        check_value(name, value)
-
-
 def check_rules(values: Mapping[str, object]) -> None:
     """The rules between settings of a run to be trained (a filter selecting runs applies none of them)."""
     if values.get("optimizer") == "lbfgs" and values.get("wd") == 0:
@@ -336,11 +331,11 @@ def values_from_args(
     return values
 
 
-def setting_flags(config, dataset: str, names: Iterable[str] | None = None) -> list[str]:
+def setting_flags(config, dataset: str) -> list[str]:
     """The flags that give ``config``'s settings where they differ from ``dataset``'s defaults and matter."""
     tokens: list[str] = []
     for setting in SETTINGS.values():
-        if (names is not None and setting.name not in names) or setting.name in KEY_SETTINGS:
+        if setting.name in KEY_SETTINGS:
             continue
         value = getattr(config, setting.name)
         if value != setting.default_for(dataset) and setting.matters(config):
