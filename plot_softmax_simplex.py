@@ -11,30 +11,17 @@ polygon (triangle for 3 classes, square for 4). See docs/analysis.md.
 from __future__ import annotations
 
 import argparse
-import shlex
 from pathlib import Path
 from typing import Sequence
 
-from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, check_settings
+from training.settings import SETTINGS, add_filter_arguments, filter_values
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_seed, add_select, add_verbose, add_which, configure_logging
+from utils.cli import Parser, add_out_dir, add_seed, add_verbose, add_which, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
-# Settings that tell runs of one dataset, η and seed apart: train_linear.py's flags of the same name,
-# as (type, choices).
-SETTING_FLAGS: dict[str, tuple[type, tuple | None]] = {
-    "lr": (float, None),
-    "wd": (float, None),
-    "epochs": (int, None),
-    "train_batch": (int, None),
-    "gamma": (float, None),
-    "momentum": (float, None),
-    "optimizer": (str, OPTIMIZERS),
-    "val_fraction": (float, None),
-    "q": (float, None),
-    "pll_k": (int, None),
-    "seeding": (str, SEEDING_MODES),
-}
+# --ctype picks the chains here (default cc); --which is the checkpoint to plot, so the students'
+# --which of train_linear.py is not a filter of this script.
+NOT_FILTERS = ("ctype", "last")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -43,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="plot_softmax_simplex.py", description=__doc__.split("\n\n")[0])
     add_data_arguments(parser)
     pick = parser.add_argument_group("which runs (as train_linear.py)")
-    pick.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type")
+    ctype = SETTINGS["ctype"]
+    pick.add_argument(ctype.flag, choices=ctype.choices, default=ctype.default, help=ctype.help)
     pick.add_argument(
         "--corruption",
         type=float,
@@ -52,16 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="corruption rate(s) η, one row each (default: every η with a teacher run)",
     )
     add_seed(pick, 0)
-    for key, (kind, choices) in SETTING_FLAGS.items():
-        flag = f"--{key.replace('_', '-')}"
-        pick.add_argument(
-            flag,
-            type=kind,
-            choices=choices,
-            metavar="VALUE" if choices is None else None,
-            help=f"only runs trained with this {flag} (default: the dataset's default where present)",
-        )
-    add_select(pick, default=None, help="only runs whose best epoch was picked this way (default: test where present)")
+    # One filter per setting of the table (training.settings): --lr, --wd, --optimizer, --select …
+    add_filter_arguments(pick, skip=NOT_FILTERS)
     pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
     pick.add_argument(
         "--runs", type=Path, nargs="+", metavar="DIR", help="run folders to plot instead of searching the store"
@@ -77,30 +57,36 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def wanted_settings(args: argparse.Namespace) -> dict[str, object]:
-    wanted = {key: getattr(args, key) for key in SETTING_FLAGS if getattr(args, key) is not None}
-    if args.select is not None:
-        wanted["select"] = args.select
-    return wanted
+    """Setting → value for every filter given (each value checked on its own, as a filter needs)."""
+    return filter_values(args, skip=NOT_FILTERS)
 
 
 def train_command(args: argparse.Namespace):
     """A function (η or None, stage or None) → the train_linear.py command that trains it (None: the whole chain)."""
+    from training.commands import chain_command
+    from training.config import TrainConfig
+    from utils.stages import Stage
+
     data = ["--features", str(args.features)] if args.features is not None else ["-d", args.dataset]
     optional = {"--data-root": args.data_root, "--feature-root": args.feature_root}
     for action_dest in ("depth", "arch", "weights", "download"):
         value = getattr(args, action_dest, None)
         if value is not None and value not in ("default", "auto") and not (action_dest == "depth" and value == 34):
             optional[f"--{action_dest}"] = value
-    for key, value in wanted_settings(args).items():
-        optional[f"--{key.replace('_', '-')}"] = value
     data += [str(token) for flag, value in optional.items() if value is not None for token in (flag, value)]
-    root = [] if args.checkpoint == Path("checkpoints") else ["-c", str(args.checkpoint)]
+    dataset = args.dataset if args.features is None else ""
+    values = {name: setting.default_for(dataset) for name, setting in SETTINGS.items()}
+    wanted = wanted_settings(args)
+    values.update(wanted, ctype=args.ctype, seed=args.seed, corruption=0.0)
+    if "val_fraction" in wanted and "select" not in wanted:
+        values["select"] = "val"  # only runs with a validation split have a fraction
+    config = TrainConfig.build(
+        values, dataset=dataset, feature_source="", backbone="", weights="", stage=Stage.teacher()
+    )
 
     def command(eta: float | None, stage=None) -> str:
-        rates = [f"{eta:g}"] if eta is not None else [f"{r:g}" for r in args.corruption or []]
-        noise = ["--ctype", args.ctype, *(["--corruption", *rates] if rates else []), "--seed", str(args.seed)]
-        which = [] if stage is None else (["--partial"] if stage.is_pll else ["--dist", str(stage.dist)])
-        return shlex.join(["python3", "train_linear.py", *data, *noise, *root, *which])
+        rates = [eta] if eta is not None else list(args.corruption or [])
+        return chain_command(config, data, args.checkpoint, stage, rates=rates, seeds=[args.seed])
 
     return command
 
@@ -111,7 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     for eta in args.corruption or []:
         checks.interval("--corruption", eta, 0.0, 1.0)
-    check_settings(wanted_settings(args))
+    wanted_settings(args)
+    from data.arguments import check_data_arguments
+
+    check_data_arguments(args, [args.dataset])
     from analysis import settings as settings_mod
     from analysis import simplex
     from analysis.cli_support import load_one_feature_set

@@ -15,8 +15,9 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from training.settings import add_filter_arguments, check_value, filter_values
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_select, add_verbose, add_which, configure_logging
+from utils.cli import Parser, add_out_dir, add_verbose, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -52,32 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="dataset(s), one panel and one table each (default: every dataset in the store)",
     )
-    select.add_argument("--ctype", choices=("sym", "asym", "cc"), help="noise type (default: any)")
     select.add_argument(
-        "--wd",
-        nargs="+",
-        default=[],
-        metavar="VALUE",
-        help="weight decay: a value, or DATASET=VALUE per dataset (default: the dataset's default)",
+        "--backbone", metavar="NAME", help="only runs of this feature map, e.g. resnet34, identity (default: any)"
     )
     select.add_argument(
-        "--lr",
-        nargs="+",
-        default=[],
-        metavar="VALUE",
-        help="learning rate: a value, or DATASET=VALUE per dataset (default: the dataset's default)",
+        "--weights", dest="backbone_weights", metavar="NAME", help="only runs of these backbone weights (default: any)"
     )
-    select.add_argument("--backbone", help="feature map, e.g. resnet34, identity (default: any)")
-    select.add_argument("--optimizer", choices=("sgd", "lbfgs"), help="(default: sgd where present)")
-    select.add_argument("--epochs", type=int, help="(default: 200 where present)")
-    select.add_argument("--train-batch", type=int, help="(default: 128 where present)")
-    select.add_argument("--gamma", type=float, help="(default: 0.98 where present)")
-    select.add_argument("--momentum", type=float, help="(default: 0.9 where present)")
-    select.add_argument("--seeding", choices=("reference", "independent"), help="(default: reference where present)")
-    select.add_argument("--q", type=float, help="PLL's q (default: 0.7 where present)")
-    select.add_argument("--pll-k", type=int, help="PLL's k (default: 2 where present)")
-    add_select(select, default=None, help="model selection the runs used, test or val (default: test where present)")
-    add_which(select, default=None, help="checkpoint the students learnt from (default: best where present)")
+    # One filter per setting of the table (training.settings): --ctype, --lr, --wd, --optimizer, --val-fraction …
+    add_filter_arguments(select, per_dataset=True)
     select.add_argument(
         "--every-setting", action="store_true", help="one report per setting present, not only the default"
     )
@@ -113,33 +96,28 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace):
     from analysis.report_outputs import ReportConfig
     from analysis.selection import Filters, parse_per_dataset
-    from training.config import check_settings
 
     for flag, etas in (("--columns", args.columns or []), ("--gain-etas", args.gain_etas)):
         for eta in etas:
             checks.interval(flag, eta, 0.0, 1.0)
         if len(set(etas)) != len(etas):
             raise UsageError(f"{flag}: a value is given twice")
-    fixed = {
-        "backbone": args.backbone,
-        "optimizer": args.optimizer,
-        "epochs": args.epochs,
-        "train_batch": args.train_batch,
-        "gamma": args.gamma,
-        "momentum": args.momentum,
-        "seeding": args.seeding,
-        "q": args.q,
-        "pll_k": args.pll_k,
-        "select": args.select,
-        "last": None if args.which is None else int(args.which == "last"),
-    }
-    check_settings({key: value for key, value in fixed.items() if key not in ("backbone",) and value is not None})
+    fixed = filter_values(args)
+    lr, wd = parse_per_dataset("--lr", args.lr), parse_per_dataset("--wd", args.wd)
+    for name, per_dataset in (("lr", lr), ("wd", wd)):
+        for value in (per_dataset.default, *dict(per_dataset.named).values()):
+            if value is not None:
+                check_value(name, value)
+    ctype = fixed.pop("ctype", None)
+    for field, value in (("backbone", args.backbone), ("weights", args.backbone_weights)):
+        if value is not None:
+            fixed[field] = value
     filters = Filters(
         datasets=tuple(dict.fromkeys(args.dataset)),
-        ctype=args.ctype,
-        lr=parse_per_dataset("--lr", args.lr),
-        wd=parse_per_dataset("--wd", args.wd),
-        values=tuple((k, v) for k, v in fixed.items() if v is not None),
+        ctype=ctype,
+        lr=lr,
+        wd=wd,
+        values=tuple(fixed.items()),
     )
     return ReportConfig(
         store=args.checkpoint,

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+from training.settings import add_filter_arguments, filter_values, same_value
 from utils.cli import Parser, add_verbose
 from utils.errors import UsageError, exits_cleanly, run_script
 
@@ -32,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     listing = commands.add_parser("list", parents=[common], help="every run with its state")
     listing.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets")
     listing.add_argument("--state", choices=STATES, nargs="+", default=[], help="only runs in these states")
+    # One filter per setting of the table (training.settings), as report.py's: --wd 0.01, --optimizer lbfgs …
+    add_filter_arguments(listing.add_argument_group("only runs with these settings"), absent="any")
     show = commands.add_parser("show", parents=[common], help="one run: its run.json and the state of its files")
     show.add_argument("run", help="a run name (as `list` prints it)")
     clean = commands.add_parser("clean", parents=[common], help="remove what interrupted writers left behind")
@@ -43,11 +46,18 @@ def state_word(lookup) -> str:
     return lookup.state.value.replace(" ", "-")
 
 
-def list_runs(store, datasets: list[str], states: list[str]) -> str:
+def list_runs(store, datasets: list[str], states: list[str], wanted: dict[str, object] | None = None) -> str:
+    """One line per run of ``datasets`` in ``states`` whose settings have the ``wanted`` values (a run whose
+    config cannot be read matches no setting filter)."""
     lines = []
     for lookup in store.lookups():
         dataset = lookup.config.dataset if lookup.config is not None else lookup.name.split("-")[0]
         if (datasets and dataset not in datasets) or (states and state_word(lookup) not in states):
+            continue
+        if wanted and (
+            lookup.config is None
+            or not all(same_value(getattr(lookup.config, name), value) for name, value in wanted.items())
+        ):
             continue
         record = lookup.record
         detail = (
@@ -89,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder)")
     store = RunStore(args.checkpoint)
     if args.command == "list":
-        print(list_runs(store, args.dataset, args.state))
+        print(list_runs(store, args.dataset, args.state, filter_values(args)))
     elif args.command == "show":
         print(show_run(store, args.run))
     else:

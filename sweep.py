@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from sweeping.spec import FIXED_PRECISIONS, OVERRIDE_DEVICES
 from utils.cli import Parser, add_verbose, configure_logging
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 
@@ -48,6 +49,18 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="train every run for N epochs instead of the file's (other runs: another name)",
+    )
+
+    machine = parser.add_argument_group("machine (the sweep file fixes these; override them for another machine)")
+    machine.add_argument(
+        "--device",
+        choices=OVERRIDE_DEVICES,
+        help="where features are extracted and heads trained, instead of the file's (auto: CUDA where available)",
+    )
+    machine.add_argument(
+        "--precision",
+        choices=FIXED_PRECISIONS,
+        help="extraction arithmetic instead of the file's (other features: other run names)",
     )
 
     places = parser.add_argument_group("files")
@@ -142,7 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     places = Places(
         store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root, feature_root=args.feature_root
     )
-    sweep = load_sweep(args.sweep, places, only=args.only, epochs=args.epochs, cpus_per_job=args.cpus_per_job)
+    sweep = load_sweep(
+        args.sweep,
+        places,
+        only=args.only,
+        epochs=args.epochs,
+        cpus_per_job=args.cpus_per_job,
+        device=args.device,
+        precision=args.precision,
+    )
     resources = resources_of(args, sweep)
     log_dir = args.log_dir or Path("sweep-logs") / sweep.name
     if args.print_sbatch:

@@ -11,31 +11,35 @@ prints the data summary (sizes, clusters, noise transition matrices) and exits.
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 from typing import Sequence
 
-from training.config import NOISE_TYPES, OPTIMIZERS, SEEDING_MODES, TrainConfig, default_lr_wd
+from training.config import TrainConfig
+from training.settings import SETTINGS, add_train_arguments, values_from_args
 from utils import checks
-from utils.cli import (
-    Parser,
-    add_bool_flag,
-    add_seeds,
-    add_select,
-    add_threads,
-    add_verbose,
-    add_which,
-    configure_logging,
-)
+from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 from utils.progress import interactive
 from utils.stages import BASELINES, Stage
 
 DEFAULT_SEEDS = [0, 1, 2]
 DEFAULT_RATES = [0.3, 0.5, 0.7]
-# Flags that choose what to do rather than how a run is made: left out of the commands we suggest.
-MODE_FLAGS = {"dist", "partial", "rounds", "dry_run", "summary", "resume", "force", "rebuild_csv", "verbose"}
+# The data flags (data.arguments) that a suggested command repeats when they differ from their defaults.
+DATA_FLAGS = (
+    "data_root",
+    "feature_root",
+    "download",
+    "device",
+    "gpu_id",
+    "arch",
+    "depth",
+    "weights",
+    "transform",
+    "precision",
+    "extract_batch",
+    "workers",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,18 +49,20 @@ def build_parser() -> argparse.ArgumentParser:
     add_data_arguments(parser, many_datasets=True)
 
     noise = parser.add_argument_group("label noise")
-    noise.add_argument("--ctype", choices=NOISE_TYPES, default="cc", help="noise type (cc: superclass)")
+    stage = parser.add_argument_group("stage")
+    optim = parser.add_argument_group("optimisation")
+    # Every run setting of the table (training.settings), each in its help group.
+    add_train_arguments(parser, {"label noise": noise, "stage": stage, "optimisation": optim})
+    corruption = SETTINGS["corruption"]
     noise.add_argument(
-        "--corruption",
+        corruption.flag,
         type=float,
         nargs="+",
         default=DEFAULT_RATES,
-        metavar="ETA",
-        help="corruption rate(s) η in [0, 1]",
+        metavar=corruption.metavar,
+        help=f"{corruption.help}(s) in [0, 1]",
     )
     add_seeds(noise, DEFAULT_SEEDS)
-
-    stage = parser.add_argument_group("stage")
     stage.add_argument(
         "--dist",
         type=int,
@@ -65,11 +71,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
     stage.add_argument("--rounds", type=int, default=4, metavar="R", help="students after the teacher in the chain")
-    add_which(stage, help="checkpoint of round t−1 that student t (and PLL) learns from: best or last")
-    stage.add_argument(
-        "--pll-k", type=int, default=2, metavar="K", help="PLL candidate set: the teacher's top-k classes"
-    )
-    stage.add_argument("--q", type=float, default=0.7, help="generalised cross-entropy exponent of PLL")
     stage.add_argument(
         "--baselines",
         nargs="+",
@@ -78,31 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help=f"also train these label-noise baselines in the chain ({', '.join(BASELINES)}, or all)",
     )
-    stage.add_argument(
-        "--seeding",
-        choices=SEEDING_MODES,
-        default="reference",
-        help="reference: every stage draws as the authors' code does (same initial weights, students "
-        "share one batch order); independent: separate streams per stage",
-    )
-
-    optim = parser.add_argument_group("optimisation")
-    optim.add_argument("--lr", "--learning-rate", type=float, help="learning rate (default: per dataset, see README)")
-    optim.add_argument("--wd", "--weight-decay", type=float, help="weight decay λ (default: per dataset, see README)")
-    optim.add_argument("--epochs", type=int, default=200, help="epochs")
-    optim.add_argument("--train-batch", type=int, default=128, help="training batch size")
-    optim.add_argument("--test-batch", type=int, default=200, help="evaluation batch size (changes no number)")
-    optim.add_argument("--gamma", type=float, default=0.98, help="lr × gamma after every epoch")
-    optim.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
     add_threads(optim, help="CPU threads for training (0: one for small problems, else every available CPU)")
-    optim.add_argument(
-        "--optimizer",
-        choices=OPTIMIZERS,
-        default="sgd",
-        help="sgd, or lbfgs: an exact full-batch solve in float64 on the CPU",
-    )
-    add_select(optim)
-    optim.add_argument("--val-fraction", type=float, default=0.1, help="validation fraction with --select val")
 
     out = parser.add_argument_group("outputs")
     out.add_argument(
@@ -160,6 +137,9 @@ def check_args(args: argparse.Namespace) -> None:
         template(args, "", eta=eta).validate()
     if args.features is not None and len(args.dataset) > 1:
         raise UsageError("give either -d/--dataset or --features, not both")
+    from data.arguments import check_data_arguments
+
+    check_data_arguments(args, args.dataset)
 
 
 def template(
@@ -167,30 +147,10 @@ def template(
 ) -> TrainConfig:
     """The config every run of this command shares (first seed and rate unless given); the features' identity
     (source, backbone, weights) is filled in by :class:`training.jobs.ChainJob`."""
-    lr, wd = default_lr_wd(dataset if args.features is None else "")
-    return TrainConfig(
-        dataset=dataset,
-        feature_source="",
-        backbone="",
-        weights="",
-        ctype=args.ctype,
-        corruption=args.corruption[0] if eta is None else eta,
-        seed=args.seeds[0],
-        stage=stage or Stage.teacher(),
-        lr=args.lr if args.lr is not None else lr,
-        wd=args.wd if args.wd is not None else wd,
-        epochs=args.epochs,
-        train_batch=args.train_batch,
-        test_batch=args.test_batch,
-        gamma=args.gamma,
-        momentum=args.momentum,
-        optimizer=args.optimizer,
-        last=1 if args.which == "last" else 0,
-        select=args.select,
-        val_fraction=args.val_fraction,
-        q=args.q,
-        pll_k=args.pll_k,
-        seeding=args.seeding,
+    values = values_from_args(args, dataset if args.features is None else "")
+    values.update(corruption=args.corruption[0] if eta is None else eta, seed=args.seeds[0])
+    return TrainConfig.build(
+        values, dataset=dataset, feature_source="", backbone="", weights="", stage=stage or Stage.teacher()
     )
 
 
@@ -214,36 +174,19 @@ def csv_path(args: argparse.Namespace, ctype: str) -> Path:
 def suggested_command(
     parser: argparse.ArgumentParser, args: argparse.Namespace, dataset: str | None, stage: Stage | None
 ) -> str:
-    """The command that trains ``stage`` (None: the whole chain) with this command's settings, from the parsed flags."""
-    tokens = ["python3", "train_linear.py"]
-    for action in parser._actions:
-        if not action.option_strings or action.dest in MODE_FLAGS or action.dest == "help":
-            continue
-        value = getattr(args, action.dest, None)
-        if action.dest == "dataset":
-            value = [dataset] if dataset is not None and args.features is None else value
-            if value == action.default or args.features is not None:
-                continue
-        elif (
-            value == action.default
-            or value is None
-            or (action.dest == "which" and action.option_strings[0] != "--which")
-        ):
-            continue
-        flag = next((s for s in action.option_strings if s.startswith("--")), action.option_strings[0])
-        if value is True and action.nargs in (0, "?"):
-            tokens.append(flag)
-        elif isinstance(value, (list, tuple)):
-            tokens += [flag, *map(_token, value)]
-        else:
-            tokens += [flag, _token(value)]
-    if stage is not None:
-        tokens += ["--partial"] if stage.is_pll else ["--dist", str(stage.dist)]
-    return shlex.join(tokens)
+    """The command that trains ``stage`` (None: the whole chain) with this command's settings."""
+    from training.commands import chain_command
 
-
-def _token(value: object) -> str:
-    return f"{value:g}" if isinstance(value, float) else str(value)
+    data = ["--features", str(args.features)] if args.features is not None else ["-d", dataset or args.dataset[0]]
+    for dest in DATA_FLAGS:
+        value = getattr(args, dest)
+        if value is not None and value != parser.get_default(dest):
+            data += [f"--{dest.replace('_', '-')}", str(value)]
+    extra = [] if args.threads == parser.get_default("threads") else ["--threads", str(args.threads)]
+    if args.csv is not None:
+        extra += ["--csv", str(args.csv)]
+    config = template(args, dataset or "")
+    return chain_command(config, data, args.checkpoint, stage, args.corruption, args.seeds, extra)
 
 
 # -- data -------------------------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ class Filters:
     ctype: str | None = None
     lr: PerDataset = PerDataset()
     wd: PerDataset = PerDataset()
-    values: tuple[tuple[str, object], ...] = ()  # other setting fields fixed by flags (analysis.settings.FIELDS)
+    values: tuple[tuple[str, object], ...] = ()  # other setting fields fixed by flags (analysis.settings.fields())
 
     def wanted(self, dataset: str) -> dict[str, object]:
         """Setting field → the value the runs of ``dataset`` must have, for every filter that is set."""
@@ -193,10 +193,10 @@ def select(
         if chosen is None:
             fields = sorted(wanted)
             present_values = "; ".join(
-                f"{settings_mod.FLAGS[f]} {', '.join(sorted({settings_mod.display(f, s.get(f)) for s in settings}))}"
+                f"{settings_mod.flag(f)} {', '.join(sorted({settings_mod.display(f, s.get(f)) for s in settings}))}"
                 for f in fields
             )
-            asked = ", ".join(f"{settings_mod.FLAGS[f]} {format_value(v)}" for f, v in wanted.items())
+            asked = ", ".join(f"{settings_mod.flag(f)} {format_value(v)}" for f, v in wanted.items())
             raise UserError(f"{dataset}: no runs with {asked} (its runs have {present_values})")
         for setting in [chosen] + [s for s in others if settings_mod.matches(s, wanted)] if every_setting else [chosen]:
             rest = [s for s in settings if s != setting]

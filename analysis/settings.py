@@ -15,86 +15,41 @@ import itertools
 import re
 from typing import Iterable
 
-from training.config import TrainConfig, default_lr_wd
+from training.config import TrainConfig
+from training.settings import SETTINGS, identity_settings, same_value
 
-SHARED = (
-    "ctype",
-    "backbone",
-    "weights",
-    "lr",
-    "wd",
-    "epochs",
-    "train_batch",
-    "gamma",
-    "momentum",
-    "optimizer",
-    "select",
-    "val_fraction",
-    "seeding",
-)
-PER_STAGE = ("last", "q", "pll_k")
-FIELDS = (*SHARED, *PER_STAGE)
-FLAGS = {
-    "ctype": "--ctype",
-    "backbone": "--backbone",
-    "weights": "--weights",
-    "lr": "--lr",
-    "wd": "--wd",
-    "epochs": "--epochs",
-    "train_batch": "--train-batch",
-    "gamma": "--gamma",
-    "momentum": "--momentum",
-    "optimizer": "--optimizer",
-    "select": "--select",
-    "val_fraction": "--val-fraction",
-    "seeding": "--seeding",
-    "last": "--which",
-    "q": "--q",
-    "pll_k": "--pll-k",
-}
-SHORT = {
-    "ctype": "",
-    "backbone": "",
-    "weights": "weights-",
-    "lr": "lr",
-    "wd": "wd",
-    "epochs": "ep",
-    "train_batch": "batch",
-    "gamma": "gamma",
-    "momentum": "momentum",
-    "optimizer": "",
-    "select": "select-",
-    "val_fraction": "val",
-    "seeding": "",
-    "last": "from-",
-    "q": "q",
-    "pll_k": "k",
-}
-# What train_linear.py uses without flags (lr and wd come per dataset, see default_values).
-DEFAULTS = {
-    "ctype": "cc",
-    "epochs": 200,
-    "train_batch": 128,
-    "gamma": 0.98,
-    "momentum": 0.9,
-    "optimizer": "sgd",
-    "select": "test",
-    "seeding": "reference",
-    "last": 0,
-    "q": 0.7,
-    "pll_k": 2,
-}
+# The feature map's identity, which the data flags give (not a setting of the table).
+FEATURE_FIELDS = ("backbone", "weights")
+FEATURE_FLAGS = {"backbone": "--backbone", "weights": "--weights"}
+
+
+def shared_fields() -> tuple[str, ...]:
+    """The fields every run of a chain shares: noise type, feature map, then the shared settings in table order."""
+    return ("ctype", *FEATURE_FIELDS, *(s.name for s in identity_settings() if s.shared and s.name != "ctype"))
+
+
+def per_stage_fields() -> tuple[str, ...]:
+    return tuple(s.name for s in identity_settings() if not s.shared)
+
+
+def fields() -> tuple[str, ...]:
+    """Every field of a setting (read from the table each time, so a setting registered later is one too)."""
+    return (*shared_fields(), *per_stage_fields())
+
+
+def flag(field: str) -> str:
+    return FEATURE_FLAGS.get(field) or SETTINGS[field].flag
 
 
 def display(field: str, value: object) -> str:
-    if field == "last":
-        return "last" if value else "best"
+    if field in SETTINGS:
+        return SETTINGS[field].display(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 @dataclasses.dataclass(frozen=True)
 class Setting:
-    """One experiment's settings: every field of FIELDS, plus the exact feature source (not shown)."""
+    """One experiment's settings: every field of :func:`fields`, plus the exact feature source (not shown)."""
 
     values: tuple[tuple[str, object], ...]
     feature_source: str
@@ -102,24 +57,25 @@ class Setting:
     def get(self, field: str) -> object:
         return dict(self.values)[field]
 
-    def describe(self, fields: Iterable[str] = FIELDS) -> str:
+    def describe(self, names: Iterable[str] | None = None) -> str:
         shown = dict(self.values)
         return ", ".join(
             f"{field.replace('_', ' ')} {display(field, shown[field])}"
-            for field in fields
-            if field in shown and not (field == "val_fraction" and shown.get("select") != "val")
+            for field in (fields() if names is None else names)
+            if field in shown and shown[field] is not None
         )
 
-    def flags(self, fields: Iterable[str]) -> str:
-        """The flags that select this setting among others differing in ``fields``."""
+    def flags(self, names: Iterable[str]) -> str:
+        """The flags that select this setting among others differing in the fields ``names``."""
         shown = dict(self.values)
-        return " ".join(f"{FLAGS[field]} {display(field, shown[field])}" for field in fields)
+        return " ".join(f"{flag(field)} {display(field, shown[field])}" for field in names if shown[field] is not None)
 
 
 def shared_part(config: TrainConfig) -> tuple:
-    values = {field: getattr(config, field) for field in SHARED}
-    if config.select != "val":
-        values["val_fraction"] = None  # no validation split: the fraction changes nothing
+    values = {field: getattr(config, field) for field in shared_fields()}
+    for field in values:
+        if field in SETTINGS and not SETTINGS[field].matters(config):
+            values[field] = None  # e.g. no validation split: the fraction changes nothing
     return tuple(values.items()) + (("feature_source", config.feature_source),)
 
 
@@ -130,8 +86,10 @@ def settings_of(configs: list[TrainConfig]) -> dict[Setting, list[TrainConfig]]:
         by_shared.setdefault(shared_part(config), []).append(config)
     settings: dict[Setting, list[TrainConfig]] = {}
     for shared, members in by_shared.items():
-        lasts = sorted({c.last for c in members if not c.is_teacher}) or [DEFAULTS["last"]]
-        pll = sorted({(c.q, c.pll_k) for c in members if c.is_pll}) or [(DEFAULTS["q"], DEFAULTS["pll_k"])]
+        lasts = sorted({c.last for c in members if not c.is_teacher}) or [SETTINGS["last"].default]
+        pll = sorted({(c.q, c.pll_k) for c in members if c.is_pll}) or [
+            (SETTINGS["q"].default, SETTINGS["pll_k"].default)
+        ]
         for last, (q, k) in itertools.product(lasts, pll):
             values = tuple(item for item in shared if item[0] != "feature_source") + (
                 ("last", last),
@@ -146,24 +104,17 @@ def settings_of(configs: list[TrainConfig]) -> dict[Setting, list[TrainConfig]]:
 
 
 def default_values(dataset: str) -> dict[str, object]:
-    lr, wd = default_lr_wd(dataset)
-    return {**DEFAULTS, "lr": lr, "wd": wd}
+    """What train_linear.py uses without flags, for every setting field."""
+    return {field: SETTINGS[field].default_for(dataset) for field in fields() if field in SETTINGS}
 
 
 def is_default(setting: Setting, dataset: str) -> bool:
     wanted = default_values(dataset)
-    return all(setting.get(field) == value for field, value in wanted.items())
+    return all(setting.get(field) in (value, None) for field, value in wanted.items())
 
 
 def matches(setting: Setting, wanted: dict[str, object]) -> bool:
-    for field, value in wanted.items():
-        have = setting.get(field)
-        if isinstance(value, float) and isinstance(have, (int, float)):
-            if abs(have - value) > 1e-9 * max(1.0, abs(value)):
-                return False
-        elif have != value:
-            return False
-    return True
+    return all(same_value(setting.get(field), value) for field, value in wanted.items())
 
 
 def choose(
@@ -181,17 +132,21 @@ def choose(
 
 def differing_fields(settings: Iterable[Setting]) -> list[str]:
     settings = list(settings)
-    return [field for field in FIELDS if len({repr(s.get(field)) for s in settings}) > 1]
+    return [field for field in fields() if len({repr(s.get(field)) for s in settings}) > 1]
 
 
-def describe_others(chosen: Setting, others: list[Setting], settings: dict[Setting, list]) -> str:
-    """'also present: wd 0.0005 (54 runs: --wd 0.0005); …' — what else the store holds and how to select it."""
+def describe_others(
+    chosen: Setting, others: list[Setting], settings: dict[Setting, list], unselectable: Iterable[str] = ()
+) -> str:
+    """'also present: wd 0.0005 (54 runs: --wd 0.0005); …' — what else the store holds and how to select it
+    (no flags for a setting that differs in a field the printing script has no filter for: ``unselectable``)."""
     if not others:
         return ""
     parts = []
     for other in others:
         fields = differing_fields([chosen, other]) or ["backbone"]
-        parts.append(f"{other.describe(fields)} ({len(settings[other])} runs: {other.flags(fields)})")
+        how = "" if set(fields) & set(unselectable) else f": {other.flags(fields)}"
+        parts.append(f"{other.describe(fields)} ({len(settings[other])} runs{how})")
     return "also present: " + "; ".join(parts)
 
 
@@ -199,11 +154,9 @@ def name_tokens(setting: Setting, dataset: str) -> list[str]:
     """File-name tokens for what distinguishes ``setting`` from the dataset's default (empty for the default)."""
     defaults = default_values(dataset)
     tokens = []
-    for field in FIELDS:
+    for field in fields():
         value = setting.get(field)
-        if field == "val_fraction" and setting.get("select") != "val":
+        if value is None or field in ("ctype", *FEATURE_FIELDS) or defaults.get(field) == value:
             continue
-        if field in ("ctype", "backbone", "weights") or defaults.get(field) == value:
-            continue
-        tokens.append(f"{SHORT[field]}{display(field, value)}")
+        tokens.append(f"{SETTINGS[field].short}{display(field, value)}")
     return [re.sub(r"[^A-Za-z0-9._+=-]", "-", token) for token in tokens]

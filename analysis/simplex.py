@@ -118,10 +118,10 @@ def find_chains(
     if chosen is None:
         asked = {"ctype": ctype, **wanted}
         there = sorted(
-            {", ".join(f"{settings_mod.FLAGS[f]} {settings_mod.display(f, s.get(f))}" for f in asked) for s in settings}
+            {", ".join(f"{settings_mod.flag(f)} {settings_mod.display(f, s.get(f))}" for f in asked) for s in settings}
         )
         present = f" (runs there have {'; '.join(there)}: select them with those flags)" if there else ""
-        filters = [f"{settings_mod.FLAGS[f]} {settings_mod.display(f, v)}" for f, v in wanted.items()]
+        filters = [f"{settings_mod.flag(f)} {settings_mod.display(f, v)}" for f, v in wanted.items()]
         raise UserError(
             f"no teacher run for these features, ctype {ctype} and seed {seed}"
             f"{' with ' + ', '.join(filters) if filters else ''}"
@@ -151,7 +151,8 @@ def find_chains(
             chain.append(following[0])
         chain += [r for r in runs if r.config.is_pll and r.config.corruption == eta and r.teacher == chain[0].name][:1]
         chains.append(chain)
-    return chains, settings_mod.describe_others(chosen, others, settings), chosen
+    # plot_softmax_simplex.py's --which is the checkpoint it plots, not a filter of the students' checkpoint.
+    return chains, settings_mod.describe_others(chosen, others, settings, unselectable=("last",)), chosen
 
 
 def chains_from_records(records) -> list[list]:

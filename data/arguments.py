@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data.registry import DATASET_NAMES, DEVICE_CHOICES, DOWNLOAD_CHOICES, DataOptions
+from data.registry import DATASET_NAMES, DEVICE_CHOICES, DOWNLOAD_CHOICES, DataOptions, check_dataset
 from data.synthetic import SyntheticConfig
 from models.choices import DEFAULT_ARCH, DEPTHS, PRECISION_CHOICES, TRANSFORM_CHOICES
 
@@ -132,3 +132,11 @@ def data_options(args: argparse.Namespace) -> DataOptions:
         progress=True,
         synthetic=SyntheticConfig(),
     ).validate()
+
+
+def check_data_arguments(args: argparse.Namespace, datasets) -> None:
+    """The dataset names and the data and backbone flags, checked before anything heavy is imported (no torch:
+    a typo fails at once)."""
+    for name in datasets if args.features is None else []:
+        check_dataset(name)
+    data_options(args)

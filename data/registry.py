@@ -199,6 +199,12 @@ def _entry(name: str) -> Entry:
     return REGISTRY[name]
 
 
+def check_dataset(name: str) -> str:
+    """``name`` if the registry has it, else the UsageError that lists the valid names (no import of torch)."""
+    _entry(name)
+    return name
+
+
 def feature_identity(name: str, options: DataOptions | None = None) -> FeatureIdentity:
     """(backbone, weights, source) that ``load_feature_set(name, options)`` would give, without extracting."""
     entry = _entry(name)

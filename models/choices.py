@@ -397,7 +397,19 @@ def architecture(depth: int | None = None, arch: str | None = None) -> str:
     return arch
 
 
+CATALOG_TORCHVISION = "0.29.1"  # the torchvision CATALOG was written from
+
+
 def _torchvision_names() -> list[str]:
+    """torchvision's classification models: the catalog's when the installed torchvision is the one it was
+    written from (no import of torchvision, which takes seconds), else torchvision's own list."""
+    from importlib import metadata
+
+    try:
+        if metadata.version("torchvision") == CATALOG_TORCHVISION:
+            return sorted(CATALOG)
+    except metadata.PackageNotFoundError:
+        return sorted(CATALOG)
     from torchvision import models
 
     return models.list_models(module=models)

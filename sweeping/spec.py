@@ -16,33 +16,44 @@ import tomllib
 from pathlib import Path
 
 from data.registry import DATASET_NAMES, IMAGE_DATASETS, DataOptions
-from training.config import FLAGS, TrainConfig, default_lr_wd
+from training.config import TrainConfig
 from training.jobs import ChainJob, ExtractJob, JobState
+from training.settings import SETTINGS, chain_settings, default_lr_wd
+from utils import checks
+from utils.device import DEVICE_CHOICES
 from utils.errors import UsageError, UserError
 from utils.stages import BASELINES, Stage
 
-# Settings of TrainConfig a sweep may set (top level or per grid), with the flag they stand for.
-TRAIN_KEYS = (
-    "epochs",
-    "train_batch",
-    "test_batch",
-    "gamma",
-    "momentum",
-    "optimizer",
-    "which",
-    "select",
-    "val_fraction",
-    "q",
-    "pll_k",
-    "seeding",
-)
+# Settings a grid names itself (ctype) or per dataset (lr, wd); every other setting of the table may be set at
+# the top level or per grid, under its flag's name (train_batch, which, val_fraction …).
+GRID_SETTINGS = ("ctype", "lr", "wd")
 CHAIN_KEYS = ("seeds", "corruption", "rounds", "baselines")
-TOP_KEYS = ("name", "device", "precision", "depth", "arch", "weights", "transform", *CHAIN_KEYS, *TRAIN_KEYS)
-GRID_KEYS = ("datasets", "ctype", "lr", "wd", *CHAIN_KEYS, *TRAIN_KEYS)
+FILE_KEYS = ("name", "device", "precision", "depth", "arch", "weights", "transform")
 DATASET_KEYS = ("lr", "wd")
+
+
+def train_keys() -> tuple[str, ...]:
+    """The keys of the settings table a sweep may set at the top level or per grid (read each time)."""
+    return tuple(s.key for s in chain_settings() if s.name not in GRID_SETTINGS)
+
+
+def top_keys() -> tuple[str, ...]:
+    return (*FILE_KEYS, *CHAIN_KEYS, *train_keys())
+
+
+def grid_keys() -> tuple[str, ...]:
+    return ("datasets", *GRID_SETTINGS, *CHAIN_KEYS, *train_keys())
+
+
+def _setting_of_key(key: str):
+    return next((s for s in SETTINGS.values() if s.key == key), None)
+
+
 RESOURCE_KEYS = ("cpus_per_job", "gpus_per_job", "mem_gb", "time_min", "partition")
 TABLES = ("resources", "datasets", "grids")
 FIXED_DEVICES, FIXED_PRECISIONS = ("cpu", "cuda"), ("fp32", "fp16", "bf16")
+# sweep.py --device may also say auto: the precision stays fixed, so the run names do not depend on the host.
+OVERRIDE_DEVICES = DEVICE_CHOICES
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,6 +144,7 @@ def _typed(where: str, key: str, value: object, kind, many: bool = False):
     return float(value) if kind is float else value
 
 
+# The types of the keys that are not settings of the table (those take the table's).
 KINDS = {
     "name": str,
     "device": str,
@@ -145,20 +157,6 @@ KINDS = {
     "corruption": float,
     "rounds": int,
     "baselines": str,
-    "epochs": int,
-    "train_batch": int,
-    "test_batch": int,
-    "gamma": float,
-    "momentum": float,
-    "optimizer": str,
-    "which": str,
-    "select": str,
-    "val_fraction": float,
-    "q": float,
-    "pll_k": int,
-    "seeding": str,
-    "ctype": str,
-    "lr": float,
     "datasets": str,
     "cpus_per_job": int,
     "gpus_per_job": int,
@@ -169,8 +167,15 @@ KINDS = {
 LISTS = {"seeds", "corruption", "baselines", "datasets"}
 
 
+def _kind(key: str) -> type:
+    setting = _setting_of_key(key) if key not in KINDS else None
+    if setting is None:
+        return KINDS[key]
+    return str if setting.labels is not None else setting.kind
+
+
 def _values(where: str, table: dict, skip: tuple[str, ...] = ()) -> dict:
-    return {key: _typed(where, key, value, KINDS[key], key in LISTS) for key, value in table.items() if key not in skip}
+    return {key: _typed(where, key, value, _kind(key), key in LISTS) for key, value in table.items() if key not in skip}
 
 
 def load_sweep(
@@ -179,18 +184,24 @@ def load_sweep(
     only: list[str] | None = None,
     epochs: int | None = None,
     cpus_per_job: int | None = None,
+    device: str | None = None,
+    precision: str | None = None,
 ) -> Sweep:
-    """Read, check and expand the sweep file ``path`` (only the grids named in ``only``, if given)."""
+    """Read, check and expand the sweep file ``path`` (only the grids named in ``only``, if given); ``epochs``,
+    ``cpus_per_job``, ``device`` and ``precision`` replace the file's values (sweep.py's flags)."""
     path = Path(path)
     raw = read_toml(path)
     where = str(path)
-    _keys(where, raw, (*TOP_KEYS, *TABLES))
+    _keys(where, raw, (*top_keys(), *TABLES))
     top = _values(where, {k: v for k, v in raw.items() if k not in TABLES})
     for key, choices in (("device", FIXED_DEVICES), ("precision", FIXED_PRECISIONS)):
         if top.get(key) not in choices:
             raise UsageError(
                 f"{where}: a sweep fixes its {key}: give {key} = one of {', '.join(choices)}, got {top.get(key)!r}"
             )
+    for key, value, choices in (("device", device, OVERRIDE_DEVICES), ("precision", precision, FIXED_PRECISIONS)):
+        if value is not None:
+            top[key] = checks.choice(f"--{key}", value, choices)
     if "depth" in top and "arch" in top:
         raise UsageError(f"{where}: give depth or arch, not both")
     resources = Resources(
@@ -230,7 +241,7 @@ def load_sweep(
         for job in _grid_jobs(
             f"{where} [grids.{grid}]",
             grid,
-            _keys(f"{where} [grids.{grid}]", grids[grid], GRID_KEYS),
+            _keys(f"{where} [grids.{grid}]", grids[grid], grid_keys()),
             top,
             datasets,
             options,
@@ -257,7 +268,7 @@ def _grid_jobs(
     file: str,
 ) -> list[SweepJob]:
     values = {
-        **{k: v for k, v in top.items() if k in (*CHAIN_KEYS, *TRAIN_KEYS)},
+        **{k: v for k, v in top.items() if k in (*CHAIN_KEYS, *train_keys())},
         **_values(where, table, skip=("wd",)),
     }
     if "wd" in table:
@@ -282,8 +293,6 @@ def _grid_jobs(
     rounds = values.get("rounds", 4)
     if rounds < 0:
         raise UsageError(f"{where}: rounds must be at least 0, got {rounds}")
-    if "which" in values and values["which"] not in ("best", "last"):
-        raise UsageError(f"{where}: which must be best or last, got {values['which']!r}")
     from training.chain import chain_stages
 
     stages = tuple(chain_stages(rounds, baselines=baselines))
@@ -291,22 +300,16 @@ def _grid_jobs(
     found = []
     for name in names:
         lr, wd = _lr_wd(where, file, name, values, datasets)
-        settings = {key: values[key] for key in TRAIN_KEYS if key in values and key != "which"}
+        settings = {key: setting.default for key, setting in SETTINGS.items()}
+        for key in train_keys():
+            if key in values:
+                setting = _setting_of_key(key)
+                settings[setting.name] = _parse(where, setting, values[key])
         if epochs is not None:
             settings["epochs"] = epochs
-        template = TrainConfig(
-            dataset=name,
-            feature_source="",
-            backbone="",
-            weights="",
-            ctype=values["ctype"],
-            corruption=rates[0],
-            seed=seeds[0],
-            stage=Stage.teacher(),
-            lr=lr,
-            wd=wd,
-            last=1 if values.get("which") == "last" else 0,
-            **settings,
+        settings.update(ctype=values["ctype"], corruption=rates[0], seed=seeds[0], lr=lr, wd=wd)
+        template = TrainConfig.build(
+            settings, dataset=name, feature_source="", backbone="", weights="", stage=Stage.teacher()
         )
         for stage in stages:
             for eta in rates:
@@ -363,11 +366,24 @@ def _lr_wd(where: str, file: str, name: str, values: dict, datasets: dict) -> tu
     return lr, _typed(f"{file} [datasets.{name}]", "wd", wd, float)
 
 
+def _in_file_terms(text: str) -> str:
+    """An error message naming the file's keys, not the CLI's flags (longest flags first: --pll-k before --q)."""
+    flags = [(s.flag, s.key) for s in SETTINGS.values()] + [(f"--{key}", key) for key in CHAIN_KEYS]
+    for flag, key in sorted(flags, key=lambda pair: -len(pair[0])):
+        text = text.replace(flag, key)
+    return text
+
+
+def _parse(where: str, setting, value: object) -> object:
+    """A file's value as stored (``which = "last"`` → 1)."""
+    try:
+        return setting.parse(value)
+    except UsageError as error:
+        raise UsageError(f"{where}: {_in_file_terms(str(error))}") from None
+
+
 def _check(where: str, config: TrainConfig) -> None:
     try:
         config.validate()
     except UsageError as error:
-        text = str(error)
-        for field, flag in FLAGS.items():  # name the file's key, not the CLI's flag
-            text = text.replace(flag, field)
-        raise UsageError(f"{where}: {text}") from None
+        raise UsageError(f"{where}: {_in_file_terms(str(error))}") from None

@@ -10,13 +10,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import torchvision
 from torchvision import models
 
 import data.images as images_module
 from data import features as extraction
 from data.images import IMAGE_SOURCES, image_transform
 from models.backbone import build_backbone, strip_classifier
-from models.choices import CATALOG, RANDOM_INIT_NAME, backbone_spec, catalog_entry, precision_id
+from models.choices import CATALOG, CATALOG_TORCHVISION, RANDOM_INIT_NAME, backbone_spec, catalog_entry, precision_id
 from tests.conftest import make_image_folder
 
 # family: (name pattern, the classifier module the feature is the input of). The path is read from a
@@ -149,6 +150,8 @@ def test_every_model_has_a_family_and_the_catalog_matches_torchvision():
     names = all_models()
     assert {family_of(name) for name in names} == set(FAMILIES), "every family is still there"
     assert sorted(CATALOG) == sorted(names), "models.choices.CATALOG lists exactly torchvision's models"
+    # --arch is validated against the catalog without importing torchvision when the versions agree.
+    assert torchvision.__version__.split("+")[0] == CATALOG_TORCHVISION, "rewrite CATALOG for this torchvision"
     for name in names:
         assert CATALOG[name] == catalog_entry(name), f"CATALOG[{name!r}] is not torchvision's {catalog_entry(name)}"
 

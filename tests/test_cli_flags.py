@@ -41,16 +41,25 @@ def test_bad_boolean_and_unknown_flag_are_one_line(capsys):
 
 
 def test_suggested_commands_are_built_from_the_parsed_settings():
+    """A suggested command names every setting that differs from the defaults, and parses back to the same runs."""
+    import shlex
+
     parser = train_linear.build_parser()
     args = parser.parse_args(
         ["-d", "synthetic", "--dist", "3", "--lr", "0.2", "--dry-run", "--manualSeed", "4", "--last", "1"]
     )
     command = lambda stage: train_linear.suggested_command(parser, args, "synthetic", stage)  # noqa: E731
     assert command(Stage.student(2)) == (
-        "python3 train_linear.py --dataset synthetic --seed 4 --which last --lr 0.2 --dist 2"
+        "python3 train_linear.py -d synthetic --ctype cc --corruption 0.3 0.5 0.7 --seed 4 --lr 0.2 --which last "
+        "--dist 2"
     )
-    assert command(Stage.pll()).endswith("--lr 0.2 --partial")
+    again = parser.parse_args(shlex.split(command(Stage.student(2)))[2:])
+    assert train_linear.template(again, "synthetic", stage=Stage.student(2)).key() == (
+        train_linear.template(args, "synthetic", stage=Stage.student(2)).key()
+    )
+    assert command(Stage.pll()).endswith("--lr 0.2 --which last --partial")
+    assert "--which" not in command(Stage.teacher())  # a teacher learns from no checkpoint
     args = parser.parse_args(["--partial", "True", "--wd", "1"])
     assert train_linear.suggested_command(parser, args, "digits", Stage.teacher()) == (
-        "python3 train_linear.py --wd 1 --dist 0"
+        "python3 train_linear.py -d digits --ctype cc --corruption 0.3 0.5 0.7 --seed 0 1 2 --wd 1 --dist 0"
     )

@@ -10,10 +10,10 @@ from data import load_feature_set
 from data.noise import make_noisy_labels
 from models.heads import init_head
 from models.losses import PartialLabelGCE, SoftCrossEntropy
-from training.config import default_lr_wd
 from training.engine import HeadProblem, SGDSettings, train_sgd
 from training.exact import objective, solve_head
 from training.randomness import IndependentOrder
+from training.settings import default_lr_wd
 
 
 def digits_problem(eta=0.3, seed=0):

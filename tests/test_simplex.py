@@ -160,7 +160,7 @@ def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, m
     err = one_line_error(capsys)
     assert "no teacher run for these features, ctype sym and seed 0" in err
     command = err.split("train the chain with: ", 1)[1].strip()
-    assert command.startswith("python3 train_linear.py -d synthetic --epochs 2 --ctype sym --corruption 0.8 --seed 0")
+    assert command.startswith("python3 train_linear.py -d synthetic --ctype sym --corruption 0.8 --seed 0 --epochs 2")
     # The named command makes exactly what was missing.
     monkeypatch.chdir(tmp_path)
     assert train_linear.main([*shlex.split(command)[2:], "--rounds", "0"]) == 0

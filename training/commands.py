@@ -1,4 +1,8 @@
-"""The ``train_linear.py`` command that (re)trains a run, from its config: for messages that name a fix.
+"""The ``train_linear.py`` command that trains a run or a chain: the one place such a command is built.
+
+Every message that names a fix (a missing teacher, a damaged run, a report's missing chain) prints a
+command built here, from the settings table (``training.settings``): the flags of the settings that differ
+from the dataset's defaults and matter for the stage, the data flags that give its features, and the run key.
 
 Standard library only (reports use it without torch).
 """
@@ -7,19 +11,13 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import Sequence
 
-from training.config import TrainConfig, default_lr_wd
+from training.config import TrainConfig
+from training.settings import setting_flags
 from utils.stages import Stage
 
-DEFAULTS = {
-    "epochs": 200,
-    "train_batch": 128,
-    "gamma": 0.98,
-    "momentum": 0.9,
-    "optimizer": "sgd",
-    "select": "test",
-    "seeding": "reference",
-}
+DEFAULT_STORE = Path("checkpoints")
 
 
 def data_flags(config: TrainConfig) -> list[str]:
@@ -36,36 +34,39 @@ def data_flags(config: TrainConfig) -> list[str]:
     return flags
 
 
+def _numbers(values: Sequence[float]) -> list[str]:
+    return [f"{value:g}" if isinstance(value, float) else str(value) for value in values]
+
+
+def chain_command(
+    config: TrainConfig,
+    data: Sequence[str],
+    store: Path = DEFAULT_STORE,
+    stage: Stage | None = None,
+    rates: Sequence[float] | None = None,
+    seeds: Sequence[int] | None = None,
+    extra: Sequence[str] = (),
+) -> str:
+    """The command that trains ``stage`` (None: the whole chain) with ``config``'s settings, for the η values
+    ``rates`` and seeds ``seeds`` (default: ``config``'s own), its features given by the flags ``data``.
+
+    A setting's flag appears where its value differs from the dataset's default and matters for the stage.
+    """
+    dataset = "" if config.feature_source.startswith("file:") or "--features" in data else config.dataset
+    shown = config.with_stage(stage or Stage.pll())  # a whole chain: the PLL student's settings count too
+    tokens = ["python3", "train_linear.py", *data, "--ctype", config.ctype]
+    rates = [config.corruption] if rates is None else rates
+    tokens += ["--corruption", *_numbers(rates)] if rates else []  # none: every η train_linear.py defaults to
+    tokens += ["--seed", *_numbers(seeds if seeds is not None else [config.seed])]
+    tokens += setting_flags(shown, dataset)
+    tokens += list(extra)
+    if Path(store) != DEFAULT_STORE:
+        tokens += ["-c", str(store)]
+    if stage is not None:
+        tokens += ["--partial"] if stage.is_pll else ["--dist", str(stage.dist)]
+    return shlex.join(tokens)
+
+
 def train_command(config: TrainConfig, store: Path, stage: Stage | None = None) -> str:
     """The command that trains ``config``'s run (or, with ``stage``, that stage of its chain) into ``store``."""
-    lr, wd = default_lr_wd(config.dataset if not config.feature_source.startswith("file:") else "")
-    tokens = [
-        "python3",
-        "train_linear.py",
-        *data_flags(config),
-        "--ctype",
-        config.ctype,
-        "--corruption",
-        f"{config.corruption:g}",
-        "--seed",
-        str(config.seed),
-    ]
-    if config.lr != lr:
-        tokens += ["--lr", f"{config.lr:g}"]
-    if config.wd != wd:
-        tokens += ["--wd", f"{config.wd:g}"]
-    for field, default in DEFAULTS.items():
-        value = getattr(config, field)
-        if value != default:
-            tokens += [f"--{field.replace('_', '-')}", f"{value:g}" if isinstance(value, float) else str(value)]
-    if config.select == "val" and config.val_fraction != 0.1:
-        tokens += ["--val-fraction", f"{config.val_fraction:g}"]
-    stage = stage or config.stage
-    if not stage.is_teacher and config.last:
-        tokens += ["--which", "last"]
-    if stage.is_pll and (config.q, config.pll_k) != (0.7, 2):
-        tokens += ["--q", f"{config.q:g}", "--pll-k", str(config.pll_k)]
-    if str(store) != "checkpoints":
-        tokens += ["-c", str(store)]
-    tokens += ["--partial"] if stage.is_pll else ["--dist", str(stage.dist)]
-    return shlex.join(tokens)
+    return chain_command(config, data_flags(config), store, stage or config.stage)

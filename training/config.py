@@ -1,9 +1,10 @@
 """The frozen configuration of one run (one head at one stage): its validation, settings hash and key.
 
 A run is identified by its key — dataset, backbone, weights, ctype, η, seed and stage — plus the
-hash of every setting that changes its weights (``weight_settings``). Configs are validated here,
-in one place, whoever builds them (the CLI, a sweep file, a library call): every failure is a
-:class:`UsageError` that names the flag. Runs written by earlier versions are read through
+hash of every setting that changes its weights (``weight_settings``). The settings themselves — types,
+defaults, bounds, flags, identity — are declared in ``training.settings``; configs are validated against
+that table here, in one place, whoever builds them (the CLI, a sweep file, a library call): every failure
+is a :class:`UsageError` that names the flag. Runs written by earlier versions are read through
 :meth:`TrainConfig.from_record`, which fills what they lack with its old meaning.
 
 Standard library only: reports and dry runs use it without torch.
@@ -15,56 +16,9 @@ import dataclasses
 import hashlib
 import json
 
-from utils import checks
+from training.settings import SETTINGS, check_rules, check_value, hashed_values
 from utils.errors import UsageError
 from utils.stages import Stage
-
-NOISE_TYPES = ("sym", "asym", "cc")
-OPTIMIZERS = ("sgd", "lbfgs")
-SELECTIONS = ("test", "val")
-SEEDING_MODES = ("reference", "independent")
-
-# lr, wd per dataset: the recipe's base setting for the paper's datasets (large datasets wd 5e-5,
-# small ones 5e-4); CIFAR-10 takes CIFAR-100's; digits and synthetic take values under which SGD
-# reaches the regularised optimum (checked against the exact solver in the tests); anything
-# else (imagefolder, --features) takes the reference code's defaults, lr 0.1 and wd 5e-4.
-DATASET_DEFAULTS: dict[str, tuple[float, float]] = {
-    "cifar100": (0.05, 5e-5),
-    "caltech256": (0.01, 5e-5),
-    "food101": (0.01, 5e-5),
-    "caltech101": (0.01, 5e-4),
-    "stanfordcars": (0.1, 5e-4),
-    "flowers102": (0.05, 5e-4),
-    "cifar10": (0.05, 5e-5),
-    "digits": (0.1, 1e-2),
-    "synthetic": (0.1, 1e-2),
-}
-FALLBACK_DEFAULTS = (0.1, 5e-4)
-
-# The flag that sets each field, for error messages.
-FLAGS = {
-    "lr": "--lr",
-    "wd": "--wd",
-    "epochs": "--epochs",
-    "train_batch": "--train-batch",
-    "test_batch": "--test-batch",
-    "gamma": "--gamma",
-    "momentum": "--momentum",
-    "optimizer": "--optimizer",
-    "last": "--which",
-    "select": "--select",
-    "val_fraction": "--val-fraction",
-    "q": "--q",
-    "pll_k": "--pll-k",
-    "seeding": "--seeding",
-    "corruption": "--corruption",
-    "seed": "--seed",
-    "ctype": "--ctype",
-}
-
-
-def default_lr_wd(dataset: str) -> tuple[float, float]:
-    return DATASET_DEFAULTS.get(dataset, FALLBACK_DEFAULTS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,29 +45,32 @@ class TrainConfig:
     q: float = 0.7
     pll_k: int = 2
     seeding: str = "reference"  # training.randomness: the authors' draws, or independent streams
+    extra: tuple[tuple[str, object], ...] = ()  # values of settings registered beyond the fields above
+
+    def __getattr__(self, name: str) -> object:
+        # Only reached for names that are not fields: a registered setting without a field of its own.
+        setting = SETTINGS.get(name)
+        if setting is None or name.startswith("_"):
+            raise AttributeError(f"TrainConfig has no attribute {name!r}")
+        return dict(self.__dict__.get("extra", ())).get(name, setting.default)
+
+    @classmethod
+    def build(cls, values: dict[str, object], **fields: object) -> "TrainConfig":
+        """A config from setting values (training.settings) and the non-setting ``fields`` (dataset, stage …)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        extra = tuple(sorted((k, v) for k, v in values.items() if k not in names))
+        return cls(**fields, **{k: v for k, v in values.items() if k in names}, extra=extra)
+
+    def values(self) -> dict[str, object]:
+        """Setting name → value, for every setting of the table."""
+        return {name: getattr(self, name) for name in SETTINGS}
 
     # -- validation -------------------------------------------------------------------------------
     def validate(self, num_classes: int | None = None) -> "TrainConfig":
         """Check every setting (and, given the data's K, those that depend on it); returns self."""
-        checks.choice("--ctype", self.ctype, NOISE_TYPES)
-        checks.interval("--corruption", self.corruption, 0.0, 1.0)
-        checks.seed("--seed", self.seed)
-        checks.positive("--lr", self.lr)
-        checks.non_negative("--wd", self.wd)
-        checks.integer("--epochs", self.epochs, 1)
-        checks.integer("--train-batch", self.train_batch, 1)
-        checks.integer("--test-batch", self.test_batch, 1)
-        checks.interval("--gamma", self.gamma, 0.0, 1.0, low_open=True)
-        checks.interval("--momentum", self.momentum, 0.0, 1.0, high_open=True)
-        checks.choice("--optimizer", self.optimizer, OPTIMIZERS)
-        checks.choice("--which", self.last, (0, 1))
-        checks.choice("--select", self.select, SELECTIONS)
-        checks.interval("--val-fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True)
-        checks.interval("--q", self.q, 0.0, 1.0, low_open=True)
-        checks.integer("--pll-k", self.pll_k, 1)
-        checks.choice("--seeding", self.seeding, SEEDING_MODES)
-        if self.optimizer == "lbfgs" and self.wd == 0:
-            raise UsageError("--optimizer lbfgs needs --wd > 0: without the ridge the problem may have no minimiser")
+        for name, value in self.values().items():
+            check_value(name, value)
+        check_rules(self.values())
         if self.optimizer == "lbfgs" and self.stage.method.no_objective:
             raise UsageError(
                 f"--baselines {self.stage.slug} has no objective to solve with --optimizer lbfgs "
@@ -144,24 +101,8 @@ class TrainConfig:
     # -- identity ---------------------------------------------------------------------------------
     def weight_settings(self) -> dict[str, object]:
         """Every setting that changes this stage's weights (and, through the shared ones, its teachers')."""
-        settings: dict[str, object] = {
-            "feature_source": self.feature_source,
-            "weights": self.weights,
-            "lr": self.lr,
-            "wd": self.wd,
-            "epochs": self.epochs,
-            "train_batch": self.train_batch,
-            "gamma": self.gamma,
-            "momentum": self.momentum,
-            "optimizer": self.optimizer,
-            "select": self.select,
-            "seeding": self.seeding,
-        }
-        if self.select == "val":
-            settings["val_fraction"] = self.val_fraction
-        if self.stage.checkpoint_source is not None:
-            settings["last"] = self.last  # the checkpoint of the stage it reads
-        settings.update({name: getattr(self, name) for name in self.stage.method.settings})  # the method's own
+        settings: dict[str, object] = {"feature_source": self.feature_source, "weights": self.weights}
+        settings.update(hashed_values(self))
         return settings
 
     def settings_hash(self) -> str:
@@ -191,6 +132,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, object]:
         values = dataclasses.asdict(self)
         values["stage"] = self.stage.slug
+        values.update(values.pop("extra"))
         return values
 
     @classmethod
@@ -205,9 +147,10 @@ class TrainConfig:
         missing = sorted(required - set(values))
         if missing:
             raise ValueError(f"its config lacks {', '.join(missing)}")
-        kept = {key: value for key, value in values.items() if key in names}
+        kept = {key: value for key, value in values.items() if key in names and key != "extra"}
         kept["stage"] = Stage.parse(kept["stage"])
-        config = cls(**kept)
+        extra = tuple(sorted((k, v) for k, v in values.items() if k in SETTINGS and k not in names))
+        config = cls(**kept, extra=extra)
         try:
             config.validate()
         except UsageError as error:
@@ -226,23 +169,6 @@ class TrainConfig:
             values.setdefault("seeding", "independent")
             values["backbone"], values["weights"] = backbone, weights
         return cls.from_dict(values)
-
-
-def check_settings(values: dict[str, object]) -> None:
-    """Validate setting values given on their own (filters of reports): each as TrainConfig would check it."""
-    template = TrainConfig(
-        dataset="",
-        feature_source="",
-        backbone="",
-        weights="",
-        ctype="cc",
-        corruption=0.0,
-        seed=0,
-        stage=Stage.teacher(),
-        lr=0.1,
-        wd=0.0,
-    )
-    dataclasses.replace(template, **values).validate()
 
 
 def describe_source(source: str, depth: object = None) -> tuple[str, str]:

@@ -31,9 +31,8 @@ import dataclasses
 import torch
 
 from models.heads import init_head
+from training.settings import SEEDING_MODES
 from utils.seeding import derived_seed
-
-SEEDING_MODES = ("reference", "independent")
 
 
 def _draw_int64(generator: torch.Generator) -> int:

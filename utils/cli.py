@@ -5,8 +5,9 @@
 - No abbreviations (``allow_abbrev=False``): ``--part`` is an error, not ``--partial``.
 - Every ``--help`` shows each flag's default.
 - A parse error is one line on stderr and exit status 2.
-- The same idea has the same flag: the adders below (seeds, model selection, which checkpoint,
-  verbosity, threads, output folder) are the only place those flags are defined.
+- The same idea has the same flag: the adders below (seeds, which checkpoint, verbosity, threads,
+  output folder) and, for the settings of a run, the table in ``training/settings.py`` are the only
+  places those flags are defined.
 
 Standard library only: a script builds its parser before numpy or torch is imported.
 """
@@ -17,9 +18,11 @@ import argparse
 import sys
 from typing import Any, NoReturn, Sequence
 
+from utils.checks import SEED_LIMIT  # numpy's SeedSequence and the authors' torch.manual_seed: [0, 2**32)
+
 _TRUE = {"1", "true", "yes", "on", "y", "t"}
 _FALSE = {"0", "false", "no", "off", "n", "f"}
-SEED_LIMIT = 2**32  # numpy's SeedSequence and the authors' torch.manual_seed both take [0, 2**32)
+SEED_ALIASES = ("--seeds", "--manualSeed")  # of --seed: the plural, and the authors' spelling
 
 
 def parse_bool(text: str) -> bool:
@@ -111,8 +114,7 @@ def add_seeds(parser, default: Sequence[int], help: str = "seed(s)") -> None:
     """``--seed S [S …]`` (aliases ``--seeds``, the authors' ``--manualSeed``)."""
     parser.add_argument(
         "--seed",
-        "--seeds",
-        "--manualSeed",
+        *SEED_ALIASES,
         dest="seeds",
         type=seed,
         nargs="+",
@@ -146,24 +148,16 @@ def add_out_dir(parser, default, help: str = "output folder") -> None:
     parser.add_argument("--out", type=Path, default=Path(default), metavar="DIR", help=help)
 
 
-def add_select(parser, default: str | None = "test", help: str | None = None) -> None:
-    """``--select test|val`` (alias ``--selection``): which accuracy picks a run's best epoch."""
-    parser.add_argument(
-        "--select",
-        "--selection",
-        dest="select",
-        choices=("test", "val"),
-        default=default,
-        help=help
-        or "pick the best epoch by test accuracy (the authors') or on a validation split of the noisy training set",
-    )
+class LabelAction(argparse.Action):
+    """A numeric alias of a flag that takes words: stores ``labels[value]`` (the authors' ``--last 0|1`` for
+    ``--which best|last``)."""
 
-
-class _LastAction(argparse.Action):
-    """The authors' ``--last 0|1`` as an alias of ``--which best|last``."""
+    def __init__(self, *args, labels: Sequence[str] = ("best", "last"), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.labels = tuple(labels)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        setattr(namespace, self.dest, "last" if values else "best")
+        setattr(namespace, self.dest, self.labels[values])
 
 
 def add_which(parser, default: str | None = "best", help: str | None = None) -> None:
@@ -179,6 +173,6 @@ def add_which(parser, default: str | None = "best", help: str | None = None) -> 
         dest="which",
         type=int,
         choices=(0, 1),
-        action=_LastAction,
+        action=LabelAction,
         help="the authors' spelling of --which: 0 best, 1 last",
     )
