@@ -47,7 +47,6 @@ import math
 import os
 import shutil
 import stat
-import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -388,6 +387,7 @@ class RunStore:
         """The state of one published entry: complete, old format or damaged (with the reason)."""
         config = None
         for attempt in range(3):  # a concurrent replacement can remove files between reading and verifying
+            link = _link_text(entry)
             folder = self.folder_of(entry)
             try:
                 if folder is None:
@@ -405,9 +405,8 @@ class RunStore:
                 if not problem:
                     state = State.OLD_FORMAT if record.old_format else State.COMPLETE
                     return Lookup(entry.name, state, record, config=config)
-            if not os.path.islink(entry) or attempt == 2:
-                break
-            time.sleep(0.05)
+            if link is None or _link_text(entry) == link:
+                break  # not replaced while we read: the damage is real
         return Lookup(entry.name, State.DAMAGED, None, problem, config)
 
     def find(self, config: TrainConfig) -> Lookup:
@@ -578,6 +577,13 @@ class RunStore:
         folder = self.folder_of(entry) if os.path.islink(entry) else None
         remove_tree(entry, strict=True)
         self._remove_run_folder(folder, keep=name)
+
+
+def _link_text(entry: Path) -> str | None:
+    try:
+        return os.readlink(entry)
+    except OSError:
+        return None
 
 
 def _children(folder: Path) -> list[Path]:
