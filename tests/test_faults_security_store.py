@@ -186,6 +186,20 @@ def test_the_store_root_may_be_a_symlink_to_another_disk(tmp_path, capsys):
     assert len(list((disk / ".runs").iterdir())) == 1  # the replaced run's folder went, on the other disk
 
 
+def test_clean_spares_a_publishers_fresh_link_and_a_path_outside_is_no_run(tmp_path):
+    root = tmp_path / "ck"
+    record = publish(root, toy_config(), 50.0)
+    fresh, old = root / ".a.1234.link", root / ".b.5678.link"
+    fresh.symlink_to(os.path.join(".runs", record.folder.name))
+    old.symlink_to(tmp_path)
+    os.utime(old, (time.time() - 60, time.time() - 60), follow_symlinks=False)
+    store = RunStore(root)
+    assert store.sweep() == [old] and os.path.lexists(fresh) and tmp_path.is_dir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    assert store.inspect(root / ".." / "elsewhere").state is State.DAMAGED
+
+
 # -- names ---------------------------------------------------------------------------------------------------
 
 

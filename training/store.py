@@ -47,6 +47,7 @@ import math
 import os
 import shutil
 import stat
+import time
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -337,7 +338,10 @@ class RunStore:
 
     def folder_of(self, entry: Path) -> Path | None:
         """The run folder a published entry's files are in: an old-format folder itself, or the folder directly
-        in ``.runs`` its symlink names; None for anything else (a link leading elsewhere, a file)."""
+        in ``.runs`` its symlink names; None for anything else (a link leading elsewhere, a file, a path that
+        is not an entry of this store)."""
+        if entry.name.startswith(".") or Path(os.path.realpath(entry.parent)) != self.real_root:
+            return None
         if _is_folder(entry):
             return entry
         if not os.path.islink(entry):
@@ -540,23 +544,27 @@ class RunStore:
         left alone). Returns what was removed; with ``strict`` a refusal raises."""
         self.check_layout()
         removed: list[Path] = []
-        published = {
-            os.path.realpath(folder)
-            for entry in self.entries()
-            if os.path.islink(entry)
-            for folder in [self.folder_of(entry)]
-            if folder is not None
-        }
-        for folder in _children(self.root / RUNS_DIR):
-            if not os.path.islink(folder) and os.path.realpath(folder) in published:
-                continue
+        published = self._published_folders()
+        unpublished = [
+            folder
+            for folder in _children(self.root / RUNS_DIR)
+            if os.path.islink(folder) or os.path.realpath(folder) not in published
+        ]
+        orphans = []
+        for folder in unpublished:
             name, _, token = folder.name.rpartition(".")
             lock_path = self._lock_path(name)
             owner = locks.read_owner(lock_path) if name else {}
             if owner.get("token") == token and not os.path.islink(folder) and not locks.is_stale(lock_path):
                 continue  # its writer is alive and still training it
-            remove_tree(folder, strict)
-            removed.append(folder)
+            orphans.append(folder)
+        # A writer publishes before it releases its lock: a folder whose lock was free a moment ago and that
+        # is published now is a run, not a leftover.
+        published = self._published_folders()
+        for folder in orphans:
+            if os.path.islink(folder) or os.path.realpath(folder) not in published:
+                remove_tree(folder, strict)
+                removed.append(folder)
         for lock_path in _children(self.root / LOCKS_DIR):
             if ".lock" in lock_path.name and (
                 ".lock.broken-" in lock_path.name or not _is_regular(lock_path) or locks.is_stale(lock_path)
@@ -564,10 +572,24 @@ class RunStore:
                 remove_tree(lock_path, strict)
                 removed.append(lock_path)
         for leftover in _children(self.root):
-            if leftover.name.startswith(".") and leftover.name.endswith(".link") and os.path.islink(leftover):
+            if (
+                leftover.name.startswith(".")
+                and leftover.name.endswith(".link")
+                and os.path.islink(leftover)
+                and _age(leftover) > locks.WRITE_GRACE_S  # a younger one may be a publisher's, about to be renamed
+            ):
                 remove_tree(leftover, strict)
                 removed.append(leftover)
         return removed
+
+    def _published_folders(self) -> set[str]:
+        return {
+            os.path.realpath(folder)
+            for entry in self.entries()
+            if os.path.islink(entry)
+            for folder in [self.folder_of(entry)]
+            if folder is not None
+        }
 
     def remove(self, name: str) -> None:
         """Unpublish and delete one run (``runs.py clean --damaged``): its entry, and its folder when it is
@@ -577,6 +599,14 @@ class RunStore:
         folder = self.folder_of(entry) if os.path.islink(entry) else None
         remove_tree(entry, strict=True)
         self._remove_run_folder(folder, keep=name)
+
+
+def _age(path: Path) -> float:
+    """Seconds since ``path`` (a link itself, not its target) was last modified; 0 when it is gone."""
+    try:
+        return abs(time.time() - os.lstat(path).st_mtime)
+    except OSError:
+        return 0.0
 
 
 def _link_text(entry: Path) -> str | None:
