@@ -26,6 +26,7 @@ import json
 import logging
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -43,6 +44,7 @@ WRITE_GRACE_S = 2.0  # a lock created a moment ago may not hold its owner yet
 WAIT_LIMITS = 10
 MAX_PID = 2**31 - 1
 HOST = socket.gethostname()
+_TOKEN_HOST = re.sub(r"[^A-Za-z0-9-]", "-", HOST)[:60]  # no dots: a run's folder is <name>.<token>
 log = logging.getLogger(__name__)
 _noted: set[str] = set()
 
@@ -179,7 +181,7 @@ def describe(path: Path) -> str:
 def try_lock(path: Path) -> Lock | None:
     """Take the lock at ``path`` without waiting (breaking it if stale); None when someone alive holds it."""
     for _ in range(3):
-        token = f"{HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        token = f"{_TOKEN_HOST}-{os.getpid()}-{uuid.uuid4().hex[:12]}"
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW, 0o644)

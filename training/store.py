@@ -283,7 +283,7 @@ def _read_record(entry: Path, folder: Path) -> RunRecord:
     except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
         raise ValueError(f"its run.json is unreadable ({type(error).__name__})") from None
     version = check_record(raw)
-    if version >= 2 and raw["run"] != entry.name:
+    if version >= 2 and raw["run"] not in (entry.name, entry.name.rpartition(".")[0]):  # entry or its .runs folder
         raise ValueError(f"its run.json describes another run ({raw['run'][:80]!r})")
     config = TrainConfig.from_record(raw.get("config"), version)
     metrics = raw["metrics"]
@@ -396,8 +396,8 @@ class RunStore:
             try:
                 if folder is None:
                     raise ValueError(
-                        f"its entry is a symlink to {os.readlink(entry)[:200]}, outside the store's {RUNS_DIR}"
-                        if os.path.islink(entry)
+                        f"its entry is a symlink to {str(link)[:200]}, outside the store's {RUNS_DIR}"
+                        if link is not None
                         else "its entry is not a run folder"
                     )
                 record = _read_record(entry, folder)
