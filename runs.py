@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -75,15 +76,17 @@ def list_runs(store, datasets: list[str], states: list[str], wanted: dict[str, o
 
 
 def show_run(store, name: str) -> str:
-    entry = store.root / name
-    if not (entry.is_symlink() or entry.exists()) or name.startswith("."):
+    entry = store.entry(name)  # a run name as `list` prints it, never a path
+    if entry is None:
         raise UsageError(f"no run {name!r} in {store.root}; `python3 runs.py list -c {store.root}` lists them")
     lookup = store.inspect(entry)
-    folder = entry.resolve()
+    folder = store.folder_of(entry)
+    if folder is None:
+        return f"{name}: {lookup.state.value} ({lookup.problem})"
     lines = [f"{name}: {lookup.state.value}" + (f" ({lookup.problem})" if lookup.problem else ""), f"files in {folder}"]
     try:
         lines.append(json.dumps(json.loads((folder / "run.json").read_text()), indent=2))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, RecursionError) as error:
         lines.append(f"run.json unreadable: {type(error).__name__}")
     return "\n".join(lines)
 
@@ -96,6 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.store import RunStore, State
 
     if not args.checkpoint.is_dir():
+        if args.command == "clean" and not os.path.lexists(args.checkpoint):
+            print(f"{args.checkpoint}: no run store yet, nothing to clean")  # e.g. a chain about to make it
+            return 0
         raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder)")
     store = RunStore(args.checkpoint)
     if args.command == "list":

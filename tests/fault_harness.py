@@ -40,6 +40,7 @@ KINDS = {
     "os": "the operating system says no (injected and real)",
     "collision": "output paths that collide with files or folders",
     "signal": "Ctrl-C and SIGTERM",
+    "security": "hostile store contents: planted symlinks, forged locks and records, names that are paths",
 }
 FAULT_LOG = "SELFDISTILL_FAULT_LOG"
 PROGRESS_LINE = re.compile(r"\[ *\d+\.\d s\] ")

@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 
+from training.names import safe_name
 from training.settings import SETTINGS, check_rules, check_value, hashed_values
 from utils.errors import UsageError
 from utils.stages import Stage
@@ -126,7 +127,8 @@ class TrainConfig:
         return f"{self.dataset}-{self.backbone}-{self.ctype}-eta{self.corruption:g}-seed{self.seed}-{self.stage.slug}"
 
     def run_name(self) -> str:
-        return f"{self.run_prefix()}-{self.settings_hash()}"
+        """The prefix and settings hash, kept to the store's safe alphabet (training.names)."""
+        return safe_name(f"{self.run_prefix()}-{self.settings_hash()}")
 
     # -- records ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, object]:
