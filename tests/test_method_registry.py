@@ -184,7 +184,7 @@ def test_waiting_for_other_processes_reads_each_lock_holder_once(tmp_path):
     from tests.store_factory import toy_config
     from training.stages import StageContext, _wait_for_others
 
-    answers = iter([{"pid": 4242}, None, None])
+    answers = iter([{"pid": 4242, "described": "process 4242 on node7 since 2026-01-01 00:00:00"}, None, None])
     announced = []
 
     class Releasing(RunStore):
@@ -193,4 +193,4 @@ def test_waiting_for_other_processes_reads_each_lock_holder_once(tmp_path):
 
     ctx = StageContext(Releasing(tmp_path / "ck"), lambda c: tmp_path / "r.csv", str, announce=announced.append)
     _wait_for_others([toy_config(seed=0)], ctx)
-    assert announced == ["waiting for 1 run(s) held by process(es) 4242"]
+    assert announced == ["waiting for 1 run(s) held by process 4242 on node7 since 2026-01-01 00:00:00"]

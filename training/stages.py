@@ -422,10 +422,8 @@ def run_stage(configs: list[TrainConfig], data: DeviceData, ctx: StageContext) -
 def _wait_for_others(pending: list[TrainConfig], ctx: StageContext) -> None:
     """Wait until no live process holds the lock of any of ``pending`` (a dead holder's lock is stale)."""
     # One read per lock: a holder may release it between two reads.
-    holders = {holder.get("pid") for holder in map(ctx.store.lock_holder, pending) if holder}
+    holders = sorted({holder["described"] for holder in map(ctx.store.lock_holder, pending) if holder})
     if holders:
-        ctx.announce(
-            f"waiting for {len(pending)} run(s) held by process(es) {', '.join(map(str, sorted(holders, key=str)))}"
-        )
+        ctx.announce(f"waiting for {len(pending)} run(s) held by {'; '.join(holders)}")
     while any(ctx.store.lock_holder(config) is not None for config in pending):
         time.sleep(WAIT_POLL_S)
