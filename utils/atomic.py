@@ -2,7 +2,9 @@
 
 A reader never sees a half-written file: either the old content or the new one. An interrupted
 write leaves no partial file behind. :func:`atomic_group` writes several files (a figure's PNG and
-PDF, a report's tables) so that they appear together or not at all.
+PDF, a report's tables) so that they appear together or not at all. An output path must be a
+regular file or absent (:func:`refuse_special`): a rename would turn a device node, a FIFO or a
+socket into a regular file (as root, ``--csv /dev/null`` would replace the system's).
 """
 
 from __future__ import annotations
@@ -12,11 +14,34 @@ import fcntl
 import io
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from utils.errors import naming, signals_deferred
+from utils.errors import UserError, naming, signals_deferred
+
+SPECIAL_KINDS = (
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def refuse_special(path: str | os.PathLike, flag: str = "") -> None:
+    """One line if ``path`` (followed through links) is a device, FIFO or socket: outputs are regular files or absent.
+
+    Checked without opening the file (opening a FIFO blocks until someone writes to it).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # absent, or a problem the write itself will name
+        return
+    kind = next((name for test, name in SPECIAL_KINDS if test(mode)), None)
+    if kind is not None:
+        prefix = f"{flag} " if flag else ""
+        raise UserError(f"{prefix}{os.fspath(path)} is a {kind}, not a regular file; give the path of a file")
 
 
 def _temp_beside(target: Path) -> Path:
@@ -51,6 +76,7 @@ def atomic_group(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     temps: list[Path] = []
     try:
         for target in targets:
+            refuse_special(target)
             if target.is_dir():
                 raise IsADirectoryError(21, "Is a directory", str(target))
             temps.append(_temp_beside(target))
