@@ -113,8 +113,22 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+def _stop_once():
+    """SIGINT/SIGTERM handlers that raise on the first signal and ignore the ones that follow it.
+
+    The first stop unwinds everything (``finally`` blocks release locks and remove temporary runs);
+    a second signal while that cleanup runs (a launcher stopping its workers after the terminal's
+    Ctrl-C already reached them) must not cut it short and leave a lock behind.
+    """
+    stopping = []
+
+    def handler(signum, frame):
+        if stopping:
+            return
+        stopping.append(signum)
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+    return handler
 
 
 # A test hook: SELFDISTILL_SIGNAL_AT_IMPORT=MODULE:SIGNAL sends SIGNAL to this process when MODULE is
@@ -135,13 +149,15 @@ class _SignalAtImport(importlib.abc.MetaPathFinder):
 
 @contextlib.contextmanager
 def signal_handlers() -> Iterator[None]:
-    """SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated` inside the block; restored after."""
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated` inside the block (the first of
+    them; later ones are ignored while it unwinds); the previous handlers are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    handler = _stop_once()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
     hook = None
     spec = os.environ.get(SIGNAL_AT_IMPORT)
     if spec and ":" in spec:
