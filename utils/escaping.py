@@ -1,9 +1,10 @@
 """Escaping of names that come from data (class names, dataset names from a features file) on their way into exports.
 
 A features file is data, not code: its names must not become a spreadsheet formula in a CSV
-(OWASP's "CSV injection"), a command in a report's LaTeX, or extra columns and rows in a Markdown
-table. Each export format gets one function here; readers of our own CSVs undo :func:`csv_cell`
-with :func:`csv_value`, so a name survives a round trip unchanged.
+(OWASP's "CSV injection"), a command in a report's LaTeX, extra columns and rows in a Markdown
+table, or mathtext that matplotlib fails to parse. Each export format gets one function here;
+readers of our own CSVs undo :func:`csv_cell` with :func:`csv_value`, so a name survives a round
+trip unchanged.
 """
 
 from __future__ import annotations
@@ -72,3 +73,8 @@ def latex_label(text: str) -> str:
 def markdown_cell(text: str) -> str:
     """Text for a Markdown table cell or a line beside one: on one line, ``|`` escaped."""
     return one_line(text).replace("\\", "\\\\").replace("|", "\\|")
+
+
+def figure_text(text: str) -> str:
+    """Text for a matplotlib label or title: ``$`` escaped, so that a name is never parsed as mathtext."""
+    return str(text).replace("$", r"\$")
