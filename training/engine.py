@@ -201,10 +201,12 @@ def _train_epoch(
 
 
 def _check_finite(weights: torch.Tensor, histories: list[list[dict[str, float]]]) -> None:
-    """A head whose weights or training loss left the finite numbers diverged: an error, never a published run."""
+    """A head whose weights or losses (training, test, validation) left the finite numbers diverged: an error,
+    never a published run."""
     finite = torch.isfinite(weights).flatten(1).all(dim=1).tolist()
     for head, (ok, history) in enumerate(zip(finite, histories)):
-        epoch = next((row["epoch"] for row in history if not math.isfinite(row["train_loss"])), None)
+        losses = lambda row: [value for key, value in row.items() if key.endswith("_loss")]  # noqa: E731
+        epoch = next((row["epoch"] for row in history if not all(map(math.isfinite, losses(row)))), None)
         if not ok or epoch is not None:
             when = f" at epoch {epoch}" if epoch is not None else ""
             raise UserError(
