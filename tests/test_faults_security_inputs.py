@@ -528,7 +528,11 @@ def test_the_schema_refuses_names_and_keeps_plain_ones():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("signal_name, status, word", [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")])
+@pytest.mark.parametrize(
+    "signal_name, status, word",
+    [("SIGINT", 130, "interrupted"), ("SIGTERM", 143, "terminated")],
+    ids=["sweep.py-SIGINT", "sweep.py-SIGTERM"],  # scripts.reliability counts these under sweep
+)
 def test_signal_to_a_parallel_sweep_stops_its_workers_quietly(tmp_path, signal_name, status, word):
     """The whole process group gets the signal (a terminal's Ctrl-C, a scheduler's SIGTERM): the launcher and its
     workers stop without a traceback, and no run lock or temporary run is left."""
