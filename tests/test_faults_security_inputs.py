@@ -463,6 +463,11 @@ def test_no_write_primitive_replaces_a_special_file(tmp_path):
         (RecursionError("maximum recursion depth exceeded"), r"an input is nested too deeply"),
         (RuntimeError("Symlink loop from '/x/y'"), r"cannot use /x/y: too many levels of symbolic links"),
         (OSError(errno.ELOOP, "Too many levels of symbolic links", "/x/y"), r"\(a symlink loop\) \(ELOOP\)"),
+        (
+            RuntimeError("[enforce fail] DefaultCPUAllocator: can't allocate memory: you tried to allocate 4 bytes."),
+            r"out of memory; use smaller sizes",
+        ),
+        (ImportError("libtorch_cpu.so: failed to map segment from shared object"), r"out of memory;.*libtorch_cpu"),
     ],
 )
 def test_errors_of_these_kinds_are_one_line(error, line, capsys):

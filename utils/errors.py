@@ -38,6 +38,10 @@ EXIT_TERMINATED = 143
 BUG_LINE = "this is a bug, not a mistake in your input: please report it with the command line and the traceback above"
 
 
+OUT_OF_MEMORY = "out of memory; use smaller sizes, fewer heads or a machine with more memory"
+# How libraries say the address space is exhausted (ulimit -v, a full machine) without a MemoryError:
+# torch's CPU allocator (RuntimeError) and the dynamic loader mapping a library (ImportError).
+MEMORY_REFUSALS = ("DefaultCPUAllocator: can't allocate memory", "failed to map segment from shared object")
 # pathlib's resolve() (Python 3.11) raises RuntimeError("Symlink loop from '<path>'") where the OS says ELOOP.
 SYMLINK_LOOP = "Symlink loop from"
 
@@ -205,7 +209,7 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
             print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr)
             return EXIT_ERROR
         except MemoryError:
-            print("error: out of memory; use smaller sizes, fewer heads or a machine with more memory", file=sys.stderr)
+            print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
             return EXIT_ERROR
         except OverflowError as error:
             print(
@@ -226,6 +230,9 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
             print("terminated", file=sys.stderr)
             return EXIT_TERMINATED
         except Exception as error:
+            if isinstance(error, (RuntimeError, ImportError)) and any(t in str(error) for t in MEMORY_REFUSALS):
+                print(f"error: {OUT_OF_MEMORY} ({_one_line(str(error).split('. ')[-1])[:160]})", file=sys.stderr)
+                return EXIT_ERROR
             if isinstance(error, RuntimeError) and str(error).startswith(SYMLINK_LOOP):
                 path = str(error).removeprefix(SYMLINK_LOOP).strip(" '")
                 loop = OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
