@@ -564,3 +564,13 @@ def test_signal_to_a_parallel_sweep_stops_its_workers_quietly(tmp_path, signal_n
     assert "Traceback" not in err and err.splitlines()[-1] == word, err
     leftovers = [p for p in (tmp_path / "store").rglob("*") if ".lock" in p.name or p.parent.name == ".runs"]
     assert leftovers == [], leftovers
+
+
+def test_a_script_started_with_stdout_closed_ends_without_a_traceback(monkeypatch, capsys):
+    """``script >&-``: Python has no sys.stdout at all; the script's exit is still its status, quietly."""
+    from utils.errors import run_script
+
+    monkeypatch.setattr(sys, "stdout", None)
+    with pytest.raises(SystemExit) as exit:
+        run_script(lambda argv: print("lost") or 0)
+    assert exit.value.code == 0 and capsys.readouterr().err == ""
