@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import json
 import logging
 import sys
@@ -244,12 +245,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def write_outputs(paths: Sequence[Path], payload: dict, figure) -> None:
-    """The JSON document and (with a figure) its PNG and PDF, all appearing together or not at all."""
+    """The JSON document and (with a figure) its PNG and PDF, all appearing together or not at all.
+
+    The figure is rendered in memory first: matplotlib's PDF writer, hitting a full disk, fails in its
+    own cleanup (an AttributeError) instead of passing the disk's OSError on.
+    """
+    contents = [(json.dumps(payload, indent=2, default=str) + "\n").encode()]
+    if figure is not None:
+        for options in ({"format": "png", "dpi": 130}, {"format": "pdf"}):
+            buffer = io.BytesIO()
+            figure.savefig(buffer, bbox_inches="tight", **options)
+            contents.append(buffer.getvalue())
     with atomic_group(paths) as temps:
-        temps[0].write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        if figure is not None:
-            figure.savefig(temps[1], format="png", dpi=130, bbox_inches="tight")
-            figure.savefig(temps[2], format="pdf", bbox_inches="tight")
+        for temp, data in zip(temps, contents):
+            temp.write_bytes(data)
 
 
 if __name__ == "__main__":

@@ -98,8 +98,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.filterwarnings("ignore")
     from training.store import RunStore, State
 
+    cleaning = args.command not in ("list", "show")
     if not args.checkpoint.is_dir():
-        if args.command == "clean" and not os.path.lexists(args.checkpoint):
+        if cleaning and not os.path.lexists(args.checkpoint):
             print(f"{args.checkpoint}: no run store yet, nothing to clean")  # e.g. a chain about to make it
             return 0
         raise UsageError(f"-c/--checkpoint {args.checkpoint} is not a run store (no such folder)")

@@ -177,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(launch.dry_run_text(sweep, states, args.checkpoint))
         return 0
     jobs = launch.pending(sweep, states)
+    if args.launcher == "slurm" and args.slurm_executor == "slurm" and jobs:
+        launch.require_scheduler()
     skipped = len(sweep.jobs) - len(jobs)
     from utils.outputs import planned_outputs
 

@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from analysis.report_tables import method_stages
 from analysis.selection import DatasetResults, eta_key
+from utils.escaping import figure_text
 
 MEASURES = (("corrected", "tab:blue"), ("kept", "tab:green"))
 
@@ -56,7 +57,7 @@ def correction_figure(datasets: Sequence[DatasetResults], etas: Sequence[float])
                 )
             axes.set_xticks(range(len(stages)), [stage.label for stage in stages], rotation=60, ha="right", fontsize=7)
             axes.set_ylim(0, 105)
-            axes.set_title(f"{results.dataset}, η = {eta:g}", fontsize=9)
+            axes.set_title(f"{figure_text(results.dataset)}, η = {eta:g}", fontsize=9)
             axes.grid(axis="y", linewidth=0.4, alpha=0.5)
         grid[r, 0].set_ylabel("training labels (%)")
     handles, labels = grid[0, 0].get_legend_handles_labels()

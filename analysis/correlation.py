@@ -33,6 +33,7 @@ from scipy.cluster import hierarchy
 
 from data.clusters import NOISE_CUT, TABLE_CUT, centred_unit_rows, class_similarity, cluster_classes, groups, linkage_of
 from data.feature_set import FeatureSet
+from utils.escaping import figure_text, markdown_cell
 from utils.seeding import numpy_rng
 
 # The figures of one dataset; the last two depend on the instance sample (per-class count, seed).
@@ -119,7 +120,7 @@ def stats_table(rows: list[CorrelationStats]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.dataset} | {r.num_classes} | {r.num_train} | {r.dim} | {r.num_clusters} | "
+        f"| {markdown_cell(r.dataset)} | {r.num_classes} | {r.num_train} | {r.dim} | {r.num_clusters} | "
         f"{number(r.intra_class)} | {number(r.intra_superclass)} | {number(r.inter_superclass)} |"
         for r in rows
     ]
@@ -329,10 +330,11 @@ def dataset_figures(features: FeatureSet, per_class: int, seed: int) -> tuple[Co
     correlation = class_correlation(features)
     sample = sample_instances(features, per_class, seed, correlation.order)
     eigenvalues = gram_spectrum(sample.unit)
+    name, class_names = figure_text(features.name), tuple(map(figure_text, features.class_names))
     figures = {
-        "class-correlation": plot_class_correlation(features.name, features.class_names, correlation),
-        "dendrogram": plot_dendrogram(features.name, features.class_names, correlation),
-        "gram": plot_gram(features.name, features.class_names, sample),
-        "gram-spectrum": plot_spectrum(features.name, eigenvalues, features.num_classes),
+        "class-correlation": plot_class_correlation(name, class_names, correlation),
+        "dendrogram": plot_dendrogram(name, class_names, correlation),
+        "gram": plot_gram(name, class_names, sample),
+        "gram-spectrum": plot_spectrum(name, eigenvalues, features.num_classes),
     }
     return statistics(features, correlation), figures

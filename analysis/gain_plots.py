@@ -17,6 +17,7 @@ from matplotlib.patches import Patch
 
 from analysis.report_tables import Cells, gain_cells
 from analysis.selection import DatasetResults
+from utils.escaping import figure_text
 from utils.stages import Stage
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -76,7 +77,7 @@ def gain_figure(
     colours = _colours(stages)
     for axes, results in zip(grid.flat, datasets):
         _draw_panel(axes, gain_cells(results, stages, etas), stages, etas, colours)
-        axes.set_title(results.dataset)
+        axes.set_title(figure_text(results.dataset))
     for axes in grid[:, 0]:
         axes.set_ylabel(ylabel)
     for axes in grid.flat[len(datasets) :]:

@@ -25,6 +25,7 @@ from analysis.report_tables import (
 )
 from analysis.selection import DatasetResults, Filters, listed_runs, select
 from utils.errors import UsageError
+from utils.escaping import latex_label
 
 METRIC_NAMES = {"test": "test accuracy", "final": "final test accuracy", "train": "training accuracy"}
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]*")
@@ -110,11 +111,11 @@ def _render(config: ReportConfig, selected: list[DatasetResults], name: str) -> 
         accuracy = accuracy_table(results, config.columns or results.etas, metric)
         gains = gain_table(results, config.gain_etas, metric)
         markdown += ["", to_markdown(accuracy, setting), "", to_markdown(gains, setting)]
-        latex += ["", to_latex(accuracy, setting, label=f"tab:{name}:{results.dataset}")]
+        latex += ["", to_latex(accuracy, setting, label=latex_label(f"tab:{name}:{results.dataset}"))]
         if set(method_stages(results)) - set(table_stages(results)):  # baselines present: every method side by side
             methods = methods_table(results, config.columns or results.etas, metric)
             markdown += ["", to_markdown(methods, setting)]
-            latex += ["", to_latex(methods, setting, label=f"tab:{name}:{results.dataset}:methods")]
+            latex += ["", to_latex(methods, setting, label=latex_label(f"tab:{name}:{results.dataset}:methods"))]
     figure = gain_figure(selected, config.gain_etas, GAIN_STAGES, ylabel=f"gain in {metric} (points)")
     correction = None
     if has_correction(selected):

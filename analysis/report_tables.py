@@ -16,6 +16,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from analysis.selection import DatasetResults, eta_key
+from utils.escaping import latex, markdown_cell
 from utils.stages import Stage
 
 MISSING = "—"
@@ -216,15 +217,15 @@ def _legend(table: Table, missing: str, count: str) -> str:
 def to_markdown(table: Table, setting: str) -> str:
     header = [table.row_header, *(f"η = {eta:g}" for eta in table.etas)]
     lines = [
-        f"### {table.title}",
+        f"### {markdown_cell(table.title)}",
         "",
-        f"{table.note}{_legend(table, MISSING, '(n=k)')}. Setting: {setting}.",
+        markdown_cell(f"{table.note}{_legend(table, MISSING, '(n=k)')}. Setting: {setting}."),
         "",
         "| " + " | ".join(header) + " |",
         "| --- |" + " ---: |" * len(table.etas),
     ]
     for stage in table.stages:
-        row = [table.labels[stage]]
+        row = [markdown_cell(table.labels[stage])]
         for eta in table.etas:
             text = _cell_text(table, (stage, eta), " ± ", " (n={n})")
             row.append(MISSING if text is None else f"**{text}**" if (stage, eta) in table.bold else text)
@@ -232,28 +233,9 @@ def to_markdown(table: Table, setting: str) -> str:
     return "\n".join(lines)
 
 
-LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
-
-
-def _latex_escape(text: str) -> str:
-    # One pass, so the braces of an escape are not escaped again.
-    return "".join(LATEX_SPECIAL.get(char, char) for char in text)
-
-
 def to_latex(table: Table, setting: str, label: str) -> str:
     """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``)."""
-    caption = _latex_escape(f"{table.title}. {table.note}{_legend(table, '--', '(n = k)')}. Setting: {setting}.")
+    caption = latex(f"{table.title}. {table.note}{_legend(table, '--', '(n = k)')}. Setting: {setting}.")
     caption = caption.replace("±", r"$\pm$")
     lines = [
         r"\begin{table}[ht]",
@@ -266,7 +248,7 @@ def to_latex(table: Table, setting: str, label: str) -> str:
         r"\midrule",
     ]
     for stage in table.stages:
-        row = [_latex_escape(table.labels[stage])]
+        row = [latex(table.labels[stage])]
         for eta in table.etas:
             text = _cell_text(table, (stage, eta), r" $\pm$ ", r" ($n = {n}$)")
             row.append("--" if text is None else rf"\textbf{{{text}}}" if (stage, eta) in table.bold else text)

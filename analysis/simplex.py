@@ -32,6 +32,7 @@ from analysis import settings as settings_mod
 from analysis.settings import Setting
 from data.feature_set import FeatureSet
 from utils.errors import UsageError, UserError
+from utils.escaping import figure_text
 from utils.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -215,6 +216,7 @@ def stage_panel(run, weights: np.ndarray, features: FeatureSet, classes: list[in
 def plot_simplex_grid(rows: list[tuple[str, list[Panel]]], class_names: list[str], title: str) -> Figure:
     """A grid of panels: one row per chain (labelled), one column per stage; points coloured by true class."""
     stages = sorted({p.stage for _, panels in rows for p in panels}, key=lambda stage: stage.sort_key)
+    class_names, title = [figure_text(name) for name in class_names], figure_text(title)  # names from data
     k = len(class_names)
     corners = polygon_corners(k)
     outline = np.vstack([corners, corners[:1]])

@@ -115,10 +115,34 @@ def _read_pt(path: Path) -> dict[str, np.ndarray]:
         raise UserError(f"features file {path} holds a {type(obj).__name__}, expected a dict of tensors")
     arrays = {}
     for key, value in obj.items():
-        if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16:
-            value = value.float()  # numpy has no bfloat16; float32 holds every bfloat16 exactly
-        arrays[str(key)] = value.numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+        if isinstance(value, torch.Tensor):
+            problem = tensor_problem(value)
+            if problem:
+                raise UserError(f"features file {path}: {key} is {problem}; save plain dense CPU tensors")
+            if value.dtype.is_floating_point and value.dtype not in (torch.float16, torch.float32, torch.float64):
+                value = value.float()  # numpy has no bfloat16 or float8; float32 holds each of their values exactly
+            arrays[str(key)] = value.numpy()
+        else:
+            arrays[str(key)] = np.asarray(value)
     return arrays
+
+
+def tensor_problem(tensor) -> str | None:
+    """What keeps a tensor read from a file from being plain numbers numpy can take, or None.
+
+    Dense (strided), on the CPU, not quantized, not part of an autograd graph (dtypes are checked with the arrays).
+    """
+    import torch
+
+    if tensor.layout != torch.strided:
+        return f"a {str(tensor.layout).removeprefix('torch.')} tensor (not dense)"
+    if tensor.device.type != "cpu":
+        return f"a tensor on the {tensor.device.type} device"
+    if tensor.is_quantized:
+        return "a quantized tensor"
+    if tensor.requires_grad:
+        return "a tensor that requires grad (call .detach() before saving)"
+    return None
 
 
 def _class_names(arrays: dict[str, np.ndarray], path: Path) -> tuple[str, ...] | None:

@@ -8,6 +8,7 @@ reader turns it into one line: a file is refused, a cache rebuilt.
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 
@@ -79,9 +80,16 @@ def features_problem(array: np.ndarray, key: str) -> str | None:
     finite = np.isfinite(array).all(axis=1) if np.issubdtype(array.dtype, np.floating) else np.ones(len(array), bool)
     if not finite.all():
         return f"{key} contains NaN or infinite values (in {int((~finite).sum())} of {len(array)} rows)"
-    largest = float(np.abs(array).max()) if array.dtype.kind == "f" and array.dtype.itemsize > 4 else 0.0
+    largest = float(np.abs(array).max()) if array.dtype.kind in "fiu" else 0.0
     if largest > FLOAT32_MAX:
         return f"{key} holds values too large for float32 (|x| up to {largest:.3g})"
+    # A row's squared norm (and so a logit of a unit-norm head) must be finite in float32, or training overflows.
+    limit = math.sqrt(FLOAT32_MAX / array.shape[1])
+    if largest > limit:
+        return (
+            f"{key} holds values up to {largest:.3g}, beyond what float32 arithmetic on {array.shape[1]}-d rows "
+            f"can handle (|x| ≤ {limit:.3g}); rescale the features (e.g. divide by their largest value)"
+        )
     return None
 
 
@@ -121,6 +129,16 @@ def split_problem(
         return problem
     if x_train.shape[1] != x_test.shape[1]:
         return f"train_features has dimension {x_train.shape[1]} but test_features {x_test.shape[1]}"
+    if class_names is None:
+        # Every class needs a training sample, so K ≤ N: a larger label is refused before anything K-sized exists.
+        rows = x_train.shape[0]
+        for key, labels in (("train_labels", y_train), ("test_labels", y_test)):
+            if int(labels.max()) >= rows or int(labels.min()) < 0:
+                bad = np.unique(labels[(labels < 0) | (labels >= rows)])
+                return (
+                    f"{key} hold {_listed(bad)}, outside 0..{rows - 1}: labels number the classes 0..K-1, "
+                    f"and each class needs one of the {rows} training samples"
+                )
     k = len(class_names) if class_names is not None else int(max(y_train.max(), y_test.max())) + 1
     for key, labels in (("train_labels", y_train), ("test_labels", y_test)):
         if labels.min() < 0 or labels.max() >= k:

@@ -40,6 +40,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Subset
 
+from data.feature_file import tensor_problem
 from models.backbone import Backbone
 from models.choices import BackboneSpec
 from utils import atomic
@@ -78,6 +79,9 @@ def _arrays_problem(features, labels, rows: int, num_classes: int, dim: int | No
     """What keeps cached (features, labels) tensors from being ``rows`` valid rows, or None."""
     if not (isinstance(features, torch.Tensor) and isinstance(labels, torch.Tensor)):
         return "not tensors"
+    problem = tensor_problem(features) or tensor_problem(labels)
+    if problem:
+        return problem
     if features.dtype != torch.float32 or features.ndim != 2 or features.shape[1] < 1:
         return f"features of dtype {features.dtype} and shape {tuple(features.shape)}"
     if dim is not None and features.shape[1] != dim:

@@ -110,6 +110,8 @@ def top_eigenvalue(config: Config) -> float:
     value = 1.0 - config.c + config.n * (config.c - config.d) + config.n_samples * config.d
     if config.gram == "reference":
         value += config.n_samples * config.epsilon
+    else:  # the noise adds epsilon² to every squared norm: negligible at the default, dominant when epsilon >> 1
+        value *= 1.0 + config.epsilon * config.epsilon
     return value
 
 
@@ -157,7 +159,12 @@ def validate(config: Config) -> None:
     c = checks.interval("--c", config.c, 0.0, 1.0, high_open=True)
     if c <= d:
         raise UsageError(f"--c must be greater than --d (got c={c:g}, d={d:g})")
-    checks.non_negative("--epsilon", config.epsilon)
+    epsilon = checks.non_negative("--epsilon", config.epsilon)
+    if not math.isfinite(config.n_samples * (1.0 + epsilon) * (1.0 + epsilon)):
+        raise UsageError(
+            f"--epsilon {epsilon:g} is too large: Phi's entries (about epsilon² N) overflow float64; "
+            f"epsilon is the noise-to-signal ratio, e.g. 0.05"
+        )
     low, high = TOL_RANGE
     checks.interval("--tol", config.tol, low, high, high_open=True)
     for eta in config.corruption:

@@ -7,7 +7,9 @@ happened (exit status, stderr, every file added, changed or removed anywhere the
 write); the subprocess cases (signals while modules load, SIGTERM while training) are counted from
 pytest's own results, since each asserts the same contract. The table counts, per kind: the cases,
 those that ended in the promised one line, tracebacks, partial or leftover files, results rows
-changed, and earlier data lost. A failing case is counted as it happened, not hidden.
+changed, and earlier data lost. Security cases (``kind="security"``, each naming its threat) get a
+section of their own: refused in one line or completed safely, and whether a victim folder outside
+what the command was given changed. A failing case is counted as it happened, not hidden.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import xml.etree.ElementTree as ElementTree
 from collections import Counter
 from pathlib import Path
 
-from tests.fault_harness import FAULT_LOG, KINDS
+from tests.fault_harness import FAULT_LOG, KINDS, THREATS
 from utils.cli import Parser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +72,8 @@ def table(records: list[dict]) -> str:
     ]
     totals = Counter()
     for kind, words in KINDS.items():
+        if kind == "security":
+            continue  # its own section below
         mine = [r for r in records if r["kind"] == kind]
         counts = Counter(
             cases=len(mine),
@@ -88,9 +92,44 @@ def table(records: list[dict]) -> str:
         f"| **all** | **{totals['cases']}** | **{totals['one_line']}** | **{totals['traceback']}** | "
         f"**{totals['partial']}** | **{totals['rows']}** | **{totals['lost']}** |"
     )
+    rows += ["", security_table([r for r in records if r["kind"] == "security"])]
     scripts = Counter(r["script"] for r in records)
     rows.append("")
     rows.append("Cases per script: " + ", ".join(f"{name} {count}" for name, count in sorted(scripts.items())) + ".")
+    return "\n".join(rows)
+
+
+def security_table(records: list[dict]) -> str:
+    """The security section: per threat, the cases refused in one line, those that completed with the
+    hostile data handled (exit 0: e.g. a name exported escaped), tracebacks, and any case that touched
+    the victim folder (a folder outside what the command was given, checked byte for byte)."""
+    rows = [
+        "| security: threat | cases | refused in one line | completed safely | tracebacks | victim folder touched "
+        "| partial files |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    totals = Counter()
+    for threat, words in (*THREATS.items(), ("", "other")):
+        mine = [r for r in records if r.get("threat", "") == threat]
+        if not mine and not threat:
+            continue
+        counts = Counter(
+            cases=len(mine),
+            refused=sum(r["status"] != 0 and r["one_line"] for r in mine),
+            completed=sum(r["status"] == 0 and not r["traceback"] for r in mine),
+            traceback=sum(r["traceback"] for r in mine),
+            victim=sum(bool(r.get("victim_touched")) for r in mine),
+            partial=sum(bool(r["partial_files"]) and r["status"] != 0 for r in mine),
+        )
+        totals.update(counts)
+        rows.append(
+            f"| {words} | {counts['cases']} | {counts['refused']} | {counts['completed']} | {counts['traceback']} "
+            f"| {counts['victim']} | {counts['partial']} |"
+        )
+    rows.append(
+        f"| **all** | **{totals['cases']}** | **{totals['refused']}** | **{totals['completed']}** | "
+        f"**{totals['traceback']}** | **{totals['victim']}** | **{totals['partial']}** |"
+    )
     return "\n".join(rows)
 
 

@@ -39,6 +39,31 @@ def require(module: str, launcher: str):
         ) from None
 
 
+SCHEDULER_TIMEOUT_S = 30
+
+
+def require_scheduler() -> None:
+    """One line, before anything is created, when this machine cannot submit to SLURM (no sbatch, no controller)."""
+    import shutil
+    import subprocess
+
+    advice = "run sweep.py on the cluster's login node, or use --launcher local"
+    if shutil.which("sbatch") is None or shutil.which("scontrol") is None:
+        raise UserError(f"--launcher slurm needs SLURM's sbatch and scontrol, and this machine has none; {advice}")
+    try:
+        ping = subprocess.run(
+            ["scontrol", "ping"], capture_output=True, text=True, timeout=SCHEDULER_TIMEOUT_S, stdin=subprocess.DEVNULL
+        )
+    except subprocess.TimeoutExpired:
+        raise UserError(
+            f"--launcher slurm: SLURM's controller did not answer in {SCHEDULER_TIMEOUT_S} s; {advice}"
+        ) from None
+    if ping.returncode != 0:
+        lines = [line for line in (ping.stderr + ping.stdout).splitlines() if line.strip()]
+        said = " ".join(lines[-1].split()) if lines else f"status {ping.returncode}"
+        raise UserError(f"--launcher slurm: SLURM's controller cannot be reached (scontrol ping: {said}); {advice}")
+
+
 def worker_pythonpath() -> str:
     """PYTHONPATH for workers on this machine: the project first, so they import the code that submitted them."""
     rest = os.environ.get("PYTHONPATH", "")

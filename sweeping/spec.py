@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 from data.registry import DATASET_NAMES, IMAGE_DATASETS, DataOptions
+from sweeping import schema
 from training.config import TrainConfig
 from training.jobs import ChainJob, ExtractJob, JobState
 from training.settings import SETTINGS, chain_settings, default_lr_wd
@@ -192,6 +193,7 @@ def load_sweep(
     path = Path(path)
     raw = read_toml(path)
     where = str(path)
+    schema.check_structure(where, raw)
     _keys(where, raw, (*top_keys(), *TABLES))
     top = _values(where, {k: v for k, v in raw.items() if k not in TABLES})
     for key, choices in (("device", FIXED_DEVICES), ("precision", FIXED_PRECISIONS)):
@@ -209,8 +211,7 @@ def load_sweep(
     )
     if cpus_per_job is not None:
         resources = dataclasses.replace(resources, cpus_per_job=cpus_per_job)
-    if resources.cpus_per_job < 1:
-        raise UsageError(f"{where} [resources]: cpus_per_job must be at least 1, got {resources.cpus_per_job}")
+    schema.check_resources(f"{where} [resources]", dataclasses.asdict(resources))
     datasets = _keys(f"{where} [datasets]", raw.get("datasets", {}), DATASET_NAMES)
     grids = _keys(f"{where} [grids]", raw.get("grids", {}), tuple(raw.get("grids", {})))
     if not grids:
@@ -252,7 +253,7 @@ def load_sweep(
         ):
             jobs.setdefault(job.name, job)
     ordered = sorted(jobs.values(), key=lambda job: not job.is_extraction)  # extractions first, else file order
-    return Sweep(top.get("name", path.stem), path, top["device"], tuple(ordered), resources)
+    return Sweep(schema.sweep_name(where, top.get("name"), path), path, top["device"], tuple(ordered), resources)
 
 
 def _grid_jobs(

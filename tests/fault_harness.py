@@ -12,6 +12,11 @@ OS refusals are injected in-process (:func:`os_refusal`): CI runs as root, where
 not bite, so EACCES, EROFS and ENOSPC are raised by the write primitives themselves for paths under
 a chosen folder. With ``SELFDISTILL_FAULT_LOG=FILE`` every outcome is appended to FILE as a JSON
 line; ``python3 -m scripts.reliability`` runs the suite that way and tabulates it for the README.
+
+Security cases (``kind="security"``, in ``tests/test_faults_security_*.py``) name the threat they
+try (:data:`THREATS`) and plant a victim folder (:func:`plant_victim`) beside what the command is
+given: the outcome lists anything under it that appeared, changed or disappeared. They are logged
+whether the command refused the input or completed with it handled (a hostile name exported escaped).
 """
 
 from __future__ import annotations
@@ -40,8 +45,20 @@ KINDS = {
     "os": "the operating system says no (injected and real)",
     "collision": "output paths that collide with files or folders",
     "signal": "Ctrl-C and SIGTERM",
-    "security": "hostile store contents: planted symlinks, forged locks and records, names that are paths",
+    "security": "security: data that tries to act beyond the folders it was given",
 }
+# What a security case tries (its Case.threat); scripts.reliability counts them in a section of their own.
+THREATS = {
+    "symlinks": "symlink planting",
+    "names": "hostile names",
+    "special": "special files (devices, FIFOs, sockets)",
+    "locks": "forged or stale locks",
+    "sweep": "sweep-file injection",
+    "export": "export injection (CSV, LaTeX, Markdown, figures)",
+    "outside": "runs and files outside the store",
+    "exhaustion": "resource exhaustion (huge labels, values, nesting)",
+}
+VICTIM = "victim"  # a folder of the sandbox no command may touch: checked byte for byte
 FAULT_LOG = "SELFDISTILL_FAULT_LOG"
 PROGRESS_LINE = re.compile(r"\[ *\d+\.\d s\] ")
 
@@ -58,9 +75,13 @@ class Case:
     setup: Callable[[Path], None] | None = None  # prepares the sandbox before the snapshot
     fault: Callable[[Path], contextlib.AbstractContextManager] | None = None  # wraps the command's run
     name: str = ""
+    threat: str = ""  # for kind "security": a key of THREATS
 
     def __post_init__(self) -> None:
         assert self.kind in KINDS, self.kind
+        assert (self.kind == "security") == bool(self.threat) and (not self.threat or self.threat in THREATS), (
+            f"a security case names its threat (one of {', '.join(THREATS)}), and only a security case does"
+        )
 
     @property
     def id(self) -> str:
@@ -78,6 +99,7 @@ class Outcome:
     added: list[str]
     changed: list[str]
     removed: list[str]
+    threat: str = ""
 
     @property
     def traceback(self) -> bool:
@@ -107,7 +129,23 @@ class Outcome:
             "changed": [p for p in self.changed if not p.endswith(".csv")],
             "rows_changed": [p for p in self.changed if p.endswith(".csv")],
             "lost": self.removed,
+            "threat": self.threat,
+            "victim_touched": self.victim_touched,
         }
+
+    @property
+    def victim_touched(self) -> list[str]:
+        """Paths under the sandbox's ``victim/`` folder that appeared, changed or disappeared."""
+        return [p for p in self.added + self.changed + self.removed if p == VICTIM or p.startswith(f"{VICTIM}/")]
+
+
+def plant_victim(sandbox: Path) -> Path:
+    """A folder of files that belong to nobody's run (a user's data): a security case must leave it byte for byte."""
+    victim = sandbox / VICTIM
+    (victim / "nested").mkdir(parents=True, exist_ok=True)
+    (victim / "notes.txt").write_text("the user's own notes\n")
+    (victim / "nested" / "data.csv").write_text("a,b\n1,2\n")
+    return victim
 
 
 def snapshot(root: Path) -> dict[str, tuple[int, str]]:
@@ -153,9 +191,12 @@ def run_case(case: Case, sandbox: Path, capsys: pytest.CaptureFixture) -> Outcom
         added=sorted(set(after) - set(before)),
         removed=sorted(set(before) - set(after)),
         changed=sorted(p for p in set(before) & set(after) if before[p] != after[p]),
+        threat=case.threat,
     )
     log = os.environ.get(FAULT_LOG)
-    if log and status != 0:  # a case that succeeded (the rerun a message suggests) is not a fault
+    # A case that succeeded (the rerun a message suggests) is not a fault; a security case counts either way
+    # (a hostile name exported safely succeeds).
+    if log and (status != 0 or case.kind == "security"):
         with open(log, "a") as stream:
             stream.write(json.dumps(outcome.record()) + "\n")
     return outcome

@@ -103,7 +103,14 @@ def test_a_run_entry_leading_outside_the_store_is_never_followed(trained, comman
     lookup = RunStore(sandbox / "ck").inspect(entry)
     assert lookup.state is State.DAMAGED and "outside the store" in lookup.problem
     script, argv = COMMANDS[command]
-    case = Case(script, "security", argv, r"is a symlink to .* outside the store", name=f"run entry symlink: {command}")
+    case = Case(
+        script,
+        "security",
+        argv,
+        r"is a symlink to .* outside the store",
+        name=f"run entry symlink: {command}",
+        threat="symlinks",
+    )
     if command in ("train", "--force"):  # refused: the store does not replace a link it did not make
         RunStore(sandbox / "ck").sweep()  # the run's own folder, now unpublished, goes first (as any command does)
         check_case(case, sandbox, capsys)
@@ -125,7 +132,9 @@ def test_runs_or_locks_folder_as_a_symlink_is_refused_in_one_line(tmp_path, leve
         ("train_linear", [*TEACHER, *STORE]) if command == "train" else ("runs", [*command.split(), "-c", "ck"])
     )
     check_case(
-        Case(script, "security", argv, rf"{level} is a symlink", name=f"{level} symlink: {command}"), tmp_path, capsys
+        Case(script, "security", argv, rf"{level} is a symlink", name=f"{level} symlink: {command}", threat="symlinks"),
+        tmp_path,
+        capsys,
     )
     assert fingerprint(victim) == before
 
@@ -249,7 +258,9 @@ def test_show_accepts_only_run_names(tmp_path, name, capsys):
     plant_victim(tmp_path)
     sandbox = tmp_path
     check_case(
-        Case("runs", "security", ["show", "-c", "ck", name], r"no run", 2, name=f"show {name!r}"), sandbox, capsys
+        Case("runs", "security", ["show", "-c", "ck", name], r"no run", 2, name=f"show {name!r}", threat="outside"),
+        sandbox,
+        capsys,
     )
 
 

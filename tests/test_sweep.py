@@ -189,10 +189,11 @@ def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(
     on its extraction task; a Ctrl-C while waiting leaves the jobs running and names the scancel command."""
     import submitit
 
-    from sweeping import launch_slurm
+    from sweeping import launch, launch_slurm
 
     _FakeSlurmExecutor.submitted = []
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeSlurmExecutor)
+    monkeypatch.setattr(launch, "require_scheduler", lambda: None)  # the fake executor is the scheduler
 
     def interrupt(seconds):
         raise KeyboardInterrupt

@@ -26,6 +26,7 @@ from models.heads import head_logits, shared_logits
 from models.losses import Loss
 from training.randomness import BatchOrder
 from training.sgd import HeadSGD
+from utils.errors import UserError
 
 Progress = Callable[[Iterable[int]], Iterable[int]]
 
@@ -200,6 +201,21 @@ def _train_epoch(
     return loss_sum, correct
 
 
+def _check_finite(weights: torch.Tensor, histories: list[list[dict[str, float]]]) -> None:
+    """A head whose weights or losses (training, test, validation) left the finite numbers diverged: an error,
+    never a published run."""
+    finite = torch.isfinite(weights).flatten(1).all(dim=1).tolist()
+    for head, (ok, history) in enumerate(zip(finite, histories)):
+        losses = lambda row: [value for key, value in row.items() if key.endswith("_loss")]  # noqa: E731
+        epoch = next((row["epoch"] for row in history if not all(map(math.isfinite, losses(row)))), None)
+        if not ok or epoch is not None:
+            when = f" at epoch {epoch}" if epoch is not None else ""
+            raise UserError(
+                f"training diverged{when} (head {head + 1} of {len(histories)}: NaN or infinite loss or weights); "
+                f"lower --lr, or rescale the features"
+            )
+
+
 def train_sgd(
     problem: HeadProblem,
     settings: SGDSettings,
@@ -250,5 +266,6 @@ def train_sgd(
             history.append(row)
         if on_epoch is not None:
             on_epoch(rows)
+    _check_finite(weights, histories)
     last = weights.cpu()
     return [HeadResult(best_weights[h].cpu(), last[h].clone(), best_epoch[h], histories[h]) for h in range(heads)]

@@ -5,7 +5,8 @@ older CSV still reads and an older reader still finds its columns. Writers take 
 (:mod:`training.locks`, safe on a shared filesystem), read the file, replace the rows of the runs
 they export and write the whole file atomically. A file whose header is ours but whose rows are
 damaged (cut mid-row, unparsable) is rebuilt from the store; a file that is not ours is never
-overwritten. Standard library only.
+overwritten. Text cells a spreadsheet would run as a formula get a leading ``'`` (OWASP, see
+:mod:`utils.escaping`) and read back as they were. Standard library only.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Iterable
 from training import locks
 from utils import atomic
 from utils.errors import UserError
+from utils.escaping import csv_cell, csv_value
 from utils.testhooks import wrote
 
 LEGACY_COLUMNS = (
@@ -102,6 +104,7 @@ def read_csv(path: Path) -> tuple[list[dict[str, str]], bool]:
         return [], False
     if path.is_dir():
         raise UserError(f"results CSV {path} is a folder; give a file path with --csv")
+    atomic.refuse_special(path, "--csv")
     try:
         text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
@@ -120,7 +123,8 @@ def read_csv(path: Path) -> tuple[list[dict[str, str]], bool]:
             f"choose another file with --csv"
         )
     rows, damaged = [], False
-    for fields in reader:
+    for cells in reader:
+        fields = [csv_value(cell) for cell in cells]
         if len(fields) != len(header) or not _row_ok(dict(zip(header, fields))):
             damaged = True
             continue
@@ -149,7 +153,7 @@ def _write(path: Path, rows: Iterable[dict[str, object]]) -> None:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
-    writer.writerows(rows)
+    writer.writerows({column: csv_cell(value) for column, value in row.items()} for row in rows)
     atomic.write_text(path, buffer.getvalue())
     wrote("csv")
 

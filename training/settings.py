@@ -219,7 +219,10 @@ def check_value(name: str, value: object, flag: str | None = None) -> object:
         high = checks.INT64_MAX if setting.high is None else int(setting.high)
         return checks.integer(flag, value, low, high)
     if setting.kind is float and setting.low == 0 and setting.high is None:
-        return checks.positive(flag, value) if setting.low_open else checks.non_negative(flag, value)
+        # training runs in float32: an unbounded setting must be a number float32 can hold
+        return checks.float32(
+            flag, checks.positive(flag, value) if setting.low_open else checks.non_negative(flag, value)
+        )
     if setting.kind is float:
         return checks.interval(
             flag, value, setting.low, setting.high, low_open=setting.low_open, high_open=setting.high_open

@@ -2,7 +2,11 @@
 
 A reader never sees a half-written file: either the old content or the new one. An interrupted
 write leaves no partial file behind. :func:`atomic_group` writes several files (a figure's PNG and
-PDF, a report's tables) so that they appear together or not at all.
+PDF, a report's tables) so that they appear together or not at all. An output path must be a
+regular file or absent (:func:`refuse_special`): a rename would turn a device node, a FIFO or a
+socket into a regular file (as root, ``--csv /dev/null`` would replace the system's). Temporary
+files carry this host's name and the writer's pid, so a process killed mid-write (SIGKILL) leaves
+nothing that the next write of the same file does not remove (:func:`remove_stale_temps`).
 """
 
 from __future__ import annotations
@@ -12,20 +16,84 @@ import fcntl
 import io
 import json
 import os
+import re
+import socket
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from utils.errors import naming, signals_deferred
+from utils.errors import UserError, naming, signals_deferred
+
+SPECIAL_KINDS = (
+    (stat.S_ISCHR, "character device"),
+    (stat.S_ISBLK, "block device"),
+    (stat.S_ISFIFO, "FIFO (named pipe)"),
+    (stat.S_ISSOCK, "socket"),
+)
+
+
+def refuse_special(path: str | os.PathLike, flag: str = "") -> None:
+    """One line if ``path`` (followed through links) is a device, FIFO or socket: outputs are regular files or absent.
+
+    Checked without opening the file (opening a FIFO blocks until someone writes to it).
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):  # absent, or a problem the write itself will name
+        return
+    kind = next((name for test, name in SPECIAL_KINDS if test(mode)), None)
+    if kind is not None:
+        prefix = f"{flag} " if flag else ""
+        raise UserError(f"{prefix}{os.fspath(path)} is a {kind}, not a regular file; give the path of a file")
+
+
+HOST = socket.gethostname().replace(".", "_").replace("/", "_")  # one name per machine, safe inside a file name
 
 
 def _temp_beside(target: Path) -> Path:
     target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    remove_stale_temps(target)
+    prefix = f".{target.name}.{HOST}-{os.getpid()}."
+    handle, temp_name = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=target.parent)
     os.close(handle)
     temp = Path(temp_name)
     os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode open() would
     return temp
+
+
+def remove_stale_temps(target: Path) -> list[Path]:
+    """Remove the temporary files of earlier writes of ``target`` whose process is gone (killed by SIGKILL, a
+    power cut); returns them. Only our own names (``.<name>.<this host>-<pid>.<random>.tmp``, the pid not
+    running), only regular files by ``lstat``: a link, a folder or another process's file is left alone."""
+    pattern = re.compile(rf"\.{re.escape(target.name)}\.{re.escape(HOST)}-(\d+)\.[^./]+\.tmp")
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        found = pattern.fullmatch(entry.name)
+        if found is None or _running(int(found.group(1))) or not entry.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+    return removed
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    except (OverflowError, ValueError):  # no process has such a pid
+        return False
+    return True
 
 
 def _fsync(path: Path) -> None:
@@ -51,6 +119,7 @@ def atomic_group(paths: Sequence[str | os.PathLike]) -> Iterator[list[Path]]:
     temps: list[Path] = []
     try:
         for target in targets:
+            refuse_special(target)
             if target.is_dir():
                 raise IsADirectoryError(21, "Is a directory", str(target))
             temps.append(_temp_beside(target))

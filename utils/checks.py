@@ -44,6 +44,16 @@ def interval(
     return x
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+
+
+def float32(flag: str, value: float) -> float:
+    """A value that float32 tensors (the training arithmetic) can hold: |x| ≤ 3.4e38."""
+    if abs(value) > FLOAT32_MAX:
+        raise UsageError(f"{flag} {value:g} is beyond what float32 training arithmetic can hold (|x| ≤ 3.4e38)")
+    return value
+
+
 def positive(flag: str, value: object) -> float:
     x = number(flag, value)
     if x <= 0:

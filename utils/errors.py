@@ -5,7 +5,8 @@ names the flag or file and the fix, and the exit status says what happened:
 
 - 2: a usage error (a flag or value that cannot work: :class:`UsageError`, argparse's errors);
 - 1: anything else the user can fix (a file, a run, the environment: :class:`UserError`, every
-  ``OSError``, running out of memory);
+  ``OSError`` (a symlink loop included), running out of memory, a number too large to compute
+  with, an input nested too deeply);
 - 130: interrupted (SIGINT, Ctrl-C); 143: terminated (SIGTERM, as schedulers send it).
 
 A genuine bug (an exception nobody anticipated) still prints its traceback, followed by a line
@@ -35,6 +36,14 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 BUG_LINE = "this is a bug, not a mistake in your input: please report it with the command line and the traceback above"
+
+
+OUT_OF_MEMORY = "out of memory; use smaller sizes, fewer heads or a machine with more memory"
+# How libraries say the address space is exhausted (ulimit -v, a full machine) without a MemoryError:
+# torch's CPU allocator (RuntimeError) and the dynamic loader mapping a library (ImportError).
+MEMORY_REFUSALS = ("DefaultCPUAllocator: can't allocate memory", "failed to map segment from shared object")
+# pathlib's resolve() (Python 3.11) raises RuntimeError("Symlink loop from '<path>'") where the OS says ELOOP.
+SYMLINK_LOOP = "Symlink loop from"
 
 
 class UserError(Exception):
@@ -68,6 +77,7 @@ _OS_CAUSES = {
     errno.ENOTEMPTY: "the folder is not empty",
     errno.EXDEV: "it is on another file system",
     errno.EIO: "input/output error",
+    errno.ELOOP: "too many levels of symbolic links (a symlink loop)",
 }
 _OS_FIXES = {
     errno.EACCES: "choose a folder you can write to, or fix its permissions",
@@ -78,6 +88,7 @@ _OS_FIXES = {
     errno.ENOTDIR: "remove or rename that file, or choose another path",
     errno.EISDIR: "give a file path, not a folder",
     errno.EEXIST: "remove it or choose another path",
+    errno.ELOOP: "point the link at a real file or folder",
 }
 
 
@@ -106,8 +117,22 @@ def _one_line(message: object) -> str:
     return " ".join(str(message).split())
 
 
-def _raise_terminated(signum, frame):
-    raise Terminated()
+def _stop_once():
+    """SIGINT/SIGTERM handlers that raise on the first signal and ignore the ones that follow it.
+
+    The first stop unwinds everything (``finally`` blocks release locks and remove temporary runs);
+    a second signal while that cleanup runs (a launcher stopping its workers after the terminal's
+    Ctrl-C already reached them) must not cut it short and leave a lock behind.
+    """
+    stopping = []
+
+    def handler(signum, frame):
+        if stopping:
+            return
+        stopping.append(signum)
+        raise KeyboardInterrupt() if signum == signal.SIGINT else Terminated()
+
+    return handler
 
 
 # A test hook: SELFDISTILL_SIGNAL_AT_IMPORT=MODULE:SIGNAL sends SIGNAL to this process when MODULE is
@@ -128,13 +153,15 @@ class _SignalAtImport(importlib.abc.MetaPathFinder):
 
 @contextlib.contextmanager
 def signal_handlers() -> Iterator[None]:
-    """SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated` inside the block; restored after."""
+    """SIGINT raises KeyboardInterrupt and SIGTERM raises :class:`Terminated` inside the block (the first of
+    them; later ones are ignored while it unwinds); the previous handlers are restored after."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signal.SIGINT: signal.getsignal(signal.SIGINT), signal.SIGTERM: signal.getsignal(signal.SIGTERM)}
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    handler = _stop_once()
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
     hook = None
     spec = os.environ.get(SIGNAL_AT_IMPORT)
     if spec and ":" in spec:
@@ -182,7 +209,19 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
             print(f"error: {_one_line(describe_os_error(error))}", file=sys.stderr)
             return EXIT_ERROR
         except MemoryError:
-            print("error: out of memory; use smaller sizes, fewer heads or a machine with more memory", file=sys.stderr)
+            print(f"error: {OUT_OF_MEMORY}", file=sys.stderr)
+            return EXIT_ERROR
+        except OverflowError as error:
+            print(
+                f"error: a number is too large to compute with ({_one_line(error)}); use smaller values",
+                file=sys.stderr,
+            )
+            return EXIT_ERROR
+        except RecursionError:
+            print(
+                "error: an input is nested too deeply to read; flatten it (a few levels of tables or lists)",
+                file=sys.stderr,
+            )
             return EXIT_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
@@ -190,7 +229,15 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
         except Terminated:
             print("terminated", file=sys.stderr)
             return EXIT_TERMINATED
-        except Exception:
+        except Exception as error:
+            if isinstance(error, (RuntimeError, ImportError)) and any(t in str(error) for t in MEMORY_REFUSALS):
+                print(f"error: {OUT_OF_MEMORY} ({_one_line(str(error).split('. ')[-1])[:160]})", file=sys.stderr)
+                return EXIT_ERROR
+            if isinstance(error, RuntimeError) and str(error).startswith(SYMLINK_LOOP):
+                path = str(error).removeprefix(SYMLINK_LOOP).strip(" '")
+                loop = OSError(errno.ELOOP, os.strerror(errno.ELOOP), path)
+                print(f"error: {_one_line(describe_os_error(loop))}", file=sys.stderr)
+                return EXIT_ERROR
             traceback.print_exc()
             print(BUG_LINE, file=sys.stderr)
             return EXIT_ERROR
@@ -200,7 +247,7 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null, so that Python's flush at exit does not complain about a closed pipe."""
-    with contextlib.suppress(OSError, ValueError):
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # AttributeError: no stdout at all
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
@@ -208,7 +255,8 @@ def run_script(main: Callable[[Sequence[str] | None], int]) -> None:
     """``sys.exit(main())`` for a script's ``__main__``; a closed stdout (``| head``) ends quietly."""
     code = main(None)
     try:
-        sys.stdout.flush()
+        if sys.stdout is not None:  # None when the script was started with stdout closed (>&-)
+            sys.stdout.flush()
     except BrokenPipeError:
         _silence_stdout()
         code = code or EXIT_ERROR

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Iterator
 
+from utils.atomic import refuse_special
 from utils.errors import UserError, describe_os_error
 
 
@@ -39,8 +40,9 @@ class OutputPlan:
         return folder
 
     def file(self, path: str | os.PathLike, flag: str) -> Path:
-        """A file the command writes (atomically, beside itself): its folder is probed, it must not be a folder."""
+        """A file the command writes (atomically, beside itself): its folder is probed; a regular file or absent."""
         target = Path(path).expanduser()
+        refuse_special(target, flag)
         if target.is_dir():
             raise UserError(f"{flag} {target} is a folder, not a file; give a file path")
         if target.exists() and not os.access(target, os.W_OK) and os.geteuid() != 0:
