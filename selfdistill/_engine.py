@@ -114,13 +114,17 @@ def check(settings: Settings, num_classes: int | None = None) -> None:
     try:
         _config(settings, Stage.teacher()).validate(num_classes)
     except UsageError as error:
-        message = _FLAG.sub(lambda m: _parameter(m.group(0)), str(error))
-        raise ValueError(message) from None
+        raise _value_error(error) from None
+
+
+def _value_error(error: UsageError) -> ValueError:
+    """The run's usage error as scikit-learn raises it: a ValueError naming the estimator's parameter."""
+    return ValueError(_FLAG.sub(lambda m: _parameter(m.group(0)), str(error)))
 
 
 def _parameter(flag: str) -> str:
-    field = _FIELD_OF_FLAG.get(flag)
-    return PARAMETERS.get(field, field) if field else flag
+    field = _FIELD_OF_FLAG.get(flag, flag.removeprefix("--"))
+    return PARAMETERS.get(field, field)
 
 
 class _MemoryRun:
@@ -162,6 +166,7 @@ def fit_stages(
 
     Each stage learns from the one before it as in the chain; returns each model's last weights and history.
     """
+    check(settings, num_classes)  # before torch loads: a bad value fails at once
     import numpy as np
 
     from data.feature_set import FeatureSet
@@ -169,7 +174,6 @@ def fit_stages(
     from utils.device import resolve_device
     from utils.threads import cpu_threads
 
-    check(settings, num_classes)
     features = FeatureSet(
         name="estimator",
         train_features=features,
@@ -198,8 +202,12 @@ def fit_stages(
         weights = np.ascontiguousarray(result.last_weights.numpy(), dtype=np.float32)
         trained.append(TrainedStage(stage.slug, stage.label, weights, history))
 
+    try:
+        where = resolve_device(device)
+    except UsageError as error:  # CUDA asked for but absent
+        raise _value_error(error) from None
     with cpu_threads(threads):
-        data = DeviceData.load(features, resolve_device(device), clusters=None)
+        data = DeviceData.load(features, where, clusters=None)
         for stage in stages:
             if _config(settings, stage) not in store.runs:
                 train(stage)

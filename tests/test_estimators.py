@@ -234,3 +234,29 @@ def test_readme_example_runs(capsys):
     exec(compile(readme_example(), "README.md", "exec"), {})
     printed = capsys.readouterr().out
     assert "flagged" in printed
+
+
+# -- the label-issue benchmark -------------------------------------------------------------------------
+
+
+def test_flag_scores_equal_sklearns():
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from benchmarks.bench_label_issues import flag_scores
+
+    rng = np.random.default_rng(1)
+    flagged, corrupted = rng.random(200) < 0.3, rng.random(200) < 0.4
+    expected = precision_recall_fscore_support(corrupted, flagged, average="binary")[:3]
+    found = flag_scores(flagged, corrupted)
+    np.testing.assert_allclose([found["precision"], found["recall"], found["f1"]], 100 * np.array(expected))
+    assert flag_scores(np.zeros(5, bool), np.ones(5, bool)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_benchmark_table_has_every_method(capsys):
+    from benchmarks.bench_label_issues import main
+
+    argv = ["-d", "synthetic", "--ctype", "sym", "--corruption", "0.4", "--seed", "0", "--epochs", "2"]
+    assert main(argv + ["--rounds", "1", "--folds", "2"]) == 0
+    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic")]
+    assert [line.split("|")[4].strip() for line in table] == ["pll", "students", "cleanlab", "none"]
+    assert table[-1].split("|")[6].strip() == "0.0 ± 0.0"  # nothing flagged: precision 0
