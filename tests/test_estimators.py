@@ -124,6 +124,18 @@ def test_string_labels_stages_and_fitted_attributes():
         model.predict(x, stage="pll")
 
 
+def test_dataframe_columns_become_feature_names():
+    import pandas as pd
+
+    x, y = small_digits(100)
+    frame = pd.DataFrame(x, columns=[f"pixel{i}" for i in range(64)])
+    model = PLLClassifier(epochs=1).fit(frame, y)
+    assert list(model.feature_names_in_) == list(frame.columns)
+    with pytest.warns(UserWarning, match="fitted with feature names"):
+        plain = model.predict(x)
+    np.testing.assert_array_equal(model.predict(frame), plain)
+
+
 @pytest.mark.parametrize(
     "estimator, message",
     [
