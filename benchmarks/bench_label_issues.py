@@ -32,7 +32,7 @@ from typing import Sequence
 from training.config import NOISE_TYPES, default_lr_wd
 from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging
-from utils.errors import exits_cleanly, run_script
+from utils.errors import UserError, exits_cleanly, run_script
 from utils.progress import Steps
 
 DATASETS = ("digits", "synthetic")  # the embedded sets: no download
@@ -84,11 +84,12 @@ def build_parser() -> Parser:
     parser.add_argument("--folds", type=int, default=default.folds, help="cross-validation folds for cleanlab")
     add_threads(parser, default.threads, help="CPU threads of the fits")
     add_bool_flag(parser, "--json", help="print rows as JSON")
+    parser.add_argument("--from-json", metavar="FILE", help="print the table of a saved --json output and exit")
     add_verbose(parser)
     return parser
 
 
-def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool, bool]:
+def parse(argv: Sequence[str] | None):
     args = build_parser().parse_args(argv)
     config = BenchConfig(
         tuple(dict.fromkeys(args.datasets)),
@@ -101,7 +102,7 @@ def parse(argv: Sequence[str] | None) -> tuple[BenchConfig, bool, bool]:
         args.folds,
         args.threads,
     )
-    return config.validate(), args.json, args.verbose
+    return config.validate(), args
 
 
 def flag_scores(flagged, corrupted) -> dict[str, float]:
@@ -190,37 +191,66 @@ def cell_rows(dataset: str, config: BenchConfig, steps: Steps) -> list[dict]:
     return rows
 
 
-def summary_table(rows: list[dict], methods: Sequence[str]) -> str:
-    """Markdown: one row per (dataset, ctype, η, method), mean ± std over seeds."""
+FINDERS = ("pll", "students", "cleanlab")  # the methods that flag samples (``none`` flags nothing)
+
+
+def _mean_std(values: list[float]) -> str:
     import numpy as np
 
-    groups: dict[tuple, list[dict]] = {}
+    return f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "—"
+
+
+def summary_table(rows: list[dict], methods: Sequence[str]) -> str:
+    """Markdown, one row per (dataset, noise, η): each finder's F1 (precision / recall) of the flagged
+    samples, then each method's kept accuracy and each estimator's own test accuracy; mean ± std over seeds."""
+    import numpy as np
+
+    groups: dict[tuple, dict[str, list[dict]]] = {}
     for row in rows:
-        groups.setdefault((row["dataset"], row["ctype"], row["eta"], row["method"]), []).append(row)
-    columns = ("precision", "recall", "f1", "kept_acc", "model_acc")
-    header = "| dataset | noise | η (realised) | method | flagged | precision | recall | F1 | kept acc | model acc |"
-    lines = [header, "|" + "---|" * 10]
-    order = {method: i for i, method in enumerate(methods)}
-    for key in sorted(groups, key=lambda key: (key[0], key[1], key[2], order[key[3]])):
-        group = groups[key]
-        cells = []
-        for column in columns:
-            values = [row[column] for row in group if row[column] is not None]
-            cells.append(f"{np.mean(values):.1f} ± {np.std(values):.1f}" if values else "—")
-        realized = np.mean([row["realized"] for row in group])
-        flagged = np.mean([row["flagged"] for row in group])
-        lines.append(
-            f"| {key[0]} | {key[1]} | {key[2]:g} ({realized:.2f}) | {key[3]} | {flagged:.0f} | "
-            + " | ".join(cells)
-            + " |"
-        )
+        groups.setdefault((row["dataset"], row["ctype"], row["eta"]), {}).setdefault(row["method"], []).append(row)
+    finders = [m for m in methods if m in FINDERS]
+    own = [m for m in methods if m in ("pll", "students")]
+    header = ["dataset", "noise", "η (realised)"]
+    header += [f"F1 (P / R) {m}" for m in finders] + [f"kept acc {m}" for m in methods]
+    header += [f"model acc {m}" for m in own]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    order = {name: i for i, name in enumerate((*DATASETS, *NOISE_TYPES))}
+    for key in sorted(groups, key=lambda key: (order[key[0]], order[key[1]], key[2])):
+        by_method = groups[key]
+        realized = np.mean([row["realized"] for rows_ in by_method.values() for row in rows_])
+        cells = [key[0], key[1], f"{key[2]:g} ({realized:.2f})"]
+        for m in finders:
+            found = by_method.get(m, [])
+            p, r = (np.mean([row[c] for row in found]) if found else np.nan for c in ("precision", "recall"))
+            cells.append(f"{_mean_std([row['f1'] for row in found])} ({p:.0f} / {r:.0f})")
+        cells += [_mean_std([row["kept_acc"] for row in by_method.get(m, [])]) for m in methods]
+        cells += [_mean_std([row["model_acc"] for row in by_method.get(m, [])]) for m in own]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def read_saved(path: str) -> dict:
+    """A saved ``--json`` output; a one-line UserError if it is not one."""
+    problem = f"--from-json {path} is not this benchmark's --json output"
+    try:
+        with open(path, encoding="utf-8") as stream:
+            saved = json.load(stream)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise UserError(f"{problem} ({type(error).__name__})") from None
+    if not (isinstance(saved, dict) and {"rows", "machine", "config"} <= set(saved)):
+        raise UserError(f"{problem} (it lacks rows, machine or config)")
+    return saved
 
 
 @exits_cleanly
 def main(argv: Sequence[str] | None = None) -> int:
-    config, as_json, verbose = parse(argv)
-    configure_logging(verbose)
+    config, args = parse(argv)
+    configure_logging(args.verbose)
+    if args.from_json:
+        saved = read_saved(args.from_json)
+        print(f"machine: {saved['machine']}")
+        print(summary_table(saved["rows"], saved["config"]["methods"]))
+        return 0
     import numpy as np
     import sklearn
 
@@ -240,7 +270,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s": round(time.perf_counter() - start, 1),
         "load_avg": round(os.getloadavg()[0], 2),
     }
-    if as_json:
+    if args.json:
         print(json.dumps({"config": dataclasses.asdict(config), "machine": machine, "rows": rows}, indent=2))
     else:
         print(f"machine: {machine}")

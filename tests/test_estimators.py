@@ -264,11 +264,16 @@ def test_flag_scores_equal_sklearns():
     assert flag_scores(np.zeros(5, bool), np.ones(5, bool)) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
 
 
-def test_benchmark_table_has_every_method(capsys):
+def test_benchmark_table_has_every_method(capsys, tmp_path):
     from benchmarks.bench_label_issues import main
 
     argv = ["-d", "synthetic", "--ctype", "sym", "--corruption", "0.4", "--seed", "0", "--epochs", "2"]
-    assert main(argv + ["--rounds", "1", "--folds", "2"]) == 0
-    table = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| synthetic")]
-    assert [line.split("|")[4].strip() for line in table] == ["pll", "students", "cleanlab", "none"]
-    assert table[-1].split("|")[6].strip() == "0.0 ± 0.0"  # nothing flagged: precision 0
+    assert main(argv + ["--rounds", "1", "--folds", "2", "--json"]) == 0
+    (tmp_path / "rows.json").write_text(capsys.readouterr().out)
+    assert main(["--from-json", str(tmp_path / "rows.json")]) == 0
+    lines = [line.strip("|").split("|") for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    header, row = [cell.strip() for cell in lines[0]], [cell.strip() for cell in lines[1]]
+    assert header[3:6] == ["F1 (P / R) pll", "F1 (P / R) students", "F1 (P / R) cleanlab"]
+    assert header[6:10] == [f"kept acc {m}" for m in ("pll", "students", "cleanlab", "none")]
+    assert row[:2] == ["synthetic", "sym"] and row[2].startswith("0.4 (0.") and len(row) == len(header) == 12
+    assert all(re.fullmatch(r"\d+\.\d ± 0\.0( \(\d+ / \d+\))?", cell) for cell in row[3:])  # one seed: std 0
