@@ -26,7 +26,7 @@ from utils.errors import UsageError
 from utils.stages import BASELINES, Stage
 
 # The estimators' parameter for each TrainConfig field they set (the rest keep their names).
-PARAMETERS = {"train_batch": "batch_size", "pll_k": "k", "seed": "random_state"}
+PARAMETERS = {"train_batch": "batch_size", "pll_k": "k", "seed": "random_state", "baselines": "method"}
 _DEFAULTS = {field.name: field.default for field in dataclasses.fields(TrainConfig)}
 DEFAULT_LR, DEFAULT_WD = FALLBACK_DEFAULTS  # the reference code's lr and wd, as for any --features file
 
@@ -109,10 +109,11 @@ _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
 _FIELD_OF_FLAG = {flag: field for field, flag in FLAGS.items()}
 
 
-def check(settings: Settings, num_classes: int | None = None) -> None:
-    """Validate the settings as every run is validated; a ValueError names the estimator's parameter."""
+def check(settings: Settings, stages: list[Stage], num_classes: int | None = None) -> None:
+    """Validate each stage's settings as every run is validated; a ValueError names the estimator's parameter."""
     try:
-        _config(settings, Stage.teacher()).validate(num_classes)
+        for stage in stages:
+            _config(settings, stage).validate(num_classes)
     except UsageError as error:
         raise _value_error(error) from None
 
@@ -166,7 +167,7 @@ def fit_stages(
 
     Each stage learns from the one before it as in the chain; returns each model's last weights and history.
     """
-    check(settings, num_classes)  # before torch loads: a bad value fails at once
+    check(settings, stages, num_classes)  # before torch loads: a bad value fails at once
     import numpy as np
 
     from data.feature_set import FeatureSet

@@ -68,7 +68,7 @@ class _Heads(ClassifierMixin, BaseEstimator):
         return {}
 
     def _check_parameters(self) -> None:
-        _engine.check(self._settings())
+        _engine.check(self._settings(), self._stages())
         if self.device not in DEVICES:
             raise ValueError(f"device must be one of {', '.join(DEVICES)}, got {self.device!r}")
         if isinstance(self.n_threads, bool) or not isinstance(self.n_threads, int) or self.n_threads < 1:

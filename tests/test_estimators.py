@@ -148,6 +148,7 @@ def test_dataframe_columns_become_feature_names():
         (PLLClassifier(optimizer="adam"), "optimizer must be one of sgd, lbfgs"),
         (PLLClassifier(device="tpu"), "device must be one of cpu, cuda, auto"),
         (LabelNoiseClassifier(method="clean"), "method must be one of ls, boot-soft"),
+        (LabelNoiseClassifier(method="boot-soft", optimizer="lbfgs"), "method boot-soft has no objective"),
     ],
 )
 def test_bad_parameters_are_value_errors_naming_the_parameter(estimator, message):
