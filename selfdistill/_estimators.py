@@ -136,8 +136,7 @@ class _Heads(ClassifierMixin, BaseEstimator):
 
 
 _COMMON_DOC = """
-    Parameters shared by every estimator (defaults: ``train_linear.py``'s for a features file)
-    ----------------------------------------------------------------------------------------
+    The rest as for ``train_linear.py`` (and its defaults for a features file):
     lr : float > 0, the SGD learning rate (``--lr``).
     wd : float ≥ 0, the weight decay λ (``--wd``): the objective is mean loss + (λ/2)‖W‖².
     epochs : int ≥ 1, epochs of every model (``--epochs``).
@@ -175,6 +174,8 @@ class SelfDistillationClassifier(_Heads):
     correlated features, so the students' predictions drift away from isolated wrong labels; the
     effect grows with rounds. ``predict`` uses the last student unless ``stage`` says otherwise.
 
+    Parameters
+    ----------
     rounds : int ≥ 0, the number of students (0: the teacher only).
     """
 
@@ -211,10 +212,12 @@ class PLLClassifier(_Heads):
 
     The PLL student starts from the teacher's weights; its target for each training input is the
     candidate set of the teacher's ``k`` highest-scoring classes, each weighted 1/k, under
-    generalised cross-entropy (1 − p_j^q)/q. One round does what several students do: a wrong
-    label whose true class is among the candidates gets corrected. ``predict`` uses the PLL student
-    unless ``stage="teacher"``.
+    generalised cross-entropy (1 − p_j^q)/q. A wrong label whose true class is among the
+    candidates gets corrected in this one round (the paper finds it matches several students at
+    high noise). ``predict`` uses the PLL student unless ``stage="teacher"``.
 
+    Parameters
+    ----------
     k : int in 1..n_classes, the size of the candidate set (``--pll-k``).
     q : float in (0, 1], the generalised cross-entropy exponent (``--q``).
     """
@@ -249,6 +252,8 @@ class PLLClassifier(_Heads):
 class LabelNoiseClassifier(_Heads):
     """One of the project's label-noise baselines, trained as ``train_linear.py --baselines`` trains it.
 
+    Parameters
+    ----------
     method : one of ``ls`` (label smoothing), ``boot-soft``, ``boot-hard`` (bootstrapping), ``gce``
         (generalised cross-entropy), ``sce`` (symmetric cross-entropy), ``fc-est`` (forward correction
         with T estimated from the teacher: the teacher is trained first) or ``cl`` (confident learning,
