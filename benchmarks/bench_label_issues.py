@@ -29,7 +29,8 @@ import platform
 import time
 from typing import Sequence
 
-from training.config import NOISE_TYPES, default_lr_wd
+from data.noise import NOISE_TYPES
+from training.settings import default_lr_wd
 from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging
 from utils.errors import UserError, exits_cleanly, run_script

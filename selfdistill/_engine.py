@@ -21,8 +21,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from training.config import FALLBACK_DEFAULTS, FLAGS, TrainConfig
+from training.config import TrainConfig
+from training.settings import FALLBACK_DEFAULTS, SETTINGS
 from utils.errors import UsageError
+from utils.methods import METHODS
 from utils.stages import BASELINES, Stage
 
 # The estimators' parameter for each TrainConfig field they set (the rest keep their names).
@@ -36,8 +38,8 @@ def default(field: str):
     return _DEFAULTS[field]
 
 
-# Baselines an estimator can train: those that need the true labels (``clean``, ``fc-true``) cannot.
-ESTIMATOR_BASELINES = tuple(name for name in BASELINES if name not in ("clean", "fc-true"))
+# Baselines an estimator can train: the oracles (the true labels, the true noise) cannot.
+ESTIMATOR_BASELINES = tuple(name for name in BASELINES if not METHODS[name].oracle)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +108,7 @@ def _config(settings: Settings, stage: Stage) -> TrainConfig:
 HISTORY_COLUMNS = {"epoch": "epoch", "lr": "lr", "train_loss": "train_loss", "train_acc": "train_acc_noisy"}
 
 _FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
-_FIELD_OF_FLAG = {flag: field for field, flag in FLAGS.items()}
+_FIELD_OF_FLAG = {flag: name for name, setting in SETTINGS.items() for flag in (setting.flag, *setting.aliases)}
 
 
 def check(settings: Settings, stages: list[Stage], num_classes: int | None = None) -> None:
@@ -171,7 +173,7 @@ def fit_stages(
     import numpy as np
 
     from data.feature_set import FeatureSet
-    from training.stages import DeviceData, StageContext, prepare_head, source_stage, train_heads
+    from training.stages import DeviceData, StageContext, prepare_head, train_heads
     from utils.device import resolve_device
     from utils.threads import cpu_threads
 
@@ -191,7 +193,7 @@ def fit_stages(
 
     def train(stage: Stage) -> None:
         config = _config(settings, stage)
-        source = source_stage(config)
+        source = stage.checkpoint_source
         if source is not None and config.with_stage(source) not in store.runs:
             train(source)
         head = prepare_head(config, data, ctx)
