@@ -16,6 +16,7 @@ import tomllib
 from pathlib import Path
 
 from data.registry import DATASET_NAMES, IMAGE_DATASETS, DataOptions
+from sweeping.resources import check_resources
 from training.config import FLAGS, TrainConfig, default_lr_wd
 from training.jobs import ChainJob, ExtractJob, JobState
 from utils.errors import UsageError, UserError
@@ -196,10 +197,9 @@ def load_sweep(
     resources = Resources(
         **_values(f"{where} [resources]", _keys(f"{where} [resources]", raw.get("resources", {}), RESOURCE_KEYS))
     )
+    check_resources(dataclasses.asdict(resources), f"{where} [resources]")
     if cpus_per_job is not None:
         resources = dataclasses.replace(resources, cpus_per_job=cpus_per_job)
-    if resources.cpus_per_job < 1:
-        raise UsageError(f"{where} [resources]: cpus_per_job must be at least 1, got {resources.cpus_per_job}")
     datasets = _keys(f"{where} [datasets]", raw.get("datasets", {}), DATASET_NAMES)
     grids = _keys(f"{where} [grids]", raw.get("grids", {}), tuple(raw.get("grids", {})))
     if not grids:
