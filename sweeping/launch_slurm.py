@@ -20,6 +20,7 @@ has finished.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import shlex
@@ -270,9 +271,11 @@ def run_slurm(
 
     def submit(name: str, members: list[SweepJob], needs_id: str | None) -> None:
         try:
-            handles = executor_for(name, needs_id).map_array(run_task, [m.work for m in members])
-        except (OSError, subprocess.SubprocessError) as error:  # submitit's sbatch call (FailedJobError is one)
-            raise UserError(f"sbatch refused the array {name}: {' '.join(str(error).split())}") from None
+            with contextlib.redirect_stderr(io.StringIO()):  # submitit prints sbatch's refusal; it is said below
+                handles = executor_for(name, needs_id).map_array(run_task, [m.work for m in members])
+        except (OSError, subprocess.SubprocessError, submitit.core.utils.FailedJobError) as error:  # sbatch's refusal
+            said = " ".join(line.removeprefix("sbatch: error: ") for line in str(error).splitlines() if line.strip())
+            raise UserError(f"sbatch refused the array {name}: {said}") from None
         for job, handle in zip(members, handles):
             submitted[handle] = job
             by_name[job.name] = handle

@@ -238,3 +238,11 @@ def test_a_job_failing_inside_slurm_is_one_line_with_its_log_and_a_nonzero_exit(
         "error: 2 of 2 job(s) failed (their errors are above); run the same command again to retry them"
     ], found.stderr
     assert queued(env, {extraction, chain}) == []
+
+
+def test_an_array_that_sbatch_refuses_is_one_line_with_sbatchs_reason(tmp_path, env):
+    path = tmp_path / "long.toml"
+    path.write_text(LONG)
+    found = run(command(tmp_path, path, "refused", "--launcher", "slurm", "--partition", "nowhere"), env, tmp_path)
+    assert found.returncode == 1 and found.stderr.count("\n") == 1, found.stderr
+    assert found.stderr.startswith("error: sbatch refused the array chains: ") and "nowhere" in found.stderr
