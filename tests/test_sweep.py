@@ -281,3 +281,28 @@ def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_cancels_them(tm
     ids = [str(1000 + i) for i in range(7)]
     assert cancelled == [ids] and f"cancelling the sweep's SLURM jobs: scancel {' '.join(ids)}" in err
     assert polls == [0, 1]  # once while waiting, once after scancel: nothing left, no waiting
+
+
+def test_a_submitit_log_record_is_printed_once_while_a_sweep_runs(capfd):
+    """submitit gives its logger two handlers of its own (stdout and stderr); while the SLURM launcher runs,
+    its records reach only the project's handler, and its handlers are back afterwards."""
+    import io
+    import logging
+
+    import submitit  # noqa: F401  (configures submitit's logger)
+
+    from sweeping.launch_slurm import _submitit_logs_once
+
+    logger, project = logging.getLogger("submitit"), io.StringIO()
+    own = list(logger.handlers)
+    handler = logging.StreamHandler(project)
+    logging.getLogger().addHandler(handler)
+    capfd.readouterr()
+    try:
+        with _submitit_logs_once():
+            logger.warning("the queue was read")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out, err = capfd.readouterr()
+    assert project.getvalue() == "the queue was read\n" and "the queue was read" not in out + err
+    assert logger.handlers == own and len(own) == 2
