@@ -113,16 +113,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_args(args: argparse.Namespace) -> None:
-    for flag, value, low in (
-        ("--parallel", args.parallel, 1),
-        ("--cpus-per-job", args.cpus_per_job, 1),
-        ("--epochs", args.epochs, 1),
-        ("--time", args.time, 1),
-        ("--gpus-per-job", args.gpus_per_job, 0),
-        ("--mem", args.mem, 1),
-    ):
+    from sweeping.resources import check_resources
+
+    for flag, value, low in (("--parallel", args.parallel, 1), ("--epochs", args.epochs, 1)):
         if value is not None and value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
+    check_resources(
+        {
+            "cpus_per_job": args.cpus_per_job,
+            "gpus_per_job": args.gpus_per_job,
+            "mem_gb": args.mem,
+            "time_min": args.time,
+            "partition": args.partition,
+        }
+    )
     if args.address and args.launcher != "ray":
         raise UsageError("--address is a Ray cluster's: add --launcher ray")
 

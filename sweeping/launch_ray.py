@@ -3,7 +3,9 @@ so Ray runs it only after that extraction (and only that one) has finished.
 
 ``address`` (or ``RAY_ADDRESS``) connects to a cluster, whose workers get this project as their
 ``runtime_env`` working_dir; without one, a local instance starts with ``num_cpus`` CPUs and its
-workers import this checkout (PYTHONPATH). Each task asks for its job's CPUs, and one GPU when the
+workers import this checkout (PYTHONPATH). An address that does not answer is one line naming it and
+what to check, within seconds (Ray itself retries for minutes); so is a refusal by the cluster (since
+Ray 2.59 clusters require a token by default). Each task asks for its job's CPUs, and one GPU when the
 sweep runs on CUDA; it sets OMP_NUM_THREADS to its CPUs (the jobs scope torch's threads to them as
 well) and runs in a fresh worker process (``max_calls=1``), so a job's memory goes with it. A
 killed worker is not retried here: the next launch redoes the job. Usage statistics are off.
@@ -12,15 +14,56 @@ killed worker is not retried here: the next launch redoes the job. Usage statist
 from __future__ import annotations
 
 import os
+import socket
 from typing import Callable
+from urllib.parse import urlsplit
 
 from sweeping.launch import PROJECT_ROOT, failure, require, worker_pythonpath
 from sweeping.spec import Resources, SweepJob
 from training.jobs import JobResult, run_job
+from utils.errors import UserError
 
 # What a cluster's workers do not need from the project folder (results, runs, caches, data).
 STOP_GRACE_S = 10  # how long stopped tasks get to unwind before their workers are killed
 EXCLUDES = [".git", "checkpoints", "results", "reports", "feature_cache", "datasets", "sweep-logs", "*.pt", "*.npz"]
+CONNECT_TIMEOUT_S = 5.0  # how long the address gets to accept a TCP connection
+# What to check when a cluster cannot be reached or refuses this process, as one sentence.
+CHECKS = (
+    "check that the cluster runs and that this machine reaches its head node on that port (`ray status` on the "
+    "head node; a firewall); and, since Ray 2.59 turns token authentication on by default, that this process "
+    "has the cluster's token: the RAY_AUTH_TOKEN variable, the file named by RAY_AUTH_TOKEN_PATH, or "
+    "~/.ray/auth_token (print it on the head node with `ray get-auth-token`), with RAY_AUTH_MODE as the "
+    "cluster's (token, or disabled)"
+)
+
+
+def unreachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why nothing answers at a cluster address (``host:port`` or ``ray://host:port``), or None; ``auto``
+    and addresses without a port are left to Ray."""
+    parts = urlsplit(address if "://" in address else f"ray-gcs://{address}")
+    try:
+        host, port = parts.hostname, parts.port
+    except ValueError as error:  # a port that is not a number in 0..65535
+        return str(error)
+    if not host or port is None:
+        return None
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
+    except OSError as error:
+        return error.strerror or str(error) or type(error).__name__
+
+
+def refused(address: str, problem: str) -> UserError:
+    return UserError(f"cannot connect to the Ray cluster at {address} ({problem}): {CHECKS}")
+
+
+def connect(ray, address: str, **options) -> None:
+    """``ray.init`` on the cluster at ``address``, or one line naming the address and what to check."""
+    try:
+        ray.init(address=address, **options)
+    except (ConnectionError, RuntimeError, ray.exceptions.RayError) as error:  # e.g. its token is not ours
+        raise refused(address, " ".join(str(error).split())[:300] or type(error).__name__) from None
 
 
 def run_ray(
@@ -31,13 +74,16 @@ def run_ray(
     address: str | None = None,
     num_cpus: int | None = None,
 ) -> None:
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    problem = unreachable(address) if address else None
+    if problem:  # said now: ray.init retries an address that does not answer for minutes
+        raise refused(address, problem)
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"  # read by ray when it starts: no network at run time
     ray = require("ray", "ray")
     env = {"OMP_NUM_THREADS": str(resources.cpus_per_job), "RAY_USAGE_STATS_ENABLED": "0"}
-    address = address or os.environ.get("RAY_ADDRESS") or None
     if address:
         runtime_env = {"working_dir": str(PROJECT_ROOT), "excludes": EXCLUDES, "env_vars": env}
-        ray.init(address=address, runtime_env=runtime_env, logging_level="WARNING")
+        connect(ray, address, runtime_env=runtime_env, logging_level="WARNING")
     else:
         runtime_env = {"env_vars": {**env, "PYTHONPATH": worker_pythonpath()}}
         ray.init(

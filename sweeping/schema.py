@@ -6,7 +6,7 @@ with a dot or a dash, at most ``NAME_LENGTH`` characters (a newline, ``;``, ``$(
 space, a ``/`` or a leading ``--`` is refused). Its structure is checked too: values are strings,
 numbers, booleans or flat lists of them; ``datasets`` and ``grids`` are tables of tables;
 ``resources`` a table of values; nothing is nested deeper than ``MAX_DEPTH`` tables. The
-``[resources]`` numbers obey the bounds of sweep.py's flags (:data:`RESOURCE_FLAGS`). Every failure
+``[resources]`` values are checked by :mod:`sweeping.resources`, as sweep.py's flags are. Every failure
 is one :class:`UsageError` naming the file and where in it. Standard library only.
 """
 
@@ -21,13 +21,6 @@ NAME_LENGTH = 64
 NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._-]{{0,{NAME_LENGTH - 1}}}")
 MAX_DEPTH = 4  # file → datasets → digits → wd → {base = …}: the deepest a sweep file needs
 TABLES_OF_TABLES = ("datasets", "grids")
-# [resources] key → (the sweep.py flag that sets the same thing, its smallest value)
-RESOURCE_FLAGS = {
-    "cpus_per_job": ("--cpus-per-job", 1),
-    "gpus_per_job": ("--gpus-per-job", 0),
-    "mem_gb": ("--mem", 1),
-    "time_min": ("--time", 1),
-}
 SCALARS = (str, int, float, bool)
 
 
@@ -69,16 +62,6 @@ def check_structure(where: str, raw: dict) -> None:
         for name, table in raw.get(key, {}).items():
             if not isinstance(table, dict):
                 raise UsageError(f"{where}: {key}.{name} must be a table ([{key}.{name}]), got {_kind(table)}")
-
-
-def check_resources(where: str, values: dict) -> None:
-    """Each [resources] number within the bounds sweep.py's matching flag enforces."""
-    for key, (flag, low) in RESOURCE_FLAGS.items():
-        value = values.get(key)
-        if value is not None and value < low:
-            raise UsageError(f"{where}: {key} must be at least {low} (like {flag}), got {value}")
-    if values.get("partition") is not None:
-        check_name(where, "partition", values["partition"])
 
 
 def sweep_name(where: str, name: object, path: Path) -> str:

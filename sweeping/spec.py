@@ -17,6 +17,7 @@ from pathlib import Path
 
 from data.registry import DATASET_NAMES, IMAGE_DATASETS, DataOptions
 from sweeping import schema
+from sweeping.resources import check_resources
 from training.config import TrainConfig
 from training.jobs import ChainJob, ExtractJob, JobState
 from training.settings import SETTINGS, chain_settings, default_lr_wd
@@ -209,9 +210,9 @@ def load_sweep(
     resources = Resources(
         **_values(f"{where} [resources]", _keys(f"{where} [resources]", raw.get("resources", {}), RESOURCE_KEYS))
     )
+    check_resources(dataclasses.asdict(resources), f"{where} [resources]")
     if cpus_per_job is not None:
         resources = dataclasses.replace(resources, cpus_per_job=cpus_per_job)
-    schema.check_resources(f"{where} [resources]", dataclasses.asdict(resources))
     datasets = _keys(f"{where} [datasets]", raw.get("datasets", {}), DATASET_NAMES)
     grids = _keys(f"{where} [grids]", raw.get("grids", {}), tuple(raw.get("grids", {})))
     if not grids:

@@ -123,7 +123,7 @@ SWEEP_CASES = [
         _sweep(
             "value",
             SWEEP.replace('partition = "debug"', f"{key} = {value}"),
-            rf"\[resources\]: {key} must be at least {low} \(like {flag}\), got {value}",
+            rf"\[resources\]: {key} must be at least {low}, got {value}",
             f"resources {key} = {value}",
         )
         for key, value, low, flag in (

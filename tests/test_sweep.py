@@ -3,8 +3,11 @@ the SLURM scripts, and a tiny sweep run by the local launcher in this process.""
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
+import re
+import shlex
 import shutil
 import sys
 from pathlib import Path
@@ -80,6 +83,15 @@ def test_only_one_grid_and_the_embedded_sweep(tmp_path, capsys):
         (TINY + "[datasets.digits]\nwd = { base = 1e-2 }\n", (), "names weight decays (base); choose one"),
         (TINY, ("--only", "fig9"), "--only fig9:"),
         (TINY, ("--parallel", "0"), "--parallel must be at least 1"),
+        # [resources] and the flags that override it: one check, one message, named by the key or the flag
+        (TINY + "[resources]\nmem_gb = -5\n", (), "tiny.toml [resources]: mem_gb must be at least 1, got -5"),
+        (TINY + "[resources]\ntime_min = 0\n", (), "[resources]: time_min must be at least 1, got 0"),
+        (TINY + "[resources]\ngpus_per_job = -2\n", (), "[resources]: gpus_per_job must be at least 0, got -2"),
+        (TINY + "[resources]\ncpus_per_job = 0\n", ("--cpus-per-job", "2"), "cpus_per_job must be at least 1"),
+        (TINY + '[resources]\npartition = "gpu\\nrm -rf ~"\n', (), "is not a plain name"),
+        (TINY, ("--mem", "-5"), "--mem must be at least 1, got -5"),
+        (TINY, ("--time", str(2**40)), "--time must be at most 2147483647"),
+        (TINY, ("--partition", "gpu;reboot"), "--partition must be a SLURM partition name"),
     ],
 )
 def test_mistakes_are_one_line_usage_errors_before_any_job(tmp_path, capsys, text, args, message):
@@ -109,6 +121,28 @@ def test_a_missing_launcher_package_names_the_requirements_file(tmp_path, capsys
     assert err.count("\n") == 1 and "requirements-launchers.txt" in err
 
 
+def test_a_ray_address_that_does_not_answer_is_one_line_naming_it_and_what_to_check(tmp_path, capsys):
+    """Said at once (ray.init would retry for minutes): the address, reachability, and where Ray reads the token."""
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        assert cli(tmp_path, str(write(tmp_path)), "--launcher", "ray", "--address", address) == 1
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: cannot connect to the Ray cluster at {address} (") and err.count("\n") == 1
+        for fact in (
+            "RAY_AUTH_TOKEN",
+            "RAY_AUTH_TOKEN_PATH",
+            "~/.ray/auth_token",
+            "ray get-auth-token",
+            "RAY_AUTH_MODE",
+        ):
+            assert fact in err, (fact, err)
+    assert not list((tmp_path / "ck").glob("*")), "nothing trained"
+
+
 def test_the_sbatch_scripts_hold_the_arrays_and_their_dependencies(tmp_path, capsys):
     assert (
         cli(
@@ -128,6 +162,25 @@ def test_the_sbatch_scripts_hold_the_arrays_and_their_dependencies(tmp_path, cap
     assert out.count("#SBATCH --dependency=") == 6 and "afterok:<extract>_5" in out
     assert "#SBATCH --partition=gpu" in out and "#SBATCH --gpus-per-node=1" in out
     assert not (tmp_path / "logs").exists()
+
+
+def test_what_goes_into_an_sbatch_script_is_quoted_or_refused(tmp_path, capsys):
+    """A folder with spaces, quotes and shell syntax stays data: paths are quoted, and a newline (which
+    would end a ``#SBATCH`` line and start a command) in a path is refused. (A sweep file's names are
+    plain names before they get here: tests/test_faults_security_inputs.py.)"""
+    odd = tmp_path / "it's a $(dir)"
+    path = write(tmp_path, TINY.replace('name = "tiny"', 'name = "x.rm-rf_reboot"'))
+    assert cli(tmp_path, str(path), "--print-sbatch", "--log-dir", str(odd), "--partition", "a,b") == 0
+    out = capsys.readouterr().out
+    commands = [line for line in out.splitlines() if line and not line.startswith("#")]
+    assert commands and all(line.startswith(("export ", "srun ")) for line in commands), commands
+    assert re.search(r"^#SBATCH --job-name=x.rm-rf_reboot-chains$", out, re.MULTILINE), out
+    assert "#SBATCH --partition=a,b" in out
+    assert all(shlex.split(line) for line in commands)  # each command parses (quotes balanced)
+    assert any(str(odd / "%j") in shlex.split(line) for line in commands)  # the folder, one word
+    assert cli(tmp_path, str(path), "--print-sbatch", "--log-dir", str(tmp_path / "a\nb")) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--log-dir" in err and "control character" in err, err
 
 
 def rows(path: Path) -> list[dict]:
@@ -160,11 +213,9 @@ def test_job_states_and_a_relaunch_that_runs_only_what_is_missing_or_damaged(tmp
 
 
 class _FakeJob:
-    def __init__(self, job_id: str):
+    def __init__(self, job_id: str, folder: Path):
         self.job_id = job_id
-
-    def done(self) -> bool:
-        return False
+        self.paths = argparse.Namespace(result_pickle=folder / f"{job_id}_result.pkl")  # never written
 
 
 class _FakeSlurmExecutor:
@@ -173,7 +224,7 @@ class _FakeSlurmExecutor:
     submitted: list[dict] = []
 
     def __init__(self, folder, cluster):
-        self.cluster, self.parameters = cluster, {}
+        self.folder, self.cluster, self.parameters = Path(folder), cluster, {}
 
     def update_parameters(self, **parameters):
         self.parameters.update(parameters)
@@ -181,12 +232,13 @@ class _FakeSlurmExecutor:
     def map_array(self, function, works):
         array = str(1000 + len(self.submitted))
         self.submitted.append({"cluster": self.cluster, "size": len(works), **self.parameters})
-        return [_FakeJob(f"{array}_{index}") for index in range(len(works))]
+        return [_FakeJob(f"{array}_{index}", self.folder) for index in range(len(works))]
 
 
-def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(tmp_path, capsys, monkeypatch):
+def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_cancels_them(tmp_path, capsys, monkeypatch):
     """The real-SLURM path without a scheduler: one extraction array, then a chain array per dataset depending
-    on its extraction task; a Ctrl-C while waiting leaves the jobs running and names the scancel command."""
+    on its extraction task; a Ctrl-C while waiting cancels every submitted job with one scancel, then waits
+    until squeue no longer shows them (tests/test_slurm_cluster.py runs this on a real cluster)."""
     import submitit
 
     from sweeping import launch, launch_slurm
@@ -194,10 +246,18 @@ def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(
     _FakeSlurmExecutor.submitted = []
     monkeypatch.setattr(submitit, "AutoExecutor", _FakeSlurmExecutor)
     monkeypatch.setattr(launch, "require_scheduler", lambda: None)  # the fake executor is the scheduler
+    cancelled: list[list[str]] = []
+    polls: list[int] = []
+
+    def squeue() -> str:  # every task pending until scancel, then none left
+        polls.append(len(cancelled))
+        return "" if cancelled else "\n".join(f"{1000 + a}_{t}|PENDING|Dependency" for a in range(7) for t in range(6))
 
     def interrupt(seconds):
         raise KeyboardInterrupt
 
+    monkeypatch.setattr(launch_slurm, "_squeue", squeue)
+    monkeypatch.setattr(launch_slurm, "_scancel", cancelled.append)
     monkeypatch.setattr(launch_slurm.time, "sleep", interrupt)
     code = cli(
         tmp_path,
@@ -213,11 +273,37 @@ def test_slurm_submits_arrays_with_their_dependencies_and_ctrl_c_prints_scancel(
     )
     err = capsys.readouterr().err
     assert code == 130 and err.splitlines()[-1] == "interrupted"
-    assert "the submitted SLURM jobs keep running; cancel them with: scancel " in err
     arrays = _FakeSlurmExecutor.submitted
     assert [a["size"] for a in arrays] == [6, 1, 1, 1, 1, 1, 1] and {a["cluster"] for a in arrays} == {"slurm"}
     assert "slurm_dependency" not in arrays[0]
     assert [a["slurm_dependency"] for a in arrays[1:]] == [f"afterok:1000_{i}" for i in range(6)]
     assert all(a["slurm_partition"] == "gpu" and a["gpus_per_node"] == 1 for a in arrays)
-    ids = err.split("scancel ")[1].split("\n")[0].split()
-    assert sorted(ids) == [str(1000 + i) for i in range(7)]
+    assert all(a["slurm_additional_parameters"] == {"kill-on-invalid-dep": "yes"} for a in arrays)
+    ids = [str(1000 + i) for i in range(7)]
+    assert cancelled == [ids] and f"cancelling the sweep's SLURM jobs: scancel {' '.join(ids)}" in err
+    assert polls == [0, 1]  # once while waiting, once after scancel: nothing left, no waiting
+
+
+def test_a_submitit_log_record_is_printed_once_while_a_sweep_runs(capfd):
+    """submitit gives its logger two handlers of its own (stdout and stderr); while the SLURM launcher runs,
+    its records reach only the project's handler, and its handlers are back afterwards."""
+    import io
+    import logging
+
+    import submitit  # noqa: F401  (configures submitit's logger)
+
+    from sweeping.launch_slurm import _submitit_logs_once
+
+    logger, project = logging.getLogger("submitit"), io.StringIO()
+    own = list(logger.handlers)
+    handler = logging.StreamHandler(project)
+    logging.getLogger().addHandler(handler)
+    capfd.readouterr()
+    try:
+        with _submitit_logs_once():
+            logger.warning("the queue was read")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    out, err = capfd.readouterr()
+    assert project.getvalue() == "the queue was read\n" and "the queue was read" not in out + err
+    assert logger.handlers == own and len(own) == 2
