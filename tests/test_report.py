@@ -249,7 +249,8 @@ def test_a_damaged_run_is_refused_with_the_command_that_redoes_it(capsys, store,
 @pytest.mark.parametrize(
     "argv, message, status",
     [
-        (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy)", 1),
+        (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy); train", 1),
+        (["--dataset", "nosuch"], "error: unknown dataset 'nosuch'; choose one of: digits, synthetic", 2),
         (["--ctype", "sym"], "error: toy: no runs with --ctype sym (its runs have --ctype cc)", 1),
         (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)", 2),
         (
@@ -267,6 +268,13 @@ def test_user_mistakes_are_one_line_errors(capsys, store, argv, message, status)
     assert code == status and stdout == "" and stderr.count("\n") == 1
     assert stderr.startswith(message), stderr
     assert not (store.parent / "r").exists()
+
+
+def test_an_empty_store_is_one_line_not_a_crash(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, stdout, stderr = run(capsys, "-c", str(tmp_path / "empty"), "--out", str(tmp_path / "r"))
+    assert code == 1 and stdout == "" and stderr.startswith("error: no runs to report") and stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_store_or_results_file(capsys, tmp_path, store):
