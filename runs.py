@@ -23,10 +23,12 @@ STATES = ("complete", "old-format", "damaged", "in-progress")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="runs.py", description=__doc__.split("\n\n")[0])
+    # -c works before and after the subcommand (`runs.py -c DIR list`, `runs.py list -c DIR`): the
+    # subcommand's copy has no default, so that it overrides the top-level value only when given.
+    store = dict(type=Path, metavar="DIR", help="the run store (default: checkpoints)")
+    parser.add_argument("-c", "--checkpoint", default=Path("checkpoints"), **store)
     common = Parser(add_help=False)
-    common.add_argument(
-        "-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store"
-    )
+    common.add_argument("-c", "--checkpoint", default=argparse.SUPPRESS, **store)
     add_verbose(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every run with its state")

@@ -20,7 +20,12 @@ LAUNCHERS = ("local", "ray", "slurm")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="sweep.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", type=Path, metavar="FILE", help="the sweep file (TOML), e.g. sweeps/paper.toml")
+    parser.add_argument(
+        "sweep",
+        type=Path,
+        metavar="FILE",
+        help="the sweep file (TOML): a path, or the name of a shipped one (embedded, paper)",
+    )
     parser.add_argument("--only", nargs="+", metavar="GRID", help="run only these grids of the file (e.g. fig2)")
     parser.add_argument(
         "--launcher",
@@ -133,12 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     check_args(args)
     from sweeping import launch
+    from sweeping.files import find_sweep_file
     from sweeping.spec import Places, load_sweep
 
-    if args.sweep.is_dir():
-        raise UsageError(f"{args.sweep} is a folder; give a sweep file, e.g. sweeps/paper.toml")
-    if not args.sweep.is_file():
-        raise UserError(f"no sweep file {args.sweep}; the repository's are in sweeps/")
+    args.sweep = find_sweep_file(args.sweep)
     places = Places(
         store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root, feature_root=args.feature_root
     )
