@@ -64,7 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_select(pick, default=None, help="only runs whose best epoch was picked this way (default: test where present)")
     pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
     pick.add_argument(
-        "--runs", type=Path, nargs="+", metavar="DIR", help="run folders to plot instead of searching the store"
+        "--runs",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="run folders to plot instead of searching the store (default: search the store)",
     )
     add_which(pick, help="checkpoint of each run to plot: best (the selected epoch) or last")
     figure = parser.add_argument_group("figure")
@@ -119,6 +123,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from training.store import RunStore
     from utils.outputs import planned_outputs
 
+    command = train_command(args)
+    records = None
+    if not args.runs:
+        records = RunStore(args.checkpoint).records()
+        if args.features is None:  # the store before any download: no runs, no features needed
+            simplex.require_teacher_runs(records, args.dataset, args.ctype, args.seed, command)
     features = load_one_feature_set(args)
     classes = (
         simplex.parse_classes(args.classes, features.class_names)
@@ -127,7 +137,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if len(classes) < 2:
         raise UsageError(f"{features.name} has fewer than 2 classes; nothing to project")
-    command = train_command(args)
     others, tokens = "", []
     if args.runs:
         chains = simplex.chains_from_records(simplex.records_from_folders(args.runs))
@@ -137,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = RunStore(args.checkpoint)
         refuse_damaged(store, [features.name], args.ctype)
         chains, others, setting = simplex.find_chains(
-            store.records(), features, args.ctype, args.seed, wanted_settings(args), args.corruption, command
+            records, features, args.ctype, args.seed, wanted_settings(args), args.corruption, command
         )
         tokens = settings_mod.name_tokens(setting, features.name)
         shown = setting.describe(("lr", "wd", "epochs", "optimizer", "select", "seeding"))

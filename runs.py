@@ -32,8 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     add_verbose(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every run with its state")
-    listing.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets")
-    listing.add_argument("--state", choices=STATES, nargs="+", default=[], help="only runs in these states")
+    listing.add_argument(
+        "-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets (default: every dataset)"
+    )
+    listing.add_argument(
+        "--state", choices=STATES, nargs="+", default=[], help="only runs in these states (default: every state)"
+    )
     show = commands.add_parser("show", parents=[common], help="one run: its run.json and the state of its files")
     show.add_argument("run", help="a run name (as `list` prints it)")
     clean = commands.add_parser("clean", parents=[common], help="remove what interrupted writers left behind")

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
+from data.paths import add_root_flags
 from utils.cli import Parser, add_verbose, configure_logging
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 
@@ -26,7 +27,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the sweep file (TOML): a path, or the name of a shipped one (embedded, paper)",
     )
-    parser.add_argument("--only", nargs="+", metavar="GRID", help="run only these grids of the file (e.g. fig2)")
+    parser.add_argument(
+        "--only", nargs="+", metavar="GRID", help="run only these grids of the file, e.g. fig2 (default: every grid)"
+    )
     parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         metavar="N",
-        help="train every run for N epochs instead of the file's (other runs: another name)",
+        help="train every run for N epochs instead of the file's (other runs: another name; default: the file's)",
     )
 
     places = parser.add_argument_group("files")
@@ -71,8 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of the results CSVs, one per noise type (<ctype>.csv)",
     )
-    places.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
-    places.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
+    add_root_flags(places)
 
     ray = parser.add_argument_group("ray")
     ray.add_argument("--address", help="a Ray cluster to connect to (default: RAY_ADDRESS, else a local instance)")

@@ -61,7 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dist",
         type=int,
         metavar="T",
-        help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain",
+        help="train round T only (0: teacher, T ≥ 1: student T; default: absent, the whole chain)",
     )
     add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
     stage.add_argument("--rounds", type=int, default=4, metavar="R", help="students after the teacher in the chain")

@@ -216,7 +216,9 @@ def build_parser() -> Parser:
     parser.add_argument("--repeats", type=int, default=3, help="repeats, each loop's order alternating")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per repeat")
     parser.add_argument("--stage", choices=("teacher", "student"), default="teacher", help="which stage's loss")
-    parser.add_argument("--baseline", metavar="REV", help="also time the engine as it was at this git revision")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the engine as it was at this git revision (default: none)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",

@@ -195,5 +195,5 @@ def add_which(parser, default: str | None = "best", help: str | None = None) -> 
         type=int,
         choices=(0, 1),
         action=_LastAction,
-        help="the authors' spelling of --which: 0 best, 1 last",
+        help="the authors' spelling of --which: 0 best, 1 last (default: as --which)",
     )
