@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -29,7 +28,7 @@ from utils.cli import (
     configure_logging,
 )
 from utils.errors import UsageError, exits_cleanly, run_script
-from utils.progress import interactive
+from utils.progress import interactive, line
 from utils.stages import BASELINES, Stage
 
 DEFAULT_SEEDS = [0, 1, 2]
@@ -341,7 +340,7 @@ def train(parser, args: argparse.Namespace, name: str) -> str:
 
     def announce(message: str) -> None:
         if not interactive():
-            print(message, file=sys.stderr, flush=True)
+            line(message)  # with the dataset's name (utils.progress.labelled)
 
     dataset = name if args.features is None else None
     text, _ = chain_job(args, name).train(

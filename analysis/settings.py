@@ -195,15 +195,28 @@ def describe_others(chosen: Setting, others: list[Setting], settings: dict[Setti
     return "also present: " + "; ".join(parts)
 
 
-def name_tokens(setting: Setting, dataset: str) -> list[str]:
-    """File-name tokens for what distinguishes ``setting`` from the dataset's default (empty for the default)."""
+def non_default_fields(setting: Setting, dataset: str) -> list[str]:
+    """The fields in which ``setting`` departs from the dataset's default (noise type and backbone aside:
+    figures and names state those anyway)."""
     defaults = default_values(dataset)
-    tokens = []
+    fields = []
     for field in FIELDS:
         value = setting.get(field)
         if field == "val_fraction" and setting.get("select") != "val":
             continue
         if field in ("ctype", "backbone", "weights") or defaults.get(field) == value:
             continue
-        tokens.append(f"{SHORT[field]}{display(field, value)}")
+        fields.append(field)
+    return fields
+
+
+def non_default_caption(setting: Setting, dataset: str) -> str:
+    """'seeding independent, epochs 2' for a figure's title: every non-default setting; '' for the default."""
+    fields = non_default_fields(setting, dataset) if setting.values else []
+    return setting.describe(fields) if fields else ""
+
+
+def name_tokens(setting: Setting, dataset: str) -> list[str]:
+    """File-name tokens for what distinguishes ``setting`` from the dataset's default (empty for the default)."""
+    tokens = [f"{SHORT[field]}{display(field, setting.get(field))}" for field in non_default_fields(setting, dataset)]
     return [re.sub(r"[^A-Za-z0-9._+=-]", "-", token) for token in tokens]

@@ -45,6 +45,7 @@ from models.heads import init_head
 from models.losses import SoftCrossEntropy
 from training import engine as current_engine
 from utils.cli import Parser
+from utils.progress import Steps
 
 N, D, K, M, BATCH = 50_000, 512, 100, 10_000, 128
 LR, WD, MOMENTUM, GAMMA = 0.05, 5e-5, 0.9, 0.98
@@ -263,10 +264,12 @@ def main(argv=None) -> int:
     loops["reference style"] = lambda: reference_style(*data, args.epochs, teacher, measure_bounds)
     times: dict[str, list[float]] = {name: [] for name in loops}
     measure_bounds()
-    for round_number in range(args.repeats):
-        names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
-        for name in names:
-            times[name] += loops[name]()
+    with Steps(args.repeats * len(loops), "timed loops") as steps:
+        for round_number in range(args.repeats):
+            names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
+            for name in names:
+                times[name] += loops[name]()
+                steps.done(f"repeat {round_number + 1}: {name}")
     rows = list(times.items())
     rows += [("matmul floor", floors), ("gather + matmul", gathers)]
     median = {label: statistics.median(values) for label, values in rows}

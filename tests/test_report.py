@@ -207,7 +207,8 @@ def test_two_datasets_per_dataset_wd_one_panel_each(capsys, tmp_path):
     assert_figures(out / "big-small_cc_wd5e-05_gain")
     filters = Filters(datasets=("big", "small"), wd=PerDataset(named=(("big", 5e-5), ("small", 5e-4))))
     (report,) = build_reports(ReportConfig(store=store, filters=filters), RunStore(store).records())
-    assert [axes.get_title() for axes in report.figure.axes] == ["big", "small"]
+    # each panel's title names what departs from its dataset's default (toy datasets default to wd 5e-4)
+    assert [axes.get_title() for axes in report.figure.axes] == ["big\nwd 5e-05", "small"]
     for dataset in ("big", "small"):
         assert markdown_table(stdout, f"{dataset}: test accuracy (%)")["PLL"][0] == "**84.83 ± 1.31**"
 
