@@ -71,19 +71,33 @@ LONG = [
 
 
 def shell_blocks(text: str) -> list[tuple[str, str | None]]:
-    """(shell block, the plain block shown right after it as its output, if the text between is prose)."""
+    """In document order: (shell block, the plain block shown right after it as its output, if the
+    text between is prose), and each transcript (a plain block of ``$ command`` lines, each followed by
+    its output) as one (``$ command`` lines joined, None) entry per command with its output."""
     found = []
-    for match in re.finditer(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S):
-        after = text[match.end() :]
-        output = re.match(r"((?:(?!```).)*?)```\n(.*?)```", after, flags=re.S)
-        shown = output.group(2) if output and len(output.group(1)) < 1200 and "```" not in output.group(1) else None
-        found.append((match.group(1), shown))
+    blocks = list(re.finditer(r"```(\w*)\n(.*?)```", text, flags=re.S))
+    for i, match in enumerate(blocks):
+        language, body = match.group(1), match.group(2)
+        if language in ("bash", "sh"):
+            following = blocks[i + 1] if i + 1 < len(blocks) else None
+            between = text[match.end() : following.start()] if following else ""
+            shown = None
+            if following and not following.group(1) and len(between) < 1200 and not transcript(following.group(2)):
+                shown = following.group(2)
+            found.append((body, shown))
+        elif not language and transcript(body):
+            for command, output in re.findall(r"^\$ (.*)\n((?:(?!\$ ).*\n?)*)", body, flags=re.M):
+                found.append((command + "\n", output))
     return found
 
 
+def transcript(block: str) -> bool:
+    return any(line.startswith("$ ") for line in block.splitlines())
+
+
 def commands(path: Path) -> list[Command]:
-    """Every ``python3 SCRIPT.py …`` / ``python3 -m MODULE …`` of the file's shell blocks, also those
-    chained with ``&&`` or ``;`` (a script path becomes its module name)."""
+    """Every ``python3 SCRIPT.py …`` / ``python3 -m MODULE …`` of the file's shell blocks and transcripts,
+    also those chained with ``&&`` or ``;`` (a script path becomes its module name)."""
     found: list[Command] = []
     for block, output in shell_blocks(path.read_text()):
         block = block.replace("\\\n", " ")
@@ -150,11 +164,13 @@ def test_the_pattern_catches_every_form():
     block = (
         "```bash\npython train_linear.py --epochs 2\npython3 -m benchmarks.bench_engine --repeats 1\n"
         "cd x && python3 report.py -c ck\npython3 -m pip install x && python3 runs.py list\n```\n\nIt prints\n\n"
-        "```\nx: no runs\n```\n"
+        "```\nx: no runs\n```\n\n"
+        "```\n$ python3 runs.py list -c a\na: no runs\n\n$ python3 runs.py list -c b\nb: 1 complete\n```\n"
     )
     found = commands_of(block)
-    assert [command.script for command in found] == ["train_linear", "benchmarks.bench_engine", "report", "runs"]
-    assert [command.output for command in found] == [None, None, None, "x: no runs\n"]
+    assert [c.script for c in found] == ["train_linear", "benchmarks.bench_engine", "report", "runs", "runs", "runs"]
+    assert [c.output for c in found] == [None, None, None, "x: no runs\n", "a: no runs\n\n", "b: 1 complete\n"]
+    assert found[-1].argv == ("list", "-c", "b")
 
 
 def commands_of(text: str) -> list[Command]:

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.progress_watch import COUNT, watch
+from tests.progress_watch import COUNT, REPO, watch
 from utils.progress import Steps, labelled, line
 
 SILENCE_LIMIT_S = 10.0
@@ -66,7 +66,7 @@ def assert_watched(result, limit: float = SILENCE_LIMIT_S):
 @pytest.mark.parametrize(
     "argv",
     [
-        ("numerical_solving.py", "--method", "adam", "--n", "200", "--max_iter", "40000", "--max-dist", "2"),
+        ("numerical_solving.py", "--method", "adam", "--n", "100", "--max_iter", "10000", "--max-dist", "2"),
         (
             "gmm_distill.py",
             "simulate",
@@ -86,7 +86,9 @@ def assert_watched(result, limit: float = SILENCE_LIMIT_S):
     ids=["solver-adam", "gmm-validation", "training-two-datasets-cl"],
 )
 def test_long_runs_piped_to_a_file_are_never_silent(argv, tmp_path):
-    result = watch(*argv, "--out" if argv[0] != "train_linear.py" else "-c", str(tmp_path / "o"), cwd=tmp_path)
+    script, *flags = argv
+    out = "--out" if script != "train_linear.py" else "-c"
+    result = watch(str(REPO / script), *flags, out, str(tmp_path / "o"), cwd=tmp_path)
     assert_watched(result)
     if argv[0] == "train_linear.py":  # each dataset's lines name it; announced run ranges add up
         stage_lines = [x for _, x in result.lines if "stages" in x]
