@@ -151,39 +151,40 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         tokens = settings_mod.name_tokens(setting, features.name)
         shown = setting.describe(("lr", "wd", "epochs", "optimizer", "select", "seeding"))
-    print(simplex.describe(chains), flush=True)  # what was found, before the seconds of drawing
-    rows = []
-    with Steps(sum(map(len, chains)), "panels") as steps:
-        for chain in chains:
-            eta, seed = chain[0].config.corruption, chain[0].config.seed
-            panels = []
-            for run in chain:
-                weights = simplex.load_weights(run, args.which, features)
-                panels.append(simplex.stage_panel(run, weights, features, classes, args.which))
-                steps.done(f"η={eta:g} seed {seed} {run.config.stage.label}")
-            rows.append((f"η = {eta:g}, seed {seed}", panels))
-    first = chains[0][0].config
-    names = [features.class_names[k] for k in classes]
-    title = (
-        f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
-        f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class"
-    )
-    if not args.runs and settings_mod.non_default_caption(setting, features.name):  # how it was made, in words
-        title += f"\nsetting: {settings_mod.non_default_caption(setting, features.name)}"
-    etas = "-".join(f"{chain[0].config.corruption:g}" for chain in chains)
-    parts = [
-        features.name,
-        first.ctype,
-        f"seed{first.seed}",
-        f"eta{etas}",
-        *tokens,
-        args.which,
-        "classes-" + "-".join(map(str, classes)),
-    ]
-    with planned_outputs() as plan, Steps(1, "figures") as drawing:
-        out = plan.folder(args.out, "--out")
-        paths = save_figure(simplex.plot_simplex_grid(rows, names, title), out / ("simplex-" + "_".join(parts)))
-        drawing.done("drawn and saved")
+    with planned_outputs() as plan:
+        out = plan.folder(args.out, "--out")  # probed before the panels' work
+        print(simplex.describe(chains), flush=True)  # what was found, before the seconds of drawing
+        rows = []
+        with Steps(sum(map(len, chains)), "panels") as steps:
+            for chain in chains:
+                eta, seed = chain[0].config.corruption, chain[0].config.seed
+                panels = []
+                for run in chain:
+                    weights = simplex.load_weights(run, args.which, features)
+                    panels.append(simplex.stage_panel(run, weights, features, classes, args.which))
+                    steps.done(f"η={eta:g} seed {seed} {run.config.stage.label}")
+                rows.append((f"η = {eta:g}, seed {seed}", panels))
+        first = chains[0][0].config
+        names = [features.class_names[k] for k in classes]
+        title = (
+            f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
+            f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class"
+        )
+        if not args.runs and settings_mod.non_default_caption(setting, features.name):  # how it was made, in words
+            title += f"\nsetting: {settings_mod.non_default_caption(setting, features.name)}"
+        etas = "-".join(f"{chain[0].config.corruption:g}" for chain in chains)
+        parts = [
+            features.name,
+            first.ctype,
+            f"seed{first.seed}",
+            f"eta{etas}",
+            *tokens,
+            args.which,
+            "classes-" + "-".join(map(str, classes)),
+        ]
+        with Steps(1, "figures") as drawing:
+            paths = save_figure(simplex.plot_simplex_grid(rows, names, title), out / ("simplex-" + "_".join(parts)))
+            drawing.done("drawn and saved")
     if others:
         print(f"setting shown: {shown}; {others}")
     if all(len(chain) == 1 for chain in chains):
