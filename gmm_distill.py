@@ -32,6 +32,7 @@ from utils.outputs import planned_outputs
 
 DEFAULT = Config(command="")  # flag defaults come from the config's
 OUT = Path("results") / "gmm"
+SIMULATE_N = 1000  # simulate's dimension without --N (tune simulates only when --N is given)
 
 
 class _Rounds(argparse.Action):
@@ -167,26 +168,21 @@ def build_parser() -> Parser:
     )
     group.add_argument("--grid-points", type=int, default=DEFAULT.grid_points, help="grid points per new parameter")
 
-    sizes = Parser(add_help=False)
-    group = sizes.add_argument_group("simulation")
-    group.add_argument(
-        "--N",
-        type=int,
-        default=None,
-        help="dimension of the simulations (simulate: 1000; tune: simulate only if given)",
-    )
-    group.add_argument("--trials", type=int, default=DEFAULT.trials, help="independent training sets")
-
     commands.add_parser("theory", parents=[common], help="RS saddle point per α and model")
-    simulate = commands.add_parser("simulate", parents=[common, sizes, tuning], help="finite-N experiments")
-    simulate.set_defaults(N=1000)
+    simulate = commands.add_parser("simulate", parents=[common, tuning], help="finite-N experiments")
+    _add_sizes(simulate, N=SIMULATE_N, help="dimension of the simulations")
     simulate.add_argument(
         "--validation",
         type=float,
         default=0.0,
         help="if > 0: tune λ/β per model on this fraction of extra noisy samples",
     )
-    commands.add_parser("tune", parents=[common, sizes, tuning], help="per-model optimum from the theory")
+    tune = commands.add_parser("tune", parents=[common, tuning], help="per-model optimum from the theory")
+    _add_sizes(
+        tune,
+        N=None,
+        help="with it, each tuned chain is also simulated at this dimension (default: theory only, no simulation)",
+    )
     real = commands.add_parser(
         "real", parents=[common, tuning], help="teacher vs student 1 (hard, soft) on two classes of real features"
     )
@@ -198,6 +194,14 @@ def build_parser() -> Parser:
     real.add_argument("--trials", type=int, default=10, help="independent draws of the training set and noise")
     real.add_argument("--validation", type=float, default=0.25, help="fraction of M held out for tuning")
     return parser
+
+
+def _add_sizes(parser: argparse.ArgumentParser, N: int | None, help: str) -> None:
+    """``--N`` and ``--trials``, added to each subcommand on its own: a parent parser's actions are shared
+    objects, so a default set on one subcommand would leak into the others (``tune`` would simulate)."""
+    group = parser.add_argument_group("simulation")
+    group.add_argument("--N", type=int, default=N, help=help)
+    group.add_argument("--trials", type=int, default=DEFAULT.trials, help="independent training sets")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

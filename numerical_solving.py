@@ -13,6 +13,7 @@ sweep) and the saved files; see docs/solver.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import warnings
 from functools import partial
@@ -121,25 +122,52 @@ def parse_config(argv: Sequence[str] | None) -> Config:
     return Config(**values)
 
 
-def _figures(setup, points, files) -> list:
+def settings_caption(config: Config) -> str:
+    """The settings of ``config`` that differ from the defaults and change the numbers, for figure titles."""
+    default = Config()
+    skip = {"wd", "corruption", "threads", "out", "plots", "verbose"}  # in the title already, or no effect
+    changed = [
+        f"{field.name}={getattr(config, field.name)}"
+        for field in dataclasses.fields(Config)
+        if field.name not in skip and getattr(config, field.name) != getattr(default, field.name)
+    ]
+    return ", ".join(changed)
+
+
+def _figures(setup, points, files, caption: str = "") -> list:
     """(path, draw(path)) for every figure of ``--plots``, in ``config.figure_specs`` order: drawn into
-    the run's file group when it is saved."""
+    the run's file group when it is saved; ``caption`` (non-default settings) goes into each title."""
     # matplotlib takes a noticeable time to import: only plotting runs pay for it.
     from gram_theory import plots
 
     figures = []
     for row in points:
         if len(row) > 1:
-            figures.append((files.figure("accuracy", row[0].lbd), partial(plots.accuracy_vs_eta, row)))
+            figures.append((files.figure("accuracy", row[0].lbd), partial(plots.accuracy_vs_eta, row, caption=caption)))
         for point in row:
             figures.append(
                 (
                     files.figure("spectrum", point.lbd, point.eta),
-                    partial(plots.label_averaging_spectrum, setup.spectrum, point),
+                    partial(plots.label_averaging_spectrum, setup.spectrum, point, caption=caption),
                 )
             )
-            figures.append((files.figure("simplex", point.lbd, point.eta), partial(plots.simplex, point, setup.labels)))
+            figures.append(
+                (
+                    files.figure("simplex", point.lbd, point.eta),
+                    partial(plots.simplex, point, setup.labels, caption=caption),
+                )
+            )
     return figures
+
+
+def _counted(draw, steps, name: str):
+    """``draw``, marking one step done once it has drawn."""
+
+    def counted(path):
+        draw(path)
+        steps.done(name)
+
+    return counted
 
 
 def solve(config: Config) -> tuple[list, list[Path]]:
@@ -184,10 +212,12 @@ def solve(config: Config) -> tuple[list, list[Path]]:
                     )
 
                 points = experiment.run(config, setup, on_round, on_point)
-            figures = _figures(setup, points, files) if config.plots else []
-            written = storage.save(
-                config, setup, points, files, threads=threads, write_phi=not phi_stored, figures=figures
-            )
+            figures = _figures(setup, points, files, settings_caption(config)) if config.plots else []
+            with Steps(len(figures), "figures", enabled=bool(figures)) as drawing:  # seconds of matplotlib each
+                figures = [(path, _counted(draw, drawing, path.name)) for path, draw in figures]
+                written = storage.save(
+                    config, setup, points, files, threads=threads, write_phi=not phi_stored, figures=figures
+                )
     return points, written
 
 

@@ -44,7 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_filter_arguments(pick, skip=NOT_FILTERS)
     pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
     pick.add_argument(
-        "--runs", type=Path, nargs="+", metavar="DIR", help="run folders to plot instead of searching the store"
+        "--runs",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="run folders to plot instead of searching the store (default: search the store)",
     )
     add_which(pick, help="checkpoint of each run to plot: best (the selected epoch) or last")
     figure = parser.add_argument_group("figure")
@@ -107,7 +111,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from analysis.figures import save_figure
     from training.store import RunStore
     from utils.outputs import planned_outputs
+    from utils.progress import Steps
 
+    command = train_command(args)
+    records = None
+    if not args.runs:
+        records = RunStore(args.checkpoint).records()
+        if args.features is None:  # the store before any download: no runs, no features needed
+            simplex.require_teacher_runs(records, args.dataset, args.ctype, args.seed, command)
     features = load_one_feature_set(args)
     classes = (
         simplex.parse_classes(args.classes, features.class_names)
@@ -116,7 +127,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if len(classes) < 2:
         raise UsageError(f"{features.name} has fewer than 2 classes; nothing to project")
-    command = train_command(args)
     others, tokens = "", []
     if args.runs:
         chains = simplex.chains_from_records(simplex.records_from_folders(args.runs))
@@ -126,38 +136,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         store = RunStore(args.checkpoint)
         refuse_damaged(store, [features.name], args.ctype)
         chains, others, setting = simplex.find_chains(
-            store.records(), features, args.ctype, args.seed, wanted_settings(args), args.corruption, command
+            records, features, args.ctype, args.seed, wanted_settings(args), args.corruption, command
         )
         tokens = settings_mod.name_tokens(setting, features.name)
         shown = setting.describe(("lr", "wd", "epochs", "optimizer", "select", "seeding"))
-    rows = []
-    for chain in chains:
-        eta, seed = chain[0].config.corruption, chain[0].config.seed
-        panels = [
-            simplex.stage_panel(run, simplex.load_weights(run, args.which, features), features, classes, args.which)
-            for run in chain
-        ]
-        rows.append((f"η = {eta:g}, seed {seed}", panels))
-    first = chains[0][0].config
-    names = [features.class_names[k] for k in classes]
-    title = (
-        f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
-        f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class"
-    )
-    etas = "-".join(f"{chain[0].config.corruption:g}" for chain in chains)
-    parts = [
-        features.name,
-        first.ctype,
-        f"seed{first.seed}",
-        f"eta{etas}",
-        *tokens,
-        args.which,
-        "classes-" + "-".join(map(str, classes)),
-    ]
     with planned_outputs() as plan:
-        out = plan.folder(args.out, "--out")
-        paths = save_figure(simplex.plot_simplex_grid(rows, names, title), out / ("simplex-" + "_".join(parts)))
-    print(simplex.describe(chains))
+        out = plan.folder(args.out, "--out")  # probed before the panels' work
+        print(simplex.describe(chains), flush=True)  # what was found, before the seconds of drawing
+        rows = []
+        with Steps(sum(map(len, chains)), "panels") as steps:
+            for chain in chains:
+                eta, seed = chain[0].config.corruption, chain[0].config.seed
+                panels = []
+                for run in chain:
+                    weights = simplex.load_weights(run, args.which, features)
+                    panels.append(simplex.stage_panel(run, weights, features, classes, args.which))
+                    steps.done(f"η={eta:g} seed {seed} {run.config.stage.label}")
+                rows.append((f"η = {eta:g}, seed {seed}", panels))
+        first = chains[0][0].config
+        names = [features.class_names[k] for k in classes]
+        title = (
+            f"{features.name}: softmax outputs renormalised over classes {', '.join(names)} "
+            f"({first.ctype} noise, {args.which} checkpoints), training instances coloured by true class"
+        )
+        if not args.runs and settings_mod.non_default_caption(setting, features.name):  # how it was made, in words
+            title += f"\nsetting: {settings_mod.non_default_caption(setting, features.name)}"
+        etas = "-".join(f"{chain[0].config.corruption:g}" for chain in chains)
+        parts = [
+            features.name,
+            first.ctype,
+            f"seed{first.seed}",
+            f"eta{etas}",
+            *tokens,
+            args.which,
+            "classes-" + "-".join(map(str, classes)),
+        ]
+        with Steps(1, "figures") as drawing:
+            paths = save_figure(simplex.plot_simplex_grid(rows, names, title), out / ("simplex-" + "_".join(parts)))
+            drawing.done("drawn and saved")
     if others:
         print(f"setting shown: {shown}; {others}")
     if all(len(chain) == 1 for chain in chains):

@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=[],
         metavar="CSV",
-        help="keep only the runs these results CSVs list (column Run)",
+        help="keep only the runs these results CSVs list (column Run; default: every run of the store)",
     )
 
     select = parser.add_argument_group("selection (by setting values)")

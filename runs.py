@@ -25,15 +25,21 @@ STATES = ("complete", "old-format", "damaged", "in-progress")
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="runs.py", description=__doc__.split("\n\n")[0])
+    # -c works before and after the subcommand (`runs.py -c DIR list`, `runs.py list -c DIR`): the
+    # subcommand's copy has no default, so that it overrides the top-level value only when given.
+    store = dict(type=Path, metavar="DIR", help="the run store (default: checkpoints)")
+    parser.add_argument("-c", "--checkpoint", default=Path("checkpoints"), **store)
     common = Parser(add_help=False)
-    common.add_argument(
-        "-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store"
-    )
+    common.add_argument("-c", "--checkpoint", default=argparse.SUPPRESS, **store)
     add_verbose(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every run with its state")
-    listing.add_argument("-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets")
-    listing.add_argument("--state", choices=STATES, nargs="+", default=[], help="only runs in these states")
+    listing.add_argument(
+        "-d", "--dataset", nargs="+", default=[], metavar="NAME", help="only these datasets (default: every dataset)"
+    )
+    listing.add_argument(
+        "--state", choices=STATES, nargs="+", default=[], help="only runs in these states (default: every state)"
+    )
     # One filter per setting of the table (training.settings), as report.py's: --wd 0.01, --optimizer lbfgs …
     add_filter_arguments(listing.add_argument_group("only runs with these settings"), absent="any")
     show = commands.add_parser("show", parents=[common], help="one run: its run.json and the state of its files")

@@ -20,9 +20,18 @@ LAUNCHERS = ("local", "ray", "slurm")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from data.paths import add_root_flags  # the data package loads numpy: inside main, after its signal handlers
+
     parser = Parser(prog="sweep.py", description=__doc__.split("\n\n")[0])
-    parser.add_argument("sweep", type=Path, metavar="FILE", help="the sweep file (TOML), e.g. sweeps/paper.toml")
-    parser.add_argument("--only", nargs="+", metavar="GRID", help="run only these grids of the file (e.g. fig2)")
+    parser.add_argument(
+        "sweep",
+        type=Path,
+        metavar="FILE",
+        help="the sweep file (TOML): a path, or the name of a shipped one (embedded, paper)",
+    )
+    parser.add_argument(
+        "--only", nargs="+", metavar="GRID", help="run only these grids of the file, e.g. fig2 (default: every grid)"
+    )
     parser.add_argument(
         "--launcher",
         choices=LAUNCHERS,
@@ -48,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--epochs",
         type=int,
         metavar="N",
-        help="train every run for N epochs instead of the file's (other runs: another name)",
+        help="train every run for N epochs instead of the file's (other runs: another name; default: the file's)",
     )
 
     machine = parser.add_argument_group("machine (the sweep file fixes these; override them for another machine)")
@@ -79,8 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="folder of the results CSVs, one per noise type (<ctype>.csv)",
     )
-    places.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
-    places.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
+    add_root_flags(places)
 
     ray = parser.add_argument_group("ray")
     ray.add_argument("--address", help="a Ray cluster to connect to (default: RAY_ADDRESS, else a local instance)")
@@ -150,12 +158,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(args.verbose)
     check_args(args)
     from sweeping import launch
+    from sweeping.files import find_sweep_file
     from sweeping.spec import Places, load_sweep
 
-    if args.sweep.is_dir():
-        raise UsageError(f"{args.sweep} is a folder; give a sweep file, e.g. sweeps/paper.toml")
-    if not args.sweep.is_file():
-        raise UserError(f"no sweep file {args.sweep}; the repository's are in sweeps/")
+    args.sweep = find_sweep_file(args.sweep)
     places = Places(
         store=args.checkpoint, csv_dir=args.csv_dir, data_root=args.data_root, feature_root=args.feature_root
     )

@@ -11,7 +11,6 @@ prints the data summary (sizes, clusters, noise transition matrices) and exits.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -20,7 +19,7 @@ from training.settings import SETTINGS, add_train_arguments, values_from_args
 from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
-from utils.progress import interactive
+from utils.progress import interactive, line
 from utils.stages import BASELINES, Stage
 
 DEFAULT_SEEDS = [0, 1, 2]
@@ -67,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--dist",
         type=int,
         metavar="T",
-        help="train round T only (0: teacher, T ≥ 1: student T); absent: the whole chain",
+        help="train round T only (0: teacher, T ≥ 1: student T; default: absent, the whole chain)",
     )
     add_bool_flag(stage, "--partial", help="train the PLL student from the teacher (bare, or True/False)")
     stage.add_argument("--rounds", type=int, default=4, metavar="R", help="students after the teacher in the chain")
@@ -284,7 +283,7 @@ def train(parser, args: argparse.Namespace, name: str) -> str:
 
     def announce(message: str) -> None:
         if not interactive():
-            print(message, file=sys.stderr, flush=True)
+            line(message)  # with the dataset's name (utils.progress.labelled)
 
     dataset = name if args.features is None else None
     text, _ = chain_job(args, name).train(

@@ -15,6 +15,7 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from analysis import settings as settings_mod
 from analysis.report_tables import Cells, gain_cells
 from analysis.selection import DatasetResults
 from utils.escaping import figure_text
@@ -77,7 +78,8 @@ def gain_figure(
     colours = _colours(stages)
     for axes, results in zip(grid.flat, datasets):
         _draw_panel(axes, gain_cells(results, stages, etas), stages, etas, colours)
-        axes.set_title(figure_text(results.dataset))
+        caption = settings_mod.non_default_caption(results.setting, results.dataset)
+        axes.set_title(figure_text(results.dataset) + (f"\n{figure_text(caption)}" if caption else ""), fontsize=10)
     for axes in grid[:, 0]:
         axes.set_ylabel(ylabel)
     for axes in grid.flat[len(datasets) :]:

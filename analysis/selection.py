@@ -17,6 +17,7 @@ from typing import Sequence
 
 from analysis import settings as settings_mod
 from analysis.settings import Setting
+from data.registry import DATASET_NAMES
 from training.config import TrainConfig
 from training.results import read_csv
 from utils.errors import UsageError, UserError
@@ -172,10 +173,24 @@ def select(
     records = runs_of(records, filters, listed)
     present = sorted({r.config.dataset for r in records})
     datasets = list(filters.datasets) or present
+    if not datasets:
+        raise UserError(
+            "no runs to report: the store holds none (or --results lists none of its runs); "
+            "train some first, e.g. python3 train_linear.py"
+        )
     unknown = [name for name in datasets if name not in present]
+    there = f"datasets there: {', '.join(present) or 'none'}"
+    # A name that is no dataset at all is a wrong value (exit 2); a dataset the store has no runs of is
+    # about the store's content (exit 1), fixed by training it or by pointing -c at another store.
+    invalid = [name for name in unknown if name not in DATASET_NAMES]
+    if invalid:
+        raise UsageError(
+            f"unknown dataset {', '.join(map(repr, invalid))}; choose one of: {', '.join(DATASET_NAMES)} ({there})"
+        )
     if unknown:
         raise UserError(
-            f"no runs of dataset {', '.join(unknown)} in the store (datasets there: {', '.join(present) or 'none'})"
+            f"no runs of dataset {', '.join(unknown)} in the store ({there}); "
+            f"train them with: python3 train_linear.py -d {' '.join(unknown)}"
         )
     for flag, per_dataset in (("--lr", filters.lr), ("--wd", filters.wd)):
         stray = [name for name, _ in per_dataset.named if name not in datasets]

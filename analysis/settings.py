@@ -150,13 +150,28 @@ def describe_others(
     return "also present: " + "; ".join(parts)
 
 
-def name_tokens(setting: Setting, dataset: str) -> list[str]:
-    """File-name tokens for what distinguishes ``setting`` from the dataset's default (empty for the default)."""
+def non_default_fields(setting: Setting, dataset: str) -> list[str]:
+    """The fields in which ``setting`` departs from the dataset's default (noise type and backbone aside:
+    figures and names state those anyway)."""
     defaults = default_values(dataset)
-    tokens = []
+    found = []
     for field in fields():
         value = setting.get(field)
         if value is None or field in ("ctype", *FEATURE_FIELDS) or defaults.get(field) == value:
             continue
-        tokens.append(f"{SETTINGS[field].short}{display(field, value)}")
+        found.append(field)
+    return found
+
+
+def non_default_caption(setting: Setting, dataset: str) -> str:
+    """'seeding independent, epochs 2' for a figure's title: every non-default setting; '' for the default."""
+    found = non_default_fields(setting, dataset) if setting.values else []
+    return setting.describe(found) if found else ""
+
+
+def name_tokens(setting: Setting, dataset: str) -> list[str]:
+    """File-name tokens for what distinguishes ``setting`` from the dataset's default (empty for the default)."""
+    tokens = [
+        f"{SETTINGS[field].short}{display(field, setting.get(field))}" for field in non_default_fields(setting, dataset)
+    ]
     return [re.sub(r"[^A-Za-z0-9._+=-]", "-", token) for token in tokens]

@@ -31,6 +31,7 @@ from matplotlib.lines import Line2D
 from analysis import settings as settings_mod
 from analysis.settings import Setting
 from data.feature_set import FeatureSet
+from data.registry import check_dataset_name
 from utils.errors import UsageError, UserError
 from utils.escaping import figure_text
 from utils.stages import Stage
@@ -100,6 +101,18 @@ def records_from_folders(folders: list[Path]):
             raise UserError(f"run {folder} is damaged ({found.problem}); train it again")
         records.append(found.record)
     return records
+
+
+def require_teacher_runs(records, dataset: str, ctype: str, seed: int, chain_command) -> None:
+    """Before any feature is loaded (or downloaded): the store must hold a teacher of ``dataset`` with this
+    noise type and seed, else a :class:`UserError` with the command that trains the chain. The cheap
+    check first, so that a dataset without runs is not downloaded only to be refused."""
+    check_dataset_name(dataset)
+    if not any(r.config.dataset == dataset and r.config.ctype == ctype and r.config.seed == seed for r in records):
+        raise UserError(
+            f"no teacher run for these features, ctype {ctype} and seed {seed} (none of {dataset} in the store); "
+            f"train the chain with: {chain_command(None)}"
+        )
 
 
 def find_chains(

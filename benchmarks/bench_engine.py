@@ -46,6 +46,7 @@ from models.losses import SoftCrossEntropy
 from training import engine as current_engine
 from utils.cli import Parser
 from utils.methods import method
+from utils.progress import Steps
 
 N, D, K, M, BATCH = 50_000, 512, 100, 10_000, 128
 LR, WD, MOMENTUM, GAMMA = 0.05, 5e-5, 0.9, 0.98
@@ -217,7 +218,9 @@ def build_parser() -> Parser:
     parser.add_argument("--repeats", type=int, default=3, help="repeats, each loop's order alternating")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per loop per repeat")
     parser.add_argument("--stage", choices=("teacher", "student"), default="teacher", help="which stage's loss")
-    parser.add_argument("--baseline", metavar="REV", help="also time the engine as it was at this git revision")
+    parser.add_argument(
+        "--baseline", metavar="REV", help="also time the engine as it was at this git revision (default: none)"
+    )
     parser.add_argument(
         "--profile",
         action="store_true",
@@ -262,10 +265,12 @@ def main(argv=None) -> int:
     loops["reference style"] = lambda: reference_style(*data, args.epochs, teacher, measure_bounds)
     times: dict[str, list[float]] = {name: [] for name in loops}
     measure_bounds()
-    for round_number in range(args.repeats):
-        names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
-        for name in names:
-            times[name] += loops[name]()
+    with Steps(args.repeats * len(loops), "timed loops") as steps:
+        for round_number in range(args.repeats):
+            names = list(loops) if round_number % 2 == 0 else list(reversed(loops))
+            for name in names:
+                times[name] += loops[name]()
+                steps.done(f"repeat {round_number + 1}: {name}")
     rows = list(times.items())
     rows += [("matmul floor", floors), ("gather + matmul", gathers)]
     median = {label: statistics.median(values) for label, values in rows}

@@ -30,6 +30,7 @@ from gram_theory.config import DEFAULT_THREADS, GRAMS, Config
 from utils import checks
 from utils.cli import Parser, add_seed, add_threads
 from utils.errors import exits_cleanly, run_script
+from utils.progress import Steps
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -247,33 +248,41 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     threads = config.threads or available_cpus()
     print(f"machine: {machine()}")
-    with cpu_threads(threads):
-        one_solve(config, args.adam_steps, args.reference_steps)
-    thread_counts(config, args.thread_counts, args.repeats)
-    if not args.skip_cli:
-        common = [
-            "--k",
-            str(args.k),
-            "--n",
-            str(args.n),
-            "--corruption",
-            str(args.corruption),
-            "--wd",
-            str(args.wd),
-            "--seed",
-            str(args.seed),
-            "--gram",
-            args.gram,
-            "--threads",
-            str(args.threads),
-        ]
-        print(f"\n3. whole command-line runs, --threads {args.threads}")
-        print(f"python3 numerical_solving.py ({config.solves} exact solves): {cli_seconds(*common):.2f} s wall")
-        print(
-            f"python3 numerical_solving.py --approx ({config.solves} solves): "
-            f"{cli_seconds(*common, '--approx'):.2f} s wall"
-        )
+    with Steps(2 if args.skip_cli else 3, "benchmark sections") as sections:
+        with cpu_threads(threads):
+            one_solve(config, args.adam_steps, args.reference_steps)
+        sections.done("one solve per method")
+        thread_counts(config, args.thread_counts, args.repeats)
+        sections.done("thread counts")
+        if not args.skip_cli:
+            _whole_commands(args, config)
+            sections.done("whole command-line runs")
     return 0
+
+
+def _whole_commands(args, config: Config) -> None:
+    """Section 3: the wall time of whole numerical_solving.py runs."""
+    common = [
+        "--k",
+        str(args.k),
+        "--n",
+        str(args.n),
+        "--corruption",
+        str(args.corruption),
+        "--wd",
+        str(args.wd),
+        "--seed",
+        str(args.seed),
+        "--gram",
+        args.gram,
+        "--threads",
+        str(args.threads),
+    ]
+    print(f"\n3. whole command-line runs, --threads {args.threads}")
+    print(f"python3 numerical_solving.py ({config.solves} exact solves): {cli_seconds(*common):.2f} s wall")
+    print(
+        f"python3 numerical_solving.py --approx ({config.solves} solves): {cli_seconds(*common, '--approx'):.2f} s wall"
+    )
 
 
 if __name__ == "__main__":

@@ -5,7 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data.registry import DATASET_NAMES, DEVICE_CHOICES, DOWNLOAD_CHOICES, DataOptions, check_dataset
+from data.paths import add_root_flags
+from data.registry import (
+    DATASET_NAMES,
+    DEVICE_CHOICES,
+    DOWNLOAD_CHOICES,
+    MAX_DEFAULT_WORKERS,
+    DataOptions,
+    check_dataset,
+    default_workers,
+)
 from data.synthetic import SyntheticConfig
 from models.choices import DEFAULT_ARCH, DEPTHS, PRECISION_CHOICES, TRANSFORM_CHOICES
 
@@ -51,22 +60,25 @@ def add_data_arguments(
         nargs="+" if many_datasets else None,
         default=default,
         metavar="NAME",
-        help=f"{'one or more' if many_datasets else 'one'} of: {', '.join(DATASET_NAMES)} (default {default_dataset})",
+        help=f"{'one or more' if many_datasets else 'one'} of: {', '.join(DATASET_NAMES)} "
+        + (f" (default: {default_dataset})" if default_dataset else " (default: none; give -d or --features)"),
     )
     data.add_argument(
         "--features",
         type=Path,
         nargs="+" if many_files else None,
         metavar="FILE",
-        help="precomputed features (.npz or .pt dict)" + ("" if many_files else "; replaces --dataset"),
+        help="precomputed features (.npz or .pt dict)"
+        + (" (default: none)" if many_files else "; replaces --dataset (default: none, --dataset's features)"),
     )
-    data.add_argument("--data-root", type=Path, help="folder holding downloaded datasets (env SELFDISTILL_DATA_ROOT)")
-    data.add_argument("--feature-root", type=Path, help="folder for cached features (env SELFDISTILL_FEATURE_ROOT)")
+    add_root_flags(data)
     data.add_argument(
-        "--download", choices=DOWNLOAD_CHOICES, default="auto", help="fetch missing datasets (default auto)"
+        "--download", choices=DOWNLOAD_CHOICES, default="auto", help="fetch missing datasets (default: auto)"
     )
     data.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="auto: CUDA when available")
-    data.add_argument("--gpu-id", help="CUDA_VISIBLE_DEVICES to use")
+    data.add_argument(
+        "--gpu-id", help="CUDA_VISIBLE_DEVICES to use (default: leave CUDA_VISIBLE_DEVICES as the environment sets it)"
+    )
 
     backbone = parser.add_argument_group("backbone (image datasets)")
     # Without either flag, args.depth is 34 (resnet34), as before --arch existed; with --arch it is None.
@@ -110,7 +122,13 @@ def add_data_arguments(
         metavar="N",
         help="images per extraction batch (default: 512 on CUDA, halved on out-of-memory; 64 on a CPU)",
     )
-    backbone.add_argument("-j", "--workers", type=int, default=4, help="image decoding workers (default 4)")
+    backbone.add_argument(
+        "-j",
+        "--workers",
+        type=int,
+        default=default_workers(),
+        help=f"image decoding workers (default: min({MAX_DEFAULT_WORKERS}, available CPUs) = {default_workers()})",
+    )
     return data
 
 

@@ -98,13 +98,45 @@ class ImageSource:
 
 
 def _open(name: str, source: ImageSource, root: Path, download: bool, factory: Callable[[bool], object]):
-    """Construct a torchvision dataset, turning a missing or failed download into one UserError."""
+    """Construct a torchvision dataset, turning a missing or failed download into one UserError; the
+    empty folders a failed attempt made (torchvision creates ``caltech101/`` and the like first) are removed."""
+    before = _folders(root)
     try:
         return factory(download and source.downloadable)
     except FAILED_DOWNLOAD as error:  # torchvision raises RuntimeError, URLError, ValueError, BadZipFile, ...
+        _remove_new_empty_folders(root, before)
         how = f"download failed ({type(error).__name__})" if download and source.downloadable else "files not found"
         hint = source.manual or ("" if download else ", or rerun with --download auto on a machine with network")
         raise UserError(f"{name}: {how}; place the files in {root} as {source.layout}{hint}") from None
+
+
+def _folders(root: Path) -> set[Path]:
+    """``root`` and the folders up to two levels below it, where torchvision creates its own (links not
+    followed; not deeper, so that an image tree of 100,000 files is not walked); empty when there is no root."""
+    found, level = set(), [root] if root.is_dir() and not root.is_symlink() else []
+    for _ in range(3):
+        found.update(level)
+        level = [child for folder in level for child in _subfolders(folder)]
+    return found
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [child for child in folder.iterdir() if child.is_dir() and not child.is_symlink()]
+    except OSError:
+        return []
+
+
+def _remove_new_empty_folders(root: Path, before: set[Path]) -> None:
+    """Remove the folders under (and including) ``root`` that were not there ``before`` and hold nothing.
+
+    Only empty ones: a folder with a file in it may be another process's download of another dataset
+    into the same root, which is not ours to delete."""
+    for folder in sorted(_folders(root) - before, key=lambda path: len(path.parts), reverse=True):
+        try:
+            folder.rmdir()  # refuses a folder that is not empty
+        except OSError:
+            pass
 
 
 def _torchvision_dataset(class_name: str) -> type:

@@ -21,3 +21,19 @@ def default_data_root() -> Path:
 
 def default_feature_root() -> Path:
     return Path(os.environ.get(FEATURE_ROOT_ENV) or REPO_ROOT / "feature_cache")
+
+
+def add_root_flags(parser) -> None:
+    """``--data-root`` and ``--feature-root`` (every script that reads datasets, and sweep.py), their defaults shown."""
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        metavar="DIR",
+        help=f"folder holding downloaded datasets (default: ${DATA_ROOT_ENV} if set, else {default_data_root()})",
+    )
+    parser.add_argument(
+        "--feature-root",
+        type=Path,
+        metavar="DIR",
+        help=f"folder for cached features (default: ${FEATURE_ROOT_ENV} if set, else {default_feature_root()})",
+    )

@@ -25,6 +25,7 @@ from models.choices import PRECISION_CHOICES, BackboneSpec, backbone_spec, preci
 from utils import checks
 from utils.device import DEVICE_CHOICES
 from utils.errors import UsageError, UserError
+from utils.threads import available_cpus
 
 log = logging.getLogger(__name__)
 DOWNLOAD_CHOICES = ("auto", "never")
@@ -41,6 +42,15 @@ IMAGE_DATASETS = (
 )
 
 
+MAX_DEFAULT_WORKERS = 4  # the cap of the default only: an explicit -j may ask for more
+
+
+def default_workers() -> int:
+    """-j/--workers' default: 4 image decoding processes, fewer where fewer CPUs are available (the
+    affinity mask a scheduler sets), since more processes than CPUs only contend."""
+    return min(MAX_DEFAULT_WORKERS, available_cpus())
+
+
 @dataclasses.dataclass(frozen=True)
 class DataOptions:
     """Everything that decides which features a dataset name yields (and where files live and how fast)."""
@@ -55,7 +65,7 @@ class DataOptions:
     precision: str = "auto"  # auto (fp16 on CUDA, fp32 on a CPU), fp16, bf16, fp32
     device: str = "auto"
     gpu_id: str | None = None
-    workers: int = 4
+    workers: int = dataclasses.field(default_factory=default_workers)
     batch_size: int | None = None  # --extract-batch; None: 512 on CUDA (halved on out-of-memory), 64 on a CPU
     shard_rows: int | None = None  # rows per cache shard; None: data.features.SHARD_ROWS
     progress: bool = False
@@ -191,6 +201,12 @@ REGISTRY: dict[str, Entry] = {
     **{name: Entry(_image_features, _image_identity) for name in IMAGE_DATASETS},
 }
 DATASET_NAMES = tuple(REGISTRY)
+
+
+def check_dataset_name(name: str) -> str:
+    """``name`` if it is a registered dataset, else a :class:`UsageError` listing the valid names."""
+    _entry(name)
+    return name
 
 
 def _entry(name: str) -> Entry:

@@ -121,5 +121,15 @@ def provenance(threads: int) -> dict[str, object]:
 
 
 def document(config: Any, threads: int, **results: Any) -> dict:
-    """What a run writes and prints as JSON: how it was made, then its results."""
-    return {"config": dataclasses.asdict(config), "provenance": provenance(threads), **results}
+    """What a run writes and prints as JSON: how it was made, then its results.
+
+    ``tune`` says whether it simulated (``--N`` given); when it did not, the simulation's settings
+    (``N``, ``trials``) are left out, as they played no part."""
+    settings = dataclasses.asdict(config)
+    if settings.get("command") == "tune":
+        simulated = settings.get("N") is not None
+        if not simulated:
+            settings.pop("N", None)
+            settings.pop("trials", None)
+        return {"config": settings, "simulated": simulated, "provenance": provenance(threads), **results}
+    return {"config": settings, "provenance": provenance(threads), **results}

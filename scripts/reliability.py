@@ -25,15 +25,33 @@ from pathlib import Path
 
 from tests.fault_harness import FAULT_LOG, KINDS, THREATS
 from utils.cli import Parser
+from utils.progress import Steps
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def run_suite(log: Path, junit: Path) -> int:
+    """Run the fault suite; one progress line per test file as it finishes (pytest -v names each case)."""
     env = {**os.environ, FAULT_LOG: str(log)}
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_faults_*.py"))
-    command = [sys.executable, "-m", "pytest", "-q", "-m", "slow or not slow", f"--junitxml={junit}", *files]
-    return subprocess.run(command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True).returncode
+    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", "slow or not slow"]
+    command += [f"--junitxml={junit}", *files]
+    with Steps(len(files), "fault test files") as steps:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+        )
+        current, cases = None, 0
+        for raw in process.stdout:
+            name = raw.decode("utf-8", "replace").split("::", 1)[0].strip()
+            if name not in files:
+                continue
+            if name != current and current is not None:
+                steps.done(f"{current}: {cases} cases")
+                cases = 0
+            current, cases = name, cases + 1
+        if current is not None:
+            steps.done(f"{current}: {cases} cases")
+        return process.wait()
 
 
 def subprocess_cases(junit: Path) -> list[dict]:

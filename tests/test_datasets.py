@@ -211,3 +211,40 @@ def test_feature_set_checks_survive_python_minus_O():
         [sys.executable, "-O", "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True
     )
     assert found.stdout.splitlines() == ["refused: train labels must be (N,)", "asserts on: False"]
+
+
+def test_a_failed_download_leaves_no_folder_it_made(tmp_path):
+    from data.images import IMAGE_SOURCES, _open
+    from utils.errors import UserError
+
+    def attempt(root: Path, busy: bool) -> None:
+        def failing_download(download: bool):
+            for folder in (root / "caltech101" / "101_ObjectCategories", root / "flowers-102" / "jpg"):
+                folder.mkdir(parents=True, exist_ok=True)
+            if busy:  # a folder another download is filling: never ours to remove
+                (root / "food-101").mkdir()
+                (root / "food-101" / "part.tar.gz").write_bytes(b"x")
+            raise RuntimeError("no network")
+
+        with pytest.raises(UserError, match="caltech101: download failed"):
+            _open("caltech101", IMAGE_SOURCES["caltech101"], root, True, failing_download)
+
+    def left(root: Path) -> list[str]:
+        return sorted(path.relative_to(root).as_posix() for path in root.rglob("*"))
+
+    root = tmp_path / "datasets"
+    (root / "flowers-102").mkdir(parents=True)  # there before: stays
+    attempt(root, busy=True)
+    assert left(root) == ["flowers-102", "food-101", "food-101/part.tar.gz"]
+    attempt(tmp_path / "new", busy=False)
+    assert not (tmp_path / "new").exists(), "a data root the attempt created goes too"
+
+
+def test_decoding_workers_default_to_the_available_cpus_at_most_four(monkeypatch):
+    import os
+
+    from data.registry import DataOptions, default_workers
+
+    for cpus, workers in ((1, 1), (2, 2), (4, 4), (64, 4)):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
+        assert default_workers() == workers and DataOptions().workers == workers

@@ -82,6 +82,7 @@ REPORT = [
     report_case("value", ["--which", "2"], r"invalid choice: '2'", 2),
     report_case("value", ["--epochs", "0"], r"--epochs must be at least 1", 2),
     report_case("value", ["--momentum", "nan"], r"--momentum must be a finite number", 2),
+    report_case("value", ["--dataset", "nosuch"], r"unknown dataset 'nosuch'; choose one of", 2),
     report_case("value", ["--wd", "nosuch=1"], r"--wd names nosuch, which is not among the datasets", 2),
     Case(
         "report",

@@ -76,7 +76,7 @@ CASES = [
     ),
     _bad_file(GOOD.replace('device = "cpu"', 'device = "auto"'), r"a sweep fixes its device", "an unfixed device"),
     _bad_file(GOOD + "[datasets.digits]\nlr = nan\n", r"lr must be a finite", "lr nan"),
-    Case(SCRIPT, "file", ["missing.toml"], r"no sweep file missing\.toml", 1),
+    Case(SCRIPT, "value", ["missing.toml"], r"no sweep file missing\.toml here nor a shipped one", 2),
     Case(
         SCRIPT,
         "file",

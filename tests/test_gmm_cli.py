@@ -182,6 +182,22 @@ def test_tune_reports_optima_bounds_and_the_number_of_rounds(capsys, tmp_path):
     assert best[0]["best_model"] == ("teacher" if best[0]["best_rounds"] == 0 else "student1")
     assert "1/1 tuned points: hard, α=1.5: best" in stderr
     assert sorted(written(tmp_path)) == [".json", ".pdf", ".png"]
+    assert document["simulated"] is True and document["config"]["N"] == 80
+
+
+def test_tune_without_N_runs_the_theory_only_and_says_so(capsys, tmp_path):
+    argv = ["tune", "--alpha", "1.5", "--rounds", "0", "--labels", "hard", *QUICK, "--json", "--out", str(tmp_path)]
+    code, stdout, _ = run(capsys, *argv)
+    assert code == 0
+    document = json.loads(stdout)
+    assert document["simulated"] is False
+    assert "N" not in document["config"] and "trials" not in document["config"]
+    assert not any(key in row for row in document["rows"] for key in ("N", "trials", "simulation_error"))
+    # the same flags make simulate simulate at its own default dimension
+    from gmm_distill import build_parser
+
+    assert build_parser().parse_args(["simulate"]).N == 1000
+    assert build_parser().parse_args(["tune"]).N is None
 
 
 def test_real_features_on_digits_name_the_models_with_the_stage_vocabulary(capsys, tmp_path):

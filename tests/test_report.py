@@ -207,7 +207,8 @@ def test_two_datasets_per_dataset_wd_one_panel_each(capsys, tmp_path):
     assert_figures(out / "big-small_cc_wd5e-05_gain")
     filters = Filters(datasets=("big", "small"), wd=PerDataset(named=(("big", 5e-5), ("small", 5e-4))))
     (report,) = build_reports(ReportConfig(store=store, filters=filters), RunStore(store).records())
-    assert [axes.get_title() for axes in report.figure.axes] == ["big", "small"]
+    # each panel's title names what departs from its dataset's default (toy datasets default to wd 5e-4)
+    assert [axes.get_title() for axes in report.figure.axes] == ["big\nwd 5e-05", "small"]
     for dataset in ("big", "small"):
         assert markdown_table(stdout, f"{dataset}: test accuracy (%)")["PLL"][0] == "**84.83 ± 1.31**"
 
@@ -249,7 +250,8 @@ def test_a_damaged_run_is_refused_with_the_command_that_redoes_it(capsys, store,
 @pytest.mark.parametrize(
     "argv, message, status",
     [
-        (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy)", 1),
+        (["--dataset", "cifar100"], "error: no runs of dataset cifar100 in the store (datasets there: toy); train", 1),
+        (["--dataset", "nosuch"], "error: unknown dataset 'nosuch'; choose one of: digits, synthetic", 2),
         (["--ctype", "sym"], "error: toy: no runs with --ctype sym (its runs have --ctype cc)", 1),
         (["--wd", "cifar100=5e-5"], "error: --wd names cifar100, which is not among the datasets reported (toy)", 2),
         (
@@ -267,6 +269,13 @@ def test_user_mistakes_are_one_line_errors(capsys, store, argv, message, status)
     assert code == status and stdout == "" and stderr.count("\n") == 1
     assert stderr.startswith(message), stderr
     assert not (store.parent / "r").exists()
+
+
+def test_an_empty_store_is_one_line_not_a_crash(capsys, tmp_path):
+    (tmp_path / "empty").mkdir()
+    code, stdout, stderr = run(capsys, "-c", str(tmp_path / "empty"), "--out", str(tmp_path / "r"))
+    assert code == 1 and stdout == "" and stderr.startswith("error: no runs to report") and stderr.count("\n") == 1
+    assert not (tmp_path / "r").exists()
 
 
 def test_missing_store_or_results_file(capsys, tmp_path, store):

@@ -172,3 +172,17 @@ def test_missing_checkpoint_names_the_command_that_trains_it(tmp_path, capsys, m
 def test_not_a_run_folder_is_one_line_exit_2(tmp_path, capsys):
     assert plot_softmax_simplex.main(["-d", "synthetic", "--runs", str(tmp_path), "--out", str(tmp_path / "o")]) == 1
     assert "is not a run folder (it has no run.json)" in one_line_error(capsys)
+
+
+def test_the_store_is_consulted_before_any_feature_is_loaded_or_downloaded(tmp_path, capsys, monkeypatch):
+    import analysis.cli_support
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("features were loaded (or downloaded) before the store was consulted")
+
+    monkeypatch.setattr(analysis.cli_support, "load_feature_set", no_download)
+    code = plot_softmax_simplex.main(["-d", "cifar100", "-c", str(tmp_path / "ck"), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "(none of cifar100 in the store); train the chain with: python3 train_linear.py -d cifar100" in err
+    assert not (tmp_path / "out").exists()

@@ -114,6 +114,20 @@ def test_a_file_that_is_not_a_sweep_file_is_one_usage_error(tmp_path, capsys, ma
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
 
 
+def test_sweep_files_are_found_here_first_then_among_the_shipped_ones_by_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # outside the repository
+    for name in ("paper", "paper.toml", "sweeps/paper.toml"):
+        assert cli(tmp_path, name, "--dry-run") == 0, capsys.readouterr().err
+        assert capsys.readouterr().out.splitlines()[-1].startswith("paper: 48 jobs")
+    write(tmp_path, TINY, "paper.toml")  # a file of this folder wins over the shipped one of that name
+    assert cli(tmp_path, "paper.toml", "--dry-run") == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("tiny: ")
+    assert cli(tmp_path, "nosuch", "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nosuch here nor a shipped one of that name (embedded, paper)" in err
+    assert "sweeps/" not in err
+
+
 def test_a_missing_launcher_package_names_the_requirements_file(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
     assert cli(tmp_path, str(write(tmp_path)), "--launcher", "ray") == 1

@@ -23,6 +23,7 @@ from typing import Callable
 
 from data.registry import DataOptions
 from training.config import TrainConfig
+from utils.progress import labelled
 from utils.stages import Stage
 
 log = logging.getLogger(__name__)
@@ -201,7 +202,7 @@ class ChainJob:
             force=self.force,
             **hooks,
         )
-        with cpu_threads(threads):
+        with cpu_threads(threads), labelled(features.name):  # each dataset's lines name it
             clusters = _noise_clusters(features) if base.ctype == "cc" else None
             data = DeviceData.load(features, device, clusters)
             if self.only is None:
@@ -257,7 +258,9 @@ def run_job(job: ExtractJob | ChainJob, *needs: JobResult) -> JobResult:
     if failed:
         return _failure(name, start, f"not run: {', '.join(failed)} failed")
     try:
-        with signal_handlers():  # a scheduler's SIGTERM or a Ctrl-C unwinds the job: no temporary run, no lock left
+        # a scheduler's SIGTERM or a Ctrl-C unwinds the job: no temporary run, no lock left; every progress
+        # line names the job (workers of a parallel sweep share one stderr)
+        with signal_handlers(), labelled(name):
             return job.run()
     except UserError as error:
         return _failure(name, start, str(error))

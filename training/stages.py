@@ -292,11 +292,16 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
     for config, head in heads.items():  # heads stack when their row counts agree
         groups.setdefault((head.train_index.size, head.val_index.size), []).append(config)
     published: dict[TrainConfig, RunRecord] = {}
+    first = 1  # the announced ranges of runs add up to the runs held: "runs 1–9 of 15", "runs 10–15 of 15"
     for members in groups.values():
         with contextlib.ExitStack() as stack:
             writers = [stack.enter_context(writing(ctx.store, config, ctx.locks[config])) for config in members]
             stage = members[0].stage.label
-            ctx.announce(f"{stage}: training {len(members)} run(s); log of the first: {writers[0].folder / 'log.csv'}")
+            last, first = first + len(members) - 1, first + len(members)
+            ctx.announce(
+                f"{stage}: training {len(members)} run(s) (runs {last - len(members) + 1}–{last} of {len(held)}); "
+                f"log of the first: {writers[0].folder / 'log.csv'}"
+            )
             started, start = time.time(), time.perf_counter()
 
             def on_epoch(rows: list[dict[str, float]]) -> None:

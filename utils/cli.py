@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any, NoReturn, Sequence
 
 from utils.checks import SEED_LIMIT  # numpy's SeedSequence and the authors' torch.manual_seed: [0, 2**32)
@@ -52,6 +53,19 @@ def _default_text(default: Any) -> str:
     return str(default)
 
 
+ENTRY_POINT_PREFIX = "selfdistill-"  # pyproject's [project.scripts]
+
+
+def invoked_name(script: str | None) -> str | None:
+    """The name usage lines and errors give a script: the entry point it was started as
+    (``selfdistill-train``), else its file name (``train_linear.py``), so that the hint repeats what the
+    user typed. A subcommand's name (``runs.py list``) is derived by argparse from its parent's and kept."""
+    invoked = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else ""
+    if invoked.startswith(ENTRY_POINT_PREFIX) and (script is None or script.endswith(".py")):
+        return invoked
+    return script
+
+
 class DefaultsFormatter(argparse.HelpFormatter):
     """Appends ``(default: …)`` to every flag whose help does not already say its default."""
 
@@ -74,6 +88,7 @@ class Parser(argparse.ArgumentParser):
     """``ArgumentParser`` with the project's conventions: no abbreviations, defaults in help, one-line errors."""
 
     def __init__(self, *args, **kwargs):
+        kwargs["prog"] = invoked_name(kwargs.get("prog"))
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", DefaultsFormatter)
         super().__init__(*args, **kwargs)
@@ -174,5 +189,5 @@ def add_which(parser, default: str | None = "best", help: str | None = None) -> 
         type=int,
         choices=(0, 1),
         action=LabelAction,
-        help="the authors' spelling of --which: 0 best, 1 last",
+        help="the authors' spelling of --which: 0 best, 1 last (default: as --which)",
     )

@@ -197,7 +197,7 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
     @functools.wraps(main)
     def wrapper(argv: Sequence[str] | None = None) -> int:
         try:
-            with signal_handlers():
+            with signal_handlers(), _stdout_by_line():
                 return main(argv)
         except UserError as error:
             print(f"error: {_one_line(error)}", file=sys.stderr)
@@ -243,6 +243,23 @@ def exits_cleanly(main: Callable[[Sequence[str] | None], int]) -> Callable[[Sequ
             return EXIT_ERROR
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _stdout_by_line() -> Iterator[None]:
+    """Results reach a file or pipe as each line is printed, not in one block at exit (as on a terminal);
+    the buffering is put back afterwards."""
+    stream = sys.stdout
+    before = getattr(stream, "line_buffering", None)
+    if before is False and hasattr(stream, "reconfigure"):
+        with contextlib.suppress(ValueError, OSError):
+            stream.reconfigure(line_buffering=True)
+    try:
+        yield
+    finally:
+        if before is False and getattr(stream, "line_buffering", False) and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(ValueError, OSError):
+                stream.reconfigure(line_buffering=False)
 
 
 def _silence_stdout() -> None:
