@@ -64,12 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     machine.add_argument(
         "--device",
         choices=OVERRIDE_DEVICES,
-        help="where features are extracted and heads trained, instead of the file's (auto: CUDA where available)",
+        help="where features are extracted and heads trained, instead of the file's (auto: CUDA where available; "
+        "default: absent, the file's)",
     )
     machine.add_argument(
         "--precision",
         choices=FIXED_PRECISIONS,
-        help="extraction arithmetic instead of the file's (other features: other run names)",
+        help="extraction arithmetic instead of the file's (other features: other run names; "
+        "default: absent, the file's)",
     )
 
     places = parser.add_argument_group("files")

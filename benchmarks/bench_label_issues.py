@@ -85,7 +85,11 @@ def build_parser() -> Parser:
     parser.add_argument("--folds", type=int, default=default.folds, help="cross-validation folds for cleanlab")
     add_threads(parser, default.threads, help="CPU threads of the fits")
     add_bool_flag(parser, "--json", help="print rows as JSON")
-    parser.add_argument("--from-json", metavar="FILE", help="print the table of a saved --json output and exit")
+    parser.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="print the table of a saved --json output and exit (default: absent, run the grid)",
+    )
     add_verbose(parser)
     return parser
 
@@ -129,11 +133,12 @@ def flag(method: str, x, noisy, config: BenchConfig, dataset: str, seed: int):
 
     lr, wd = default_lr_wd(dataset)
     settings = dict(lr=lr, wd=wd, epochs=config.epochs, random_state=seed)
-    if method == "pll":
-        model = PLLClassifier(**settings).fit(x, noisy)
-        return model.label_issues_, model
-    if method == "students":
-        model = SelfDistillationClassifier(rounds=config.rounds, **settings).fit(x, noisy)
+    estimators = {
+        "pll": lambda: PLLClassifier(**settings),
+        "students": lambda: SelfDistillationClassifier(rounds=config.rounds, **settings),
+    }
+    if method in estimators:
+        model = estimators[method]().fit(x, noisy)
         return model.label_issues_, model
     if method == "cleanlab":
         from cleanlab.filter import find_label_issues
@@ -192,7 +197,8 @@ def cell_rows(dataset: str, config: BenchConfig, steps: Steps) -> list[dict]:
     return rows
 
 
-FINDERS = ("pll", "students", "cleanlab")  # the methods that flag samples (``none`` flags nothing)
+OWN_MODELS = ("pll", "students")  # the finders that are estimators, with a test accuracy of their own
+FINDERS = (*OWN_MODELS, "cleanlab")  # the methods that flag samples (``none`` flags nothing)
 
 
 def _mean_std(values: list[float]) -> str:
@@ -210,7 +216,7 @@ def summary_table(rows: list[dict], methods: Sequence[str]) -> str:
     for row in rows:
         groups.setdefault((row["dataset"], row["ctype"], row["eta"]), {}).setdefault(row["method"], []).append(row)
     finders = [m for m in methods if m in FINDERS]
-    own = [m for m in methods if m in ("pll", "students")]
+    own = [m for m in methods if m in OWN_MODELS]
     header = ["dataset", "noise", "η (realised)"]
     header += [f"F1 (P / R) {m}" for m in finders] + [f"kept acc {m}" for m in methods]
     header += [f"model acc {m}" for m in own]

@@ -15,7 +15,9 @@ from selfdistill._estimators import LabelNoiseClassifier, PLLClassifier, SelfDis
 
 # cleanlab.rank.get_label_quality_scores' methods: the lowest score is the most likely issue.
 RANKINGS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
-METHODS = ("pll", "students")
+# The finders of their own: an estimator each (any other ``method`` is a baseline of the registry).
+ESTIMATORS = {"pll": PLLClassifier, "students": SelfDistillationClassifier}
+METHODS = tuple(ESTIMATORS)
 
 
 def find_label_issues(X, labels, *, method="pll", return_indices_ranked_by=None, **params):
@@ -37,12 +39,8 @@ def find_label_issues(X, labels, *, method="pll", return_indices_ranked_by=None,
         raise ValueError(
             f"return_indices_ranked_by must be None or one of {', '.join(RANKINGS)}, got {return_indices_ranked_by!r}"
         )
-    if method == "pll":
-        estimator = PLLClassifier(**params)
-    elif method == "students":
-        estimator = SelfDistillationClassifier(**params)
-    else:
-        estimator = LabelNoiseClassifier(method=method, **params)
+    own = ESTIMATORS.get(method)
+    estimator = own(**params) if own is not None else LabelNoiseClassifier(method=method, **params)
     estimator.fit(X, labels)
     issues = estimator.label_issues_
     if return_indices_ranked_by is None:

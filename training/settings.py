@@ -253,7 +253,8 @@ def _add(parser, setting: Setting, default: object, help: str, **extra) -> None:
                 action=LabelAction,
                 labels=setting.labels,
                 help=f"the authors' spelling of {setting.flag}: "
-                + ", ".join(f"{i} {label}" for i, label in enumerate(setting.labels)),
+                + ", ".join(f"{i} {label}" for i, label in enumerate(setting.labels))
+                + f" (default: as {setting.flag})",
             )
         return
     kind = {"type": setting.kind} if setting.choices is None else {"choices": setting.choices}
