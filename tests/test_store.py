@@ -94,6 +94,7 @@ def test_a_foreign_or_non_utf8_csv_is_never_overwritten(tmp_path, capsys):
         assert path.read_bytes() == content and not (tmp_path / "ck").exists()
 
 
+@pytest.mark.slow  # four chains and a report: 10 s
 def test_documented_commands_after_their_variants(tmp_path, monkeypatch, capsys):
     """The README's variants, then recipe.MD §0's report and simplex commands, in one working folder."""
     monkeypatch.chdir(tmp_path)

@@ -255,6 +255,7 @@ def test_features_of_another_dimension_are_refused(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and "shape (3, 7)" in err and "(3, 5)" in err
 
 
+@pytest.mark.slow  # a fresh interpreter importing torch: 3.5 s
 def test_cli_error_from_a_subprocess_is_one_line(tmp_path):
     result = run_script("train_linear.py", *FAST, "-c", str(tmp_path / "ck"), "--dist", "3")
     assert result.returncode == 1 and "Traceback" not in result.stderr
