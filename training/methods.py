@@ -28,6 +28,8 @@ import torch
 from models.losses import Loss, label_smoothing_targets
 from training.config import TrainConfig
 from training.targets import one_hot_targets, partial_label_targets, soft_targets
+from training.transition import estimate_transition
+from training.transition import true_transition as matrix_of
 from utils.methods import TRANSITION, Method
 
 
@@ -124,15 +126,11 @@ def top_k_candidates(given: Given) -> torch.Tensor:
 
 
 def estimated_transition(given: Given) -> Learned:
-    from training.transition import estimate_transition
-
     estimate = torch.as_tensor(estimate_transition(given.source_softmax()), dtype=torch.float32)
     return Learned(given.train_index, noisy_one_hot(given), estimate, {"transition": estimate.tolist()})
 
 
 def true_transition(given: Given) -> Learned:
-    from training.transition import true_transition as matrix_of
-
     config = given.config
     matrix = matrix_of(config.ctype, config.corruption, given.num_classes, given.clusters)
     return Learned(given.train_index, noisy_one_hot(given), torch.as_tensor(matrix, dtype=torch.float32))

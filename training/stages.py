@@ -32,6 +32,7 @@ from training.config import TrainConfig
 from training.engine import HeadProblem, HeadResult, Progress, SGDSettings, train_sgd
 from training.exact import train_exact
 from training.methods import learned, loss_for
+from training.metrics import candidate_coverage, expected_calibration_error, label_correction
 from training.randomness import BatchOrder, head_draws
 from training.store import RunRecord, RunStore, State, writing
 from utils.errors import UserError
@@ -187,7 +188,7 @@ def prepare_head(config: TrainConfig, data: DeviceData, ctx: StageContext) -> He
     )
 
     def confident(rows: np.ndarray) -> np.ndarray:
-        from training.confident import confident_learning
+        from training.confident import confident_learning  # loads cleanlab: only chains with the cl baseline
 
         found = confident_learning(
             data.train_features[torch.as_tensor(rows, device=device)],
@@ -328,8 +329,6 @@ def evaluation(head: HeadInputs, weights: torch.Tensor, data: DeviceData) -> dic
     """What the selected checkpoint does beyond accuracy: calibration on the test set (top-label ECE, %),
     label correction on the training split (corrected: corrupted labels predicted as the true class;
     kept: clean labels still predicted right, %) and, for PLL, how often the true class is a candidate."""
-    from training.metrics import candidate_coverage, expected_calibration_error, label_correction
-
     weights = weights.to(data.train_features.device)
     rows = np.setdiff1d(np.arange(data.features.train_labels.shape[0]), head.val_index)
     predicted = (data.train_features[torch.as_tensor(rows)] @ weights.T).argmax(dim=-1).cpu().numpy()
