@@ -224,3 +224,19 @@ def test_the_simplex_plot_names_only_flags_it_has(store):
         assert {name: settings.SETTINGS[name].display(value) for name, value in wanted.items()} == (
             _selected_values(flags)
         )
+
+
+def test_the_command_that_trains_a_baseline_names_it_and_its_own_settings():
+    # A damaged baseline run's hint: the chain with that baseline beside it (no --dist), with gce's own q.
+    import dataclasses
+
+    from tests.store_factory import toy_config
+    from training.commands import train_command
+    from utils.stages import Stage
+
+    gce = dataclasses.replace(toy_config(seed=0), stage=Stage.parse("gce"), q=0.5)
+    command = train_command(gce, "ck").split()
+    assert command[-2:] == ["--baselines", "gce"] and "--dist" not in command
+    assert command[command.index("--q") + 1] == "0.5"
+    smoothing = train_command(dataclasses.replace(gce, stage=Stage.parse("ls")), "ck").split()
+    assert "--q" not in smoothing and smoothing[-2:] == ["--baselines", "ls"]

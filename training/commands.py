@@ -62,8 +62,12 @@ def chain_command(
     tokens += list(extra)
     if Path(store) != DEFAULT_STORE:
         tokens += ["-c", str(store)]
-    if stage is not None:
-        tokens += ["--partial"] if stage.is_pll else ["--dist", str(stage.dist)]
+    if stage is not None and stage.is_pll:
+        tokens += ["--partial"]
+    elif stage is not None and stage.dist is not None:
+        tokens += ["--dist", str(stage.dist)]
+    elif stage is not None:  # a baseline trains beside its chain, which the store reuses
+        tokens += ["--baselines", stage.slug]
     return shlex.join(tokens)
 
 
