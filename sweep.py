@@ -12,7 +12,6 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from sweeping.spec import FIXED_PRECISIONS, OVERRIDE_DEVICES
 from utils.cli import Parser, add_verbose, configure_logging
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 
@@ -20,7 +19,9 @@ LAUNCHERS = ("local", "ray", "slurm")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from data.paths import add_root_flags  # the data package loads numpy: inside main, after its signal handlers
+    # the sweep-file and data modules load numpy: inside main, after its signal handlers
+    from data.paths import add_root_flags
+    from sweeping.spec import FIXED_PRECISIONS, OVERRIDE_DEVICES
 
     parser = Parser(prog="sweep.py", description=__doc__.split("\n\n")[0])
     parser.add_argument(

@@ -29,7 +29,7 @@ import platform
 import time
 from typing import Sequence
 
-from data.noise import NOISE_TYPES
+from data.noise_types import NOISE_TYPES
 from training.settings import default_lr_wd
 from utils import checks
 from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging

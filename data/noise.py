@@ -18,10 +18,9 @@ import dataclasses
 
 import numpy as np
 
+from data.noise_types import NOISE_TYPES
 from utils.errors import UsageError, UserError
 from utils.seeding import numpy_rng
-
-NOISE_TYPES = ("sym", "asym", "cc")
 
 
 def check_rate(eta: float) -> None:

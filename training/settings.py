@@ -19,7 +19,7 @@ import argparse
 import dataclasses
 from typing import Callable, Iterable, Mapping
 
-from data.noise import NOISE_TYPES
+from data.noise_types import NOISE_TYPES
 from utils import checks
 from utils.cli import SEED_ALIASES, LabelAction
 from utils.errors import UsageError
