@@ -6,8 +6,9 @@ Commands are discovered from the documents' shell blocks at test time, so a comm
 document is covered without editing this file. What cannot run here is skipped by the rules in
 :data:`SKIPS`, each with its reason (a network download, a GPU, a cluster, a user's own file); a rule
 that no longer matches any command fails, so the list cannot go stale. Commands that take minutes on
-two cores, and documents built on such a command, run only with ``SELFDISTILL_DOCS_LONG=1`` (:data:`LONG`,
-:data:`LONG_DOCUMENTS`).
+two cores, and documents built on such a command (:data:`LONG`, :data:`LONG_DOCUMENTS`), run in the
+``long`` tier, which neither default nor slow selects: ``python3 -m pytest -q -m long -n 0`` (about an
+hour on two cores).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ COMMAND = re.compile(r"^python3?\s+(?:-m\s+([\w.]+)|([\w./-]+)\.py)(.*)$")
 TOOLS = {"pip", "pytest"}  # commands of other programs, documented for installing and testing
 # Image datasets are downloaded from the network (and their features extracted for hours on a CPU).
 NETWORK_DATASETS = {"cifar10", "cifar100", "caltech101", "caltech256", "flowers102", "food101", "stanfordcars"}
-LONG_ENV = "SELFDISTILL_DOCS_LONG"
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ SKIPS = [
     (r"-c /shared/", "a shared cluster store that exists only on the user's cluster"),
     (r"^benchmarks\.bench_extract", "times image feature extraction on CUDA against a downloaded dataset"),
 ]
-# Offline, but minutes of work on two cores; they run with SELFDISTILL_DOCS_LONG=1 (reason: measured cost).
+# Offline, but minutes of work on two cores; they run in the long tier (reason: measured cost).
 LONG = [
     (r"^scripts\.reliability", "runs the whole fault suite"),
     (r"^benchmarks\.", "benchmarks time repeated runs (24 s to several minutes each)"),
@@ -250,28 +250,39 @@ def run_documented(command: Command, folder: Path) -> subprocess.CompletedProces
 DOCUMENT_NAMES = sorted({command.document for command in ALL})
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("document", DOCUMENT_NAMES)
-def test_documented_commands_run_offline_as_written(document, tmp_path):
-    """Each document's runnable commands, in order, in one fresh folder (a later command reads what an
-    earlier one wrote, as for a reader following the page)."""
-    long_too = os.environ.get(LONG_ENV) == "1"
+def runnable(document: str, long_too: bool) -> list[Command]:
+    """The commands of ``document`` that run here, in order (the long ones only with ``long_too``)."""
     if document in LONG_DOCUMENTS and not long_too:
-        pytest.skip(f"{document}: {LONG_DOCUMENTS[document]}; set {LONG_ENV}=1 to run it")
-    failures, ran = [], 0
-    for command in (c for c in ALL if c.document == document):
-        if reason_to_skip(command) or (long_reason(command) and not long_too):
-            continue
+        return []
+    return [c for c in ALL if c.document == document and not reason_to_skip(c) and (long_too or not long_reason(c))]
+
+
+def run_in_order(commands: list[Command], folder: Path) -> None:
+    """Run ``commands`` in one folder (a later command reads what an earlier one wrote, as for a reader
+    following the page); every one must succeed and print the lines its document shows."""
+    failures = []
+    for command in commands:
         start = time.perf_counter()
-        result = run_documented(command, tmp_path)
-        ran += 1
+        result = run_documented(command, folder)
         seconds = time.perf_counter() - start
         if result.returncode != 0:
             failures.append(f"{command.line}: exit {result.returncode} after {seconds:.0f} s: {result.stderr[-400:]}")
         elif command.output is not None and not command.script.startswith("benchmarks."):  # timings vary
-            missing = missing_lines(command.output, result.stdout + result.stderr, tmp_path)
+            missing = missing_lines(command.output, result.stdout + result.stderr, folder)
             if missing:
                 failures.append(f"{command.line}: the document shows lines it did not print: {missing[:5]}")
     assert not failures, "\n".join(failures)
-    if not ran:
-        pytest.skip(f"{document}: no command runs offline within the slow tier")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("document", [d for d in DOCUMENT_NAMES if runnable(d, long_too=False)])
+def test_documented_commands_run_offline_as_written(document, tmp_path):
+    """Each document's runnable commands that take seconds, in document order, in one fresh folder."""
+    run_in_order(runnable(document, long_too=False), tmp_path)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("document", [d for d in DOCUMENT_NAMES if runnable(d, long_too=True)])
+def test_documented_commands_run_offline_as_written_long_ones_too(document, tmp_path):
+    """The same with the commands that take minutes (recipe.MD's whole embedded recipe among them)."""
+    run_in_order(runnable(document, long_too=True), tmp_path)
