@@ -34,7 +34,8 @@ def run_suite(log: Path, junit: Path) -> int:
     """Run the fault suite; one progress line per test file as it finishes (pytest -v names each case)."""
     env = {**os.environ, FAULT_LOG: str(log)}
     files = sorted(str(p.relative_to(REPO)) for p in (REPO / "tests").glob("test_faults_*.py"))
-    command = [sys.executable, "-m", "pytest", "-v", "-p", "no:cacheprovider", "-m", "slow or not slow"]
+    # one test at a time (-n 0): the cases' subprocesses time themselves, and -v's lines come file by file
+    command = [sys.executable, "-m", "pytest", "-v", "-n", "0", "-p", "no:cacheprovider", "-m", "slow or not slow"]
     command += [f"--junitxml={junit}", *files]
     with Steps(len(files), "fault test files") as steps:
         process = subprocess.Popen(
@@ -74,6 +75,36 @@ def subprocess_cases(junit: Path) -> list[dict]:
                 "kind": "signal",
                 "one_line": not failed,
                 "traceback": failed,
+                "partial_files": [],
+                "rows_changed": [],
+                "lost": [],
+            }
+        )
+    return cases
+
+
+def lock_cases(junit: Path) -> list[dict]:
+    """Forged and stale lock cases (tests/test_faults_security_store.py): in-process and subprocess tests that
+    each assert the whole contract (the lock is judged stale or live as it must be, the command finishes,
+    nothing hangs), counted from pytest's results as the signal cases are."""
+    cases = []
+    for case in ElementTree.parse(junit).iter("testcase"):
+        if "security" not in case.get("classname", "") or "lock" not in case.get("name", "").lower():
+            continue
+        if "symlink" in case.get("name", ""):  # .locks as a symlink: a symlink case, logged by run_case
+            continue
+        if case.find("skipped") is not None:
+            continue
+        failed = case.find("failure") is not None or case.find("error") is not None
+        cases.append(
+            {
+                "script": "training.locks",
+                "kind": "security",
+                "threat": "locks",
+                "status": 1 if failed else 0,
+                "one_line": not failed,
+                "traceback": failed,
+                "victim_touched": False,
                 "partial_files": [],
                 "rows_changed": [],
                 "lost": [],
@@ -161,7 +192,7 @@ def main(argv=None) -> int:
         log, junit = Path(folder) / "faults.jsonl", Path(folder) / "junit.xml"
         status = run_suite(log, junit)
         records = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
-        records += subprocess_cases(junit)
+        records += subprocess_cases(junit) + lock_cases(junit)
     print(table(records))
     if status:
         print(f"\nthe fault suite itself failed (pytest exit status {status}): rerun it to see which case")
