@@ -7,8 +7,7 @@ document is covered without editing this file. What cannot run here is skipped b
 :data:`SKIPS`, each with its reason (a network download, a GPU, a cluster, a user's own file); a rule
 that no longer matches any command fails, so the list cannot go stale. Commands that take minutes on
 two cores, and documents built on such a command (:data:`LONG`, :data:`LONG_DOCUMENTS`), run in the
-``long`` tier, which neither default nor slow selects: ``python3 -m pytest -q -m long -n 0`` (about an
-hour on two cores).
+``long`` tier, which neither default nor slow selects: ``python3 -m pytest -q -m long -n 0``.
 """
 
 from __future__ import annotations
