@@ -37,7 +37,9 @@ running_pid() {
 	pid="$(tr -dc '0-9' <"$file")"
 	[[ -n "$pid" && "$pid" -gt 1 && -r "/proc/$pid/comm" ]] || return 0
 	# comm is the program's name (at most 15 characters): a reused pid of another program is not ours
-	[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1"* ]] && echo "$pid"
+	[[ "$(cat "/proc/$pid/comm" 2>/dev/null)" == "$1"* ]] || return 0
+	# a killed daemon whose parent has not reaped it yet is a zombie (state Z): not running
+	[[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f1)" != "Z" ]] && echo "$pid"
 	return 0
 }
 
