@@ -94,6 +94,14 @@ def test_long_runs_piped_to_a_file_are_never_silent(argv, tmp_path):
         stage_lines = [x for _, x in result.lines if "stages" in x]
         assert {x.split("] ")[1].split(":")[0] for x in stage_lines} == {"digits", "synthetic"}
         for _, x in result.lines:
-            match = re.search(r"runs (\d+)–(\d+) of (\d+)", x)
+            match = re.search(r"runs? (\d+)(?:–(\d+))? of (\d+)", x)
             if match:
-                assert 1 <= int(match[1]) <= int(match[2]) <= int(match[3])
+                assert 1 <= int(match[1]) <= int(match[2] or match[1]) <= int(match[3])
+        announced, trained = {}, {}  # (dataset, stage) → runs announced as training / the stage's "N trained"
+        for _, x in result.lines:
+            if match := re.search(r"(\w+): ([^:\]]+): training (\d+) run\(s\)", x):
+                key = (match[1], match[2])
+                announced[key] = announced.get(key, 0) + int(match[3])
+            elif match := re.search(r"(\w+): \d+/\d+ stages: ([^:]+): (\d+) trained", x):
+                trained[(match[1], match[2])] = int(match[3])
+        assert announced and announced == {key: n for key, n in trained.items() if n}

@@ -299,9 +299,14 @@ def _train_and_publish(held: list[TrainConfig], data: DeviceData, ctx: StageCont
             writers = [stack.enter_context(writing(ctx.store, config, ctx.locks[config])) for config in members]
             stage = members[0].stage.label
             last, first = first + len(members) - 1, first + len(members)
+            if len(members) == len(held):
+                part = ""
+            elif len(members) == 1:
+                part = f" (run {last} of {len(held)})"
+            else:
+                part = f" (runs {last - len(members) + 1}–{last} of {len(held)})"
             ctx.announce(
-                f"{stage}: training {len(members)} run(s) (runs {last - len(members) + 1}–{last} of {len(held)}); "
-                f"log of the first: {writers[0].folder / 'log.csv'}"
+                f"{stage}: training {len(members)} run(s){part}; log of the first: {writers[0].folder / 'log.csv'}"
             )
             started, start = time.time(), time.perf_counter()
 
