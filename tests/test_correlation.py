@@ -268,6 +268,7 @@ def test_save_figures_under_a_refusing_folder_leaves_nothing(tmp_path):
 # -- the command ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # the whole command on two inputs with its figures: 3 s
 def test_cli_writes_one_table_and_figures_per_input(tmp_path, capsys):
     data = save_planted(tmp_path / "planted.npz")
     tiny = make_synthetic(

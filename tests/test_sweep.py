@@ -114,6 +114,7 @@ def test_a_file_that_is_not_a_sweep_file_is_one_usage_error(tmp_path, capsys, ma
     assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err
 
 
+@pytest.mark.slow  # fresh interpreters in other folders: 2 s
 def test_sweep_files_are_found_here_first_then_among_the_shipped_ones_by_name(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)  # outside the repository
     for name in ("paper", "paper.toml", "sweeps/paper.toml"):
