@@ -16,7 +16,7 @@ from typing import Sequence
 
 from training.settings import SETTINGS, add_filter_arguments, filter_values
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_seed, add_verbose, add_which, configure_logging
+from utils.cli import Parser, add_out_dir, add_seed, add_store, add_verbose, add_which, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
 # --ctype picks the chains here (default cc); --which is the checkpoint to plot, so the students'
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_seed(pick, 0)
     # One filter per setting of the table (training.settings): --lr, --wd, --optimizer, --select …
     add_filter_arguments(pick, skip=NOT_FILTERS)
-    pick.add_argument("-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store")
+    add_store(pick, help="the run store")
     pick.add_argument(
         "--runs",
         type=Path,

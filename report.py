@@ -17,7 +17,7 @@ from typing import Sequence
 
 from training.settings import add_filter_arguments, check_value, filter_values
 from utils import checks
-from utils.cli import Parser, add_out_dir, add_verbose, configure_logging
+from utils.cli import Parser, add_out_dir, add_store, add_verbose, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 
 DEFAULT_GAIN_ETAS = (0.5, 0.6, 0.7, 0.8, 0.9)
@@ -27,14 +27,7 @@ METRICS = ("test", "final", "train")
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="report.py", description=__doc__.split("\n\n")[0])
     source = parser.add_argument_group("runs")
-    source.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        default=Path("checkpoints"),
-        metavar="DIR",
-        help="the run store train_linear.py wrote",
-    )
+    add_store(source, help="the run store train_linear.py wrote")
     source.add_argument(
         "--results",
         type=Path,

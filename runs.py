@@ -13,11 +13,10 @@ import argparse
 import json
 import os
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 from training.settings import add_filter_arguments, filter_values, same_value
-from utils.cli import Parser, add_verbose
+from utils.cli import Parser, add_store, add_verbose
 from utils.errors import UsageError, exits_cleanly, run_script
 
 STATES = ("complete", "old-format", "damaged", "in-progress")
@@ -27,10 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="runs.py", description=__doc__.split("\n\n")[0])
     # -c works before and after the subcommand (`runs.py -c DIR list`, `runs.py list -c DIR`): the
     # subcommand's copy has no default, so that it overrides the top-level value only when given.
-    store = dict(type=Path, metavar="DIR", help="the run store (default: checkpoints)")
-    parser.add_argument("-c", "--checkpoint", default=Path("checkpoints"), **store)
+    add_store(parser, help="the run store")
     common = Parser(add_help=False)
-    common.add_argument("-c", "--checkpoint", default=argparse.SUPPRESS, **store)
+    add_store(common, help="the run store (default: checkpoints)", default=argparse.SUPPRESS)
     add_verbose(common)
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", parents=[common], help="every run with its state")

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from utils.cli import Parser, add_verbose, configure_logging
+from utils.cli import Parser, add_store, add_verbose, configure_logging
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 
 LAUNCHERS = ("local", "ray", "slurm")
@@ -76,14 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     places = parser.add_argument_group("files")
-    places.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        default=Path("checkpoints"),
-        metavar="DIR",
-        help="the run store: one folder per run",
-    )
+    add_store(places)
     places.add_argument(
         "--csv-dir",
         type=Path,

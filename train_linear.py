@@ -17,7 +17,7 @@ from typing import Sequence
 from training.config import TrainConfig
 from training.settings import SETTINGS, add_train_arguments, values_from_args
 from utils import checks
-from utils.cli import Parser, add_bool_flag, add_seeds, add_threads, add_verbose, configure_logging
+from utils.cli import Parser, add_bool_flag, add_seeds, add_store, add_threads, add_verbose, configure_logging
 from utils.errors import UsageError, exits_cleanly, run_script
 from utils.progress import interactive, line
 from utils.stages import BASELINES, Stage
@@ -81,14 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_threads(optim, help="CPU threads for training (0: one for small problems, else every available CPU)")
 
     out = parser.add_argument_group("outputs")
-    out.add_argument(
-        "-c",
-        "--checkpoint",
-        type=Path,
-        default=Path("checkpoints"),
-        metavar="DIR",
-        help="the run store: one folder per run",
-    )
+    add_store(out)
     out.add_argument(
         "--csv", type=Path, metavar="FILE", help="results CSV the runs are exported to (default ./results/<ctype>.csv)"
     )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from utils.cli import Parser, add_threads
+from utils.cli import Parser, add_store, add_threads
 from utils.errors import UsageError, UserError, exits_cleanly, run_script
 from utils.stages import Stage
 
@@ -26,9 +26,7 @@ LOG = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference_digits
 
 def build_parser() -> Parser:
     parser = Parser(prog="python3 -m scripts.reference_replay", description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "-c", "--checkpoint", type=Path, default=Path("checkpoints"), metavar="DIR", help="the run store"
-    )
+    add_store(parser, help="the run store")
     parser.add_argument("--wd", type=float, required=True, help="the run's weight decay (the log has 5e-4 and 0.01)")
     parser.add_argument("--seed", type=int, required=True, help="the run's seed")
     parser.add_argument("--corruption", type=float, required=True, help="the run's η")

@@ -22,6 +22,7 @@ from training.config import TrainConfig
 from training.jobs import ChainJob, ExtractJob, JobState
 from training.settings import SETTINGS, chain_settings, default_lr_wd
 from utils import checks
+from utils.cli import DEFAULT_STORE
 from utils.device import DEVICE_CHOICES
 from utils.errors import UsageError, UserError
 from utils.stages import BASELINES, Stage
@@ -102,7 +103,7 @@ class Sweep:
 class Places:
     """Where a sweep reads and writes (the CLI's flags)."""
 
-    store: Path = Path("checkpoints")
+    store: Path = DEFAULT_STORE
     csv_dir: Path = Path("results")
     data_root: Path | None = None
     feature_root: Path | None = None

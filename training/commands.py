@@ -15,9 +15,8 @@ from typing import Sequence
 
 from training.config import TrainConfig
 from training.settings import setting_flags
+from utils.cli import DEFAULT_STORE
 from utils.stages import Stage
-
-DEFAULT_STORE = Path("checkpoints")
 
 
 def data_flags(config: TrainConfig) -> list[str]:

@@ -156,10 +156,17 @@ def add_threads(parser, default: int = 0, help: str | None = None) -> None:
     )
 
 
+DEFAULT_STORE = Path("checkpoints")  # the run store's folder when -c is not given
+
+
+def add_store(parser, help: str = "the run store: one folder per run", **extra) -> None:
+    """``-c/--checkpoint DIR``: the run store, the same flag in every script that reads or writes runs."""
+    extra.setdefault("default", DEFAULT_STORE)
+    parser.add_argument("-c", "--checkpoint", type=Path, metavar="DIR", help=help, **extra)
+
+
 def add_out_dir(parser, default, help: str = "output folder") -> None:
     """``--out DIR``: the folder a command writes into (every script: a folder, never a file)."""
-    from pathlib import Path
-
     parser.add_argument("--out", type=Path, default=Path(default), metavar="DIR", help=help)
 
 
